@@ -1,0 +1,325 @@
+"""The ``harmonize`` command line: each command parses, calls one library function, prints.
+
+>>> from click.testing import CliRunner
+>>> CliRunner().invoke(cli, ["--version"]).output.startswith("harmonize")
+True
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import duckdb
+import pandas as pd
+
+from harmonize import __version__, sql
+from harmonize.config import (
+    DEFAULT_DEVICE,
+    DEFAULT_INDEX,
+    DEFAULT_K,
+    DEFAULT_MODEL,
+    DEFAULT_STRATEGY,
+    DEMO_WORKSPACE,
+    DEVICES,
+    INDEX_TYPES,
+    PREVIEW_ROWS,
+    STRATEGIES,
+    WORKSPACE_ENV,
+)
+from harmonize.errors import HarmonizeError, QueryError
+from harmonize.output import FORMATS, render, shorten
+from harmonize.workspace import Workspace
+
+
+class HarmonizeGroup(click.Group):
+    """Turns every HarmonizeError and usage error into ``Error: ...`` with exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HarmonizeError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            if not standalone_mode:
+                raise
+            exc.show()
+            sys.exit(1)
+        except click.Abort:
+            if not standalone_mode:
+                raise
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
+class State:
+    def __init__(self, workspace: Path, quiet: bool, explicit: bool):
+        self.ws = Workspace(workspace)
+        self.quiet = quiet
+        self.explicit_workspace = explicit
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text)
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group(cls=HarmonizeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    envvar=WORKSPACE_ENV,
+    show_default="current directory",
+    help=f"Workspace folder (harmonize.duckdb + indexes/). Env: {WORKSPACE_ENV}.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or chatter, results only.")
+@click.version_option(__version__, prog_name="harmonize")
+@click.pass_context
+def cli(ctx: click.Context, workspace: Path, quiet: bool) -> None:
+    """Map clinical concept codes between hospital sites with embeddings, FAISS and DuckDB.
+
+    \b
+    Example:
+      harmonize add-site siteA --vocab a.csv
+      harmonize add-site siteB --vocab b.csv
+      harmonize build-index --site siteA && harmonize build-index --site siteB
+      harmonize map --source siteB --target siteA --k 5
+    """
+    source = ctx.get_parameter_source("workspace")
+    explicit = source not in (click.core.ParameterSource.DEFAULT, None)
+    ctx.obj = State(workspace, quiet, explicit)
+
+
+@cli.command("add-site")
+@click.argument("name")
+@click.option("--vocab", "vocab", required=True, type=click.Path(path_type=Path),
+              help="CSV/TSV/Parquet with columns code, description [system, parent_code, frequency].")
+@click.option("--events", "events", type=click.Path(path_type=Path),
+              help="Optional long-format events: subject_id, code [, time, value].")
+@click.option("--replace", is_flag=True, help="Replace the site if it already exists.")
+@pass_state
+def add_site_cmd(state: State, name: str, vocab: Path, events: Path | None, replace: bool) -> None:
+    """Store a site's vocabulary (and events) in the workspace.
+
+    \b
+    Example:
+      harmonize add-site siteA --vocab a.csv --events a_events.csv
+    """
+    from harmonize.sites import add_site
+
+    result = add_site(state.ws, name, vocab, events_path=events, replace=replace)
+    click.echo(result.message)
+
+
+@cli.command("sites")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@pass_state
+def sites_cmd(state: State, fmt: str) -> None:
+    """List sites with their concept counts and indexes (and whether those are stale).
+
+    \b
+    Example:
+      harmonize sites
+    """
+    from harmonize.sites import list_sites
+
+    rows = []
+    for info in list_sites(state.ws):
+        indexes = ", ".join(
+            f"{s.model} ({s.state})" for s in info.indexes
+        ) or "none"
+        rows.append(
+            {
+                "site": info.site,
+                "concepts": info.n_concepts,
+                "events": info.n_events,
+                "subjects": info.n_subjects,
+                "indexes": indexes,
+            }
+        )
+    click.echo(render(pd.DataFrame(rows), fmt), nl=False)
+
+
+@cli.command("build-index")
+@click.option("--site", required=True, help="The site whose descriptions to embed.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="minilm, lexical, hf-cls:PATH, hf-mean:PATH, precomputed:FILE, or a folder.")
+@click.option("--device", type=click.Choice(DEVICES), default=DEFAULT_DEVICE, show_default=True)
+@click.option("--index", "index_type", type=click.Choice(INDEX_TYPES), default=DEFAULT_INDEX,
+              show_default=True, help="flat is exact; hnsw is approximate and faster at scale.")
+@click.option("--force", is_flag=True, help="Rebuild even when the index is up to date.")
+@pass_state
+def build_index_cmd(state: State, site: str, model: str, device: str, index_type: str,
+                    force: bool) -> None:
+    """Embed a site's descriptions (cached) and build its FAISS index.
+
+    \b
+    Example:
+      harmonize build-index --site siteA --model minilm
+    """
+    from harmonize.index import build_site_index
+
+    result = build_site_index(
+        state.ws.require(), site, model, device=device, index_type=index_type, force=force,
+        progress=not state.quiet,
+    )
+    click.echo(result.message)
+
+
+@cli.command("map")
+@click.option("--source", required=True, help="Site whose concepts are mapped.")
+@click.option("--target", required=True, help="Site whose concepts they are mapped onto.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--k", default=DEFAULT_K, show_default=True, type=int,
+              help="Candidates kept per source concept.")
+@click.option("--min-score", type=float, default=None,
+              help="Cosine below which a source concept gets no mapping.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=DEFAULT_STRATEGY,
+              show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the mappings to this CSV file.")
+@click.option("--device", type=click.Choice(DEVICES), default=DEFAULT_DEVICE, show_default=True)
+@click.option("--limit", default=PREVIEW_ROWS, show_default=True, type=int,
+              help="Rows of the mapping to print (0 for all).")
+@pass_state
+def map_cmd(state: State, source: str, target: str, model: str, k: int, min_score: float | None,
+            strategy: str, output: Path | None, device: str, limit: int) -> None:
+    """Map every concept of SOURCE onto its nearest concepts of TARGET.
+
+    \b
+    Example:
+      harmonize map --source siteB --target siteA --k 5 --strategy mutual
+    """
+    from harmonize.mapping import map_sites
+
+    result = map_sites(state.ws, source, target, model=model, k=k, min_score=min_score,
+                       strategy=strategy, output=output, device=device)
+    frame = result.mappings.copy()
+    for column in ("source_description", "target_description"):
+        frame[column] = frame[column].map(shorten)
+    shown = frame if limit <= 0 else frame.head(limit)
+    click.echo(render(shown, "table"), nl=False)
+    if len(frame) > len(shown):
+        click.echo(f"... {len(frame) - len(shown)} more rows (use --limit 0, --output FILE.csv, "
+                   "or 'harmonize sql' on mapped_concepts)")
+    click.echo(result.summary)
+    if output is not None:
+        click.echo(f"wrote {output}")
+
+
+@cli.command("sql")
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@pass_state
+def sql_cmd(state: State, query: str, fmt: str) -> None:
+    """Run read-only SQL on the workspace (tables sites, concepts, events, candidates,
+    mappings; view mapped_concepts).
+
+    \b
+    Example:
+      harmonize sql "SELECT * FROM mapped_concepts WHERE source_site = 'siteB' LIMIT 5"
+    """
+    with state.ws.connect(read_only=True) as con:
+        try:
+            frame = con.execute(query).df()
+        except duckdb.Error as exc:
+            raise QueryError(f"SQL failed: {exc}") from exc
+        except TypeError as exc:  # DuckDB returns no result for statements without one
+            raise QueryError(f"SQL returned no result set: {exc}") from exc
+    click.echo(render(frame, fmt), nl=False)
+
+
+@cli.command("query")
+@click.argument("name", required=False)
+@click.option("--param", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
+              help="A parameter of the query (repeatable).")
+@click.option("--list", "list_", is_flag=True, help="List the named queries and their parameters.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@pass_state
+def query_cmd(state: State, name: str | None, params: tuple[tuple[str, str], ...], list_: bool,
+              fmt: str) -> None:
+    """Run a named query from sql/NAME.sql (or the workspace's sql/) with bound parameters.
+
+    \b
+    Example:
+      harmonize query unmapped --param source siteB --param target siteA
+      harmonize query --list
+    """
+    if list_ or name is None:
+        rows = [
+            {"query": q.name, "params": ", ".join(q.params) or "-", "description": q.description}
+            for q in sql.list_queries(state.ws.sql_dir)
+        ]
+        click.echo(render(pd.DataFrame(rows), fmt), nl=False)
+        return
+    query = sql.load_query(name, state.ws.sql_dir)
+    values = dict(params)
+    if len(values) != len(params):
+        raise QueryError("a --param was given twice")
+    with state.ws.connect(read_only=True) as con:
+        try:
+            frame = sql.execute(con, query, values).df()
+        except duckdb.Error as exc:
+            raise QueryError(f"query '{name}' failed: {exc}") from exc
+    click.echo(render(frame, fmt), nl=False)
+
+
+@cli.command("demo")
+@click.option("--patients", default=1000, show_default=True, type=click.IntRange(10, 1_000_000),
+              help="Patients sampled per site.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--model", "models", multiple=True, default=("lexical", "minilm"),
+              show_default=True, help="Models to compare (repeatable).")
+@click.pass_context
+def demo_cmd(ctx: click.Context, patients: int, seed: int, models: tuple[str, ...]) -> None:
+    """Build the two-site influenza demo and show what mapping gets right.
+
+    Writes into --workspace when given, else ./demo-workspace.
+    """
+    from harmonize.demo import run_demo
+
+    state: State = ctx.obj
+    ws = state.ws if state.explicit_workspace else Workspace(Path(DEMO_WORKSPACE))
+    result = run_demo(ws, n_patients=patients, models=models, random_state=seed,
+                      echo=click.echo, progress=not state.quiet)
+    rows = [
+        {"model": m, "n": int(v["n"]), "top1": v["top1"], "top5": v["top5"], "mrr": v["mrr"]}
+        for m, v in result.metrics.items()
+    ]
+    click.echo("\nMapping accuracy, target -> source, against the demo's true mapping:")
+    click.echo(render(pd.DataFrame(rows), "table"), nl=False)
+    recoded = result.recoded
+    first = recoded[(recoded["subject_id"] == recoded["subject_id"].iloc[0])
+                    & (recoded["value"] == "P")]
+    click.echo(f"\nTarget patient {recoded['subject_id'].iloc[0]}'s findings in source codes "
+               "(query recode_events):")
+    click.echo(render(first[["code", "mapped_code", "mapped_description", "value", "score"]], "table"), nl=False)
+    ws_flag = f"--workspace {ws.root}"
+    click.echo("\nTry next:")
+    click.echo(f"  harmonize {ws_flag} sites")
+    click.echo(f"  harmonize {ws_flag} sql \"SELECT * FROM mapped_concepts ORDER BY score LIMIT 10\"")
+    click.echo(f"  harmonize {ws_flag} query unmapped --param source target --param target source")
+    click.echo(f"  harmonize {ws_flag} map --source target --target source --strategy mutual")
+
+
+def main() -> None:
+    cli(prog_name="harmonize")
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["cli", "main", "json"]

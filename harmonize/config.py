@@ -1,0 +1,52 @@
+"""Defaults in one place.
+
+>>> DEFAULT_MODEL
+'minilm'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DB_FILENAME = "harmonize.duckdb"
+INDEX_DIRNAME = "indexes"
+CACHE_DIRNAME = "cache"
+INDEX_FILENAME = "index.faiss"
+META_FILENAME = "meta.json"
+WORKSPACE_ENV = "HARMONIZE_WORKSPACE"
+DEMO_WORKSPACE = "demo-workspace"
+
+DEFAULT_MODEL = "minilm"
+DEFAULT_DEVICE = "auto"
+DEFAULT_INDEX = "flat"
+DEFAULT_K = 5
+DEFAULT_STRATEGY = "best"
+STRATEGIES = ("best", "mutual", "one-to-one")
+INDEX_TYPES = ("flat", "hnsw")
+DEVICES = ("auto", "cpu", "gpu")
+
+# Texts are embedded in chunks so the cache can be saved and progress shown between them.
+ENCODE_BATCH_SIZE = 64
+ENCODE_CHUNK_SIZE = 2048
+
+# HNSW: M links per node; efConstruction/efSearch trade build and query time for recall.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 128
+
+# The lexical baseline hashes character n-grams into this many dimensions.
+LEXICAL_DIM = 4096
+LEXICAL_NGRAMS = (2, 4)
+
+# one-to-one assignment builds a dense source x target matrix; refuse beyond this many cells.
+ONE_TO_ONE_MAX_CELLS = 50_000_000
+
+# Rows of a mapping shown on the terminal before "... N more".
+PREVIEW_ROWS = 20
+
+SITE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DATA_DIR = PACKAGE_DIR / "data"
+# SQL lives at the repository root (sql/*.sql), next to the package; a workspace may add its own.
+SQL_DIR = PACKAGE_DIR.parent / "sql"

@@ -1,0 +1,302 @@
+"""FAISS indexes per site and model: build, save, load, search (CPU or GPU), meta.json, staleness.
+
+An index lives in ``indexes/<site>/<model-slug>/`` as ``index.faiss`` plus ``meta.json``.
+Row ``i`` of the index is the site's concept with ``concept_id = i``; the vocabulary hash in
+meta.json proves the rows still match the stored vocabulary.
+
+>>> import numpy as np
+>>> vecs = np.eye(3, dtype="float32")
+>>> scores, ids = search(build_faiss(vecs, "flat"), vecs[:1], k=2)
+>>> ids[0].tolist(), scores[0].round(3).tolist()
+([0, 1], [1.0, 0.0])
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import faiss
+import numpy as np
+
+from harmonize import __version__, sql
+from harmonize.config import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    HNSW_M,
+    INDEX_FILENAME,
+    INDEX_TYPES,
+    META_FILENAME,
+)
+from harmonize.embed import EmbeddingCache, Encoder, embed_texts, get_encoder, resolve_device
+from harmonize.errors import HarmonizeError, IndexStateError, InputError
+from harmonize.workspace import Workspace, atomic_path, atomic_write_json
+
+
+def gpu_available() -> bool:
+    """True when this faiss build has GPU support and sees at least one GPU."""
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def faiss_device(device: str) -> str:
+    """``auto`` becomes ``gpu`` only with faiss-gpu and a visible GPU."""
+    if device == "gpu" and not gpu_available():
+        raise HarmonizeError(
+            "--device gpu: this FAISS has no GPU support or sees no GPU. Install the GPU extra "
+            "(pip install -e '.[gpu]', which replaces faiss-cpu) or use --device cpu."
+        )
+    if device == "auto":
+        return "gpu" if gpu_available() else "cpu"
+    return device
+
+
+_GPU_RESOURCES = None
+
+
+def _to_gpu(index: faiss.Index) -> faiss.Index:
+    global _GPU_RESOURCES
+    if _GPU_RESOURCES is None:
+        _GPU_RESOURCES = faiss.StandardGpuResources()
+    return faiss.index_cpu_to_gpu(_GPU_RESOURCES, 0, index)
+
+
+def build_faiss(vectors: np.ndarray, kind: str = "flat", device: str = "cpu") -> faiss.Index:
+    """A cosine index (inner product over unit vectors) holding ``vectors`` as rows 0..n-1.
+
+    Flat is exact. HNSW is approximate and built on the CPU (FAISS has no GPU HNSW); a flat
+    index is filled on the GPU when ``device='gpu'`` and returned as a CPU index for saving.
+    """
+    if kind not in INDEX_TYPES:
+        raise InputError(f"unknown index type '{kind}': use {' or '.join(INDEX_TYPES)}")
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = vectors.shape[1]
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.add(vectors)
+        return index
+    index = faiss.IndexFlatIP(dim)
+    if device == "gpu":
+        gpu_index = _to_gpu(index)
+        gpu_index.add(vectors)
+        return faiss.index_gpu_to_cpu(gpu_index)
+    index.add(vectors)
+    return index
+
+
+def search(
+    index: faiss.Index, queries: np.ndarray, k: int, device: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows for each query: (scores, ids), best first; k is capped at the
+    index size so no ``-1`` ids come back."""
+    k = min(k, index.ntotal)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if k == 0 or len(queries) == 0:
+        return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+    if isinstance(index, faiss.IndexHNSWFlat):
+        index.hnsw.efSearch = max(HNSW_EF_SEARCH, 2 * k)
+    elif device == "gpu":
+        index = _to_gpu(index)
+    scores, ids = index.search(queries, k)
+    return scores, ids
+
+
+def vectors_of(index: faiss.Index) -> np.ndarray:
+    """All stored vectors in row order (flat and HNSW both keep them)."""
+    return index.reconstruct_n(0, index.ntotal)
+
+
+def write_index(folder: Path, index: faiss.Index, meta: dict[str, Any]) -> None:
+    """Writes index.faiss then meta.json, each atomically; meta.json last, so a crash between
+    leaves an index whose meta no longer matches it, which load refuses."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / INDEX_FILENAME) as tmp:
+        faiss.write_index(index, str(tmp))
+        meta = {**meta, "index_bytes": tmp.stat().st_size}
+    atomic_write_json(folder / META_FILENAME, meta)
+
+
+def read_meta(folder: Path) -> dict[str, Any] | None:
+    path = folder / META_FILENAME
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"corrupt": True}
+    return meta if isinstance(meta, dict) else {"corrupt": True}
+
+
+def read_index(folder: Path, meta: dict[str, Any]) -> faiss.Index:
+    """Loads index.faiss and checks it is the file meta.json describes."""
+    path = folder / INDEX_FILENAME
+    if not path.is_file() or path.stat().st_size != meta.get("index_bytes"):
+        raise IndexStateError(f"{path} is missing or does not match {folder / META_FILENAME}")
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise IndexStateError(f"{path} is corrupt: {exc}") from exc
+    if index.ntotal != meta.get("count") or index.d != meta.get("dim"):
+        raise IndexStateError(f"{path} holds {index.ntotal}x{index.d}, meta.json says otherwise")
+    return index
+
+
+@dataclass
+class IndexStatus:
+    """Whether a site's index for one model can be used, and if not, why."""
+
+    site: str
+    model: str
+    folder: Path
+    state: str  # "fresh", "stale" or "missing"
+    reason: str
+    meta: dict[str, Any] | None
+
+    @property
+    def rebuild_command(self) -> str:
+        return f"harmonize build-index --site {self.site} --model {self.model} --force"
+
+
+def index_status(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, site: str, encoder: Encoder
+) -> IndexStatus:
+    """Compares an index's meta.json with the site's stored vocabulary and the encoder."""
+    info = ws.require_site(con, site)
+    folder = ws.index_dir(site, encoder.slug)
+    meta = read_meta(folder)
+
+    def status(state: str, reason: str) -> IndexStatus:
+        return IndexStatus(site, encoder.spec, folder, state, reason, meta)
+
+    if meta is None or not (folder / INDEX_FILENAME).is_file():
+        return status("missing", "no index built yet")
+    if meta.get("corrupt"):
+        return status("stale", "meta.json is unreadable")
+    if meta.get("vocab_sha256") != info["vocab_sha256"]:
+        return status("stale", "the site's vocabulary changed since the index was built")
+    if meta.get("model_fingerprint") != encoder.fingerprint:
+        return status("stale", "the model's weights or file changed since the index was built")
+    return status("fresh", "up to date")
+
+
+@dataclass
+class BuildResult:
+    site: str
+    model: str
+    folder: Path
+    built: bool
+    count: int
+    dim: int
+    index_type: str
+    device: str
+    seconds: float
+    n_embedded: int
+    message: str
+
+
+def build_site_index(
+    ws: Workspace,
+    site: str,
+    model: str,
+    device: str = "auto",
+    index_type: str = "flat",
+    force: bool = False,
+    progress: bool = False,
+) -> BuildResult:
+    """Embeds a site's descriptions (through the cache) and writes its FAISS index.
+
+    >>> # build_site_index(Workspace("."), "siteA", "minilm")
+    """
+    if index_type not in INDEX_TYPES:
+        raise InputError(f"unknown index type '{index_type}': use {' or '.join(INDEX_TYPES)}")
+    encoder = get_encoder(model)
+    started = time.perf_counter()
+    with ws.connect(read_only=True) as con:
+        status = index_status(ws, con, site, encoder)
+        concepts = sql.run_internal(con, "site_concepts", site=site).df()
+        info = ws.require_site(con, site)
+    if status.state == "fresh" and not force and status.meta.get("index_type") == index_type:
+        return BuildResult(
+            site, encoder.spec, status.folder, False, int(status.meta["count"]),
+            int(status.meta["dim"]), index_type, status.meta.get("device", "cpu"), 0.0, 0,
+            f"index for site '{site}' (model {encoder.spec}) is up to date; "
+            "nothing to do (use --force to rebuild)",
+        )
+    texts = concepts["description"].tolist()
+    torch_device = resolve_device(device) if encoder.cacheable else "cpu"
+    index_device = faiss_device(device)
+    cache = EmbeddingCache(ws.cache_dir, encoder) if encoder.cacheable else None
+    before = len(cache) if cache is not None else 0
+    vectors = embed_texts(
+        encoder, texts, cache=cache, device=torch_device, progress=progress,
+        desc=f"embedding {site}",
+    )
+    n_embedded = (len(cache) - before) if cache is not None else len(set(texts))
+    index = build_faiss(vectors, index_type, index_device)
+    meta = {
+        "site": site,
+        "model": encoder.spec,
+        "model_fingerprint": encoder.fingerprint,
+        "dim": int(vectors.shape[1]),
+        "count": int(index.ntotal),
+        "index_type": index_type,
+        "metric": "inner_product",
+        "normalized": True,
+        "vocab_sha256": info["vocab_sha256"],
+        "harmonize_version": __version__,
+        "faiss_version": faiss.__version__,
+        "device": index_device,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_index(status.folder, index, meta)
+    seconds = time.perf_counter() - started
+    return BuildResult(
+        site, encoder.spec, status.folder, True, int(index.ntotal), int(vectors.shape[1]),
+        index_type, index_device, seconds, n_embedded,
+        f"built {index_type} index for site '{site}' with model {encoder.spec}: "
+        f"{index.ntotal} concepts, dim {vectors.shape[1]}, {n_embedded} newly embedded, "
+        f"{seconds:.1f}s on {index_device}",
+    )
+
+
+def load_site_index(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, site: str, encoder: Encoder
+) -> tuple[faiss.Index, dict[str, Any]]:
+    """A site's index for ``encoder``, refusing one that is missing or stale."""
+    status = index_status(ws, con, site, encoder)
+    if status.state == "missing":
+        raise IndexStateError(
+            f"no index for site '{site}' with model {encoder.spec}. "
+            f"Run 'harmonize build-index --site {site} --model {encoder.spec}' first."
+        )
+    if status.state == "stale":
+        raise IndexStateError(
+            f"index for site '{site}' (model {encoder.spec}) is stale: {status.reason}. "
+            f"Run '{status.rebuild_command}'."
+        )
+    return read_index(status.folder, status.meta), status.meta
+
+
+def site_index_statuses(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, site: str
+) -> list[IndexStatus]:
+    """Every index folder of a site, with its state (for ``harmonize sites``)."""
+    root = ws.index_root / site
+    out = []
+    if not root.is_dir():
+        return out
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        meta = read_meta(folder)
+        if meta is None or meta.get("corrupt") or "model" not in meta:
+            out.append(IndexStatus(site, folder.name, folder, "stale", "meta.json unreadable", meta))
+            continue
+        try:
+            encoder = get_encoder(meta["model"])
+            out.append(index_status(ws, con, site, encoder))
+        except HarmonizeError as exc:
+            out.append(IndexStatus(site, meta["model"], folder, "stale", str(exc), meta))
+    return out

@@ -1,0 +1,211 @@
+"""Source concepts to target concepts: top-k candidates, then one chosen mapping each.
+
+Strategies for choosing among the candidates:
+
+- ``best``: each source concept takes its nearest target concept;
+- ``mutual``: only pairs that are each other's nearest neighbour (precise, fewer rows);
+- ``one-to-one``: a global assignment (Hungarian algorithm) maximising total similarity,
+  so no target concept is used twice.
+
+>>> import numpy as np
+>>> choose_best(np.array([[0.9, 0.5], [0.4, 0.2]]), np.array([[1, 0], [1, 0]]), 0.5).tolist()
+[[0, 1, 0.9]]
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from harmonize import __version__, sql
+from harmonize.config import DEFAULT_K, DEFAULT_MODEL, ONE_TO_ONE_MAX_CELLS, STRATEGIES
+from harmonize.embed import get_encoder
+from harmonize.errors import HarmonizeError, InputError
+from harmonize.index import faiss_device, load_site_index, search, vectors_of
+from harmonize.workspace import Workspace, atomic_path
+
+
+def choose_best(scores: np.ndarray, ids: np.ndarray, min_score: float) -> list[list]:
+    """[source_row, target_row, score] of each source's top candidate at or above min_score."""
+    if scores.shape[1] == 0:
+        return []
+    keep = scores[:, 0] >= min_score
+    return [[int(i), int(ids[i, 0]), float(scores[i, 0])] for i in np.flatnonzero(keep)]
+
+
+def choose_mutual(
+    scores: np.ndarray, ids: np.ndarray, reverse_ids: np.ndarray, min_score: float
+) -> list[list]:
+    """Top candidates whose own nearest source concept is the one that chose them."""
+    return [
+        row for row in choose_best(scores, ids, min_score) if int(reverse_ids[row[1], 0]) == row[0]
+    ]
+
+
+def choose_one_to_one(scores: np.ndarray, ids: np.ndarray, min_score: float) -> list[list]:
+    """A maximum-weight matching over the candidate pairs at or above ``min_score``.
+
+    Weights are ``score + 2`` (positive for every cosine) so the assignment first matches as
+    many source concepts as it can, then maximises their total similarity.
+    """
+    allowed = scores >= min_score
+    rows = np.flatnonzero(allowed.any(axis=1))
+    cols = np.unique(ids[allowed])
+    if len(rows) == 0:
+        return []
+    if len(rows) * len(cols) > ONE_TO_ONE_MAX_CELLS:
+        raise HarmonizeError(
+            f"one-to-one over {len(rows)} x {len(cols)} candidates is too large; "
+            "use --strategy best or mutual, a smaller --k, or a higher --min-score"
+        )
+    col_pos = {int(c): j for j, c in enumerate(cols)}
+    weights = np.zeros((len(rows), len(cols)))
+    for r, i in enumerate(rows):
+        for j in np.flatnonzero(allowed[i]):
+            weights[r, col_pos[int(ids[i, j])]] = scores[i, j] + 2.0
+    r_idx, c_idx = linear_sum_assignment(weights, maximize=True)
+    out = []
+    for r, c in zip(r_idx, c_idx, strict=True):
+        if weights[r, c] > 0:
+            out.append([int(rows[r]), int(cols[c]), float(weights[r, c] - 2.0)])
+    return sorted(out)
+
+
+@dataclass
+class MapResult:
+    run_id: str
+    source: str
+    target: str
+    model: str
+    strategy: str
+    k: int
+    min_score: float | None
+    n_source: int
+    n_mapped: int
+    n_candidates: int
+    seconds: float
+    mappings: pd.DataFrame  # source_code, source_description, target_code, target_description, score
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"mapped {self.n_mapped} of {self.n_source} '{self.source}' concepts onto "
+            f"'{self.target}' (model {self.model}, strategy {self.strategy}, k={self.k}, "
+            f"min-score {'none' if self.min_score is None else f'{self.min_score:g}'}) in {self.seconds:.1f}s; run {self.run_id}"
+        )
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def map_sites(
+    ws: Workspace,
+    source: str,
+    target: str,
+    model: str = DEFAULT_MODEL,
+    k: int = DEFAULT_K,
+    min_score: float | None = None,
+    strategy: str = "best",
+    output: str | Path | None = None,
+    device: str = "auto",
+) -> MapResult:
+    """Maps every concept of ``source`` onto ``target`` and stores candidates and mappings.
+
+    Re-running a pair replaces that pair's candidates and mappings in one transaction.
+
+    >>> # map_sites(Workspace("."), "siteB", "siteA", k=5).mappings.head()
+    """
+    if strategy not in STRATEGIES:
+        raise InputError(f"unknown strategy '{strategy}': use one of {', '.join(STRATEGIES)}")
+    if k < 1:
+        raise InputError(f"--k must be at least 1, got {k}")
+    if min_score is not None and not -1.0 <= min_score <= 1.0:
+        raise InputError(f"--min-score is a cosine similarity between -1 and 1, got {min_score}")
+    if source == target:
+        raise InputError(f"source and target are the same site '{source}': pick two sites")
+    if output is not None:
+        output = Path(output)
+        if output.suffix.lower() != ".csv":
+            raise InputError(f"--output must be a .csv file, got {output}")
+        if not output.parent.resolve().is_dir():
+            raise InputError(f"--output folder does not exist: {output.parent}")
+    floor = -np.inf if min_score is None else float(min_score)
+    started = time.perf_counter()
+    encoder = get_encoder(model)
+    ws.require()
+    dev = faiss_device(device)
+    with ws.connect(read_only=True) as con:
+        ws.require_site(con, source)
+        ws.require_site(con, target)
+        source_index, _ = load_site_index(ws, con, source, encoder)
+        target_index, _ = load_site_index(ws, con, target, encoder)
+        source_codes = sql.run_internal(con, "site_concepts", site=source).df()["code"].to_numpy()
+        target_codes = sql.run_internal(con, "site_concepts", site=target).df()["code"].to_numpy()
+    source_vectors = vectors_of(source_index)
+    scores, ids = search(target_index, source_vectors, k, dev)
+    if strategy == "best":
+        chosen = choose_best(scores, ids, floor)
+    elif strategy == "mutual":
+        _, reverse_ids = search(source_index, vectors_of(target_index), 1, dev)
+        chosen = choose_mutual(scores, ids, reverse_ids, floor)
+    else:
+        chosen = choose_one_to_one(scores, ids, floor)
+
+    run_id = new_run_id()
+    method = f"{encoder.spec}:{strategy}"
+    n_source, width = scores.shape
+    candidates = pd.DataFrame(
+        {
+            "source_site": source,
+            "source_code": np.repeat(source_codes, width),
+            "target_site": target,
+            "target_code": target_codes[ids.reshape(-1)] if width else np.array([], dtype=object),
+            "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), n_source),
+            "score": scores.reshape(-1).astype(np.float64),
+            "method": method,
+            "run_id": run_id,
+        }
+    )
+    chosen_arr = np.array(chosen, dtype=object).reshape(-1, 3)
+    mappings = pd.DataFrame(
+        {
+            "source_site": source,
+            "source_code": source_codes[chosen_arr[:, 0].astype(int)],
+            "target_site": target,
+            "target_code": target_codes[chosen_arr[:, 1].astype(int)],
+            "score": chosen_arr[:, 2].astype(np.float64),
+            "method": method,
+            "run_id": run_id,
+        }
+    )
+    with ws.transaction() as con:
+        sql.run_internal(con, "delete_pair_candidates", source=source, target=target)
+        sql.run_internal(con, "delete_pair_mappings", source=source, target=target)
+        con.register("new_candidates", candidates)
+        sql.run_internal(con, "insert_candidates")
+        con.unregister("new_candidates")
+        con.register("new_mappings", mappings)
+        sql.run_internal(con, "insert_mappings")
+        con.unregister("new_mappings")
+        sql.run_internal(
+            con, "insert_run", run_id=run_id, source=source, target=target, model=encoder.spec,
+            strategy=strategy, k=k, min_score=min_score, n_source=int(n_source),
+            n_mapped=len(mappings), version=__version__,
+        )
+        preview = sql.run_internal(con, "mapping_preview", source=source, target=target).df()
+    if output is not None:
+        with atomic_path(output) as tmp:
+            preview.assign(method=method, run_id=run_id).to_csv(tmp, index=False)
+    return MapResult(
+        run_id=run_id, source=source, target=target, model=encoder.spec, strategy=strategy,
+        k=k, min_score=min_score, n_source=int(n_source),
+        n_mapped=len(mappings), n_candidates=len(candidates),
+        seconds=time.perf_counter() - started, mappings=preview,
+    )

@@ -1,0 +1,214 @@
+"""Reading and validating a site's vocabulary and events files (CSV, TSV or Parquet).
+
+A vocabulary has columns ``code`` and ``description`` (required) and optionally ``system``,
+``parent_code`` and ``frequency``; any other column is kept in ``extra`` as JSON.
+Errors name the file, the row (as a line number for text files) and the column.
+
+>>> import pathlib, tempfile
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "v.csv"
+>>> _ = p.write_text("code,description\\nC1,dyspnea\\n")
+>>> read_vocab(p)[["code", "description"]].values.tolist()
+[['C1', 'dyspnea']]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from harmonize.errors import InputError
+
+CODE = "code"
+DESCRIPTION = "description"
+SYSTEM = "system"
+PARENT_CODE = "parent_code"
+FREQUENCY = "frequency"
+VOCAB_REQUIRED = (CODE, DESCRIPTION)
+VOCAB_OPTIONAL = (SYSTEM, PARENT_CODE, FREQUENCY)
+
+SUBJECT_ID = "subject_id"
+TIME = "time"
+VALUE = "value"
+EVENTS_REQUIRED = (SUBJECT_ID, CODE)
+EVENTS_OPTIONAL = (TIME, VALUE)
+
+_TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
+
+
+def _row_ref(path: Path, index: int) -> str:
+    """How a user finds row ``index`` (0-based data row): a line number for text files."""
+    if path.suffix.lower() in _TEXT_SUFFIXES:
+        return f"line {index + 2}"  # line 1 is the header
+    return f"row {index + 1}"
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Reads a CSV/TSV (UTF-8, all columns as text) or Parquet file, or raises InputError."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"file not found: {path}")
+    if not path.is_file():
+        raise InputError(f"not a file: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read Parquet file {path}: {exc}") from exc
+        frame = table.to_pandas()
+        # Keep text columns as text; missing values as empty strings like the CSV path.
+        return frame.astype({c: "object" for c in frame.columns if frame[c].dtype == "object"})
+    if suffix not in _TEXT_SUFFIXES:
+        raise InputError(f"unsupported file type '{path.suffix}' for {path}: use .csv, .tsv or .parquet")
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{path} is not valid UTF-8: byte 0x{raw[exc.start]:02x} on line {line}. "
+            "Re-save the file as UTF-8."
+        ) from exc
+    if not raw.strip():
+        raise InputError(f"{path} is empty: expected a header line and rows")
+    try:
+        return pd.read_csv(
+            path,
+            sep=_TEXT_SUFFIXES[suffix],
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+        )
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise InputError(f"cannot parse {path}: {exc}") from exc
+
+
+def _require_columns(frame: pd.DataFrame, path: Path, required: tuple[str, ...]) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        found = ", ".join(map(str, frame.columns)) or "none"
+        raise InputError(
+            f"{path}: missing required column '{missing[0]}' "
+            f"(required: {', '.join(required)}; found: {found})"
+        )
+
+
+def _text_column(frame: pd.DataFrame, column: str) -> pd.Series:
+    series = frame[column]
+    return series.map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v))
+
+
+def read_vocab(path: str | Path) -> pd.DataFrame:
+    """A validated vocabulary with columns concept_id, code, description, system,
+    parent_code, frequency, extra (JSON of any other columns)."""
+    path = Path(path)
+    frame = read_table(path)
+    _require_columns(frame, path, VOCAB_REQUIRED)
+    if frame.empty:
+        raise InputError(f"{path}: no concepts (the file has a header but no rows)")
+    codes = _text_column(frame, CODE).str.strip()
+    descriptions = _text_column(frame, DESCRIPTION).str.strip()
+    for column, values in ((CODE, codes), (DESCRIPTION, descriptions)):
+        empty = values.eq("")
+        if empty.any():
+            i = int(empty.to_numpy().nonzero()[0][0])
+            raise InputError(f"{path}, {_row_ref(path, i)}: empty value in column '{column}'")
+    duplicated = codes.duplicated(keep="first")
+    if duplicated.any():
+        i = int(duplicated.to_numpy().nonzero()[0][0])
+        first = int(codes[codes == codes.iloc[i]].index[0])
+        raise InputError(
+            f"{path}, {_row_ref(path, i)}: duplicate code '{codes.iloc[i]}' in column 'code' "
+            f"(first seen on {_row_ref(path, first)})"
+        )
+    out = pd.DataFrame(
+        {
+            "concept_id": range(len(frame)),
+            CODE: codes.to_numpy(),
+            DESCRIPTION: descriptions.to_numpy(),
+        }
+    )
+    for column in (SYSTEM, PARENT_CODE):
+        if column in frame.columns:
+            values = _text_column(frame, column).str.strip()
+            out[column] = values.where(values != "", None).to_numpy()
+        else:
+            out[column] = None
+    out[FREQUENCY] = _frequency(frame, path)
+    extra_columns = [c for c in frame.columns if c not in VOCAB_REQUIRED + VOCAB_OPTIONAL]
+    if extra_columns:
+        records = frame[extra_columns].astype(str).to_dict(orient="records")
+        out["extra"] = [json.dumps(r, ensure_ascii=False) for r in records]
+    else:
+        out["extra"] = None
+    return out
+
+
+def _frequency(frame: pd.DataFrame, path: Path) -> pd.Series:
+    if FREQUENCY not in frame.columns:
+        return pd.Series([None] * len(frame), dtype="Int64")
+    text = _text_column(frame, FREQUENCY).str.strip()
+    numbers = pd.to_numeric(text.where(text != "", None), errors="coerce")
+    bad = numbers.isna() & text.ne("")
+    bad |= numbers.notna() & ((numbers < 0) | (numbers % 1 != 0))
+    if bad.any():
+        i = int(bad.to_numpy().nonzero()[0][0])
+        raise InputError(
+            f"{path}, {_row_ref(path, i)}: column 'frequency' must be a non-negative integer, "
+            f"got '{text.iloc[i]}'"
+        )
+    return numbers.astype("Int64")
+
+
+def vocab_sha256(vocab: pd.DataFrame) -> str:
+    """Content hash of (code, description) in order: what an index must have been built from."""
+    digest = hashlib.sha256()
+    for code, description in zip(vocab[CODE], vocab[DESCRIPTION], strict=True):
+        digest.update(code.encode("utf-8") + b"\x1f" + description.encode("utf-8") + b"\x1e")
+    return digest.hexdigest()
+
+
+def read_events(path: str | Path, known_codes: set[str]) -> pd.DataFrame:
+    """Long-format events (subject_id, code, optional time and value) whose codes are all
+    in ``known_codes``."""
+    path = Path(path)
+    frame = read_table(path)
+    _require_columns(frame, path, EVENTS_REQUIRED)
+    subjects = _text_column(frame, SUBJECT_ID).str.strip()
+    codes = _text_column(frame, CODE).str.strip()
+    for column, values in ((SUBJECT_ID, subjects), (CODE, codes)):
+        empty = values.eq("")
+        if empty.any():
+            i = int(empty.to_numpy().nonzero()[0][0])
+            raise InputError(f"{path}, {_row_ref(path, i)}: empty value in column '{column}'")
+    unknown = ~codes.isin(known_codes)
+    if unknown.any():
+        i = int(unknown.to_numpy().nonzero()[0][0])
+        raise InputError(
+            f"{path}, {_row_ref(path, i)}: code '{codes.iloc[i]}' in column 'code' is not in "
+            "the site's vocabulary"
+        )
+    out = pd.DataFrame({SUBJECT_ID: subjects.to_numpy(), CODE: codes.to_numpy()})
+    if TIME in frame.columns:
+        text = _text_column(frame, TIME).str.strip()
+        times = pd.to_datetime(text.where(text != "", None), errors="coerce")
+        bad = times.isna() & text.ne("")
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            raise InputError(
+                f"{path}, {_row_ref(path, i)}: column 'time' is not a date/time: '{text.iloc[i]}'"
+            )
+        out[TIME] = times.to_numpy()
+    else:
+        out[TIME] = pd.Series([pd.NaT] * len(frame), dtype="datetime64[us]").to_numpy()
+    if VALUE in frame.columns:
+        values = _text_column(frame, VALUE).str.strip()
+        out[VALUE] = values.where(values != "", None).to_numpy()
+    else:
+        out[VALUE] = None
+    return out

@@ -1,0 +1,168 @@
+"""Opening a workspace: its folder, DuckDB connection, schema, sites and atomic file writes.
+
+A workspace is ``DIR/harmonize.duckdb`` plus ``DIR/indexes/<site>/<model>/``.
+
+>>> import tempfile
+>>> ws = Workspace(tempfile.mkdtemp())
+>>> with ws.connect() as con:
+...     ws.site_names(con)
+[]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from harmonize import sql
+from harmonize.config import (
+    CACHE_DIRNAME,
+    DB_FILENAME,
+    INDEX_DIRNAME,
+    SITE_NAME_PATTERN,
+)
+from harmonize.errors import UnknownSiteError, WorkspaceError
+
+_SITE_RE = re.compile(SITE_NAME_PATTERN)
+
+
+def check_site_name(name: str) -> str:
+    """Site names become folder names, so they are restricted to a safe alphabet."""
+    if not _SITE_RE.match(name) or name in (".", ".."):
+        raise WorkspaceError(
+            f"invalid site name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+class Workspace:
+    """A folder holding ``harmonize.duckdb`` and ``indexes/``."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root).expanduser().resolve()
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / DB_FILENAME
+
+    @property
+    def index_root(self) -> Path:
+        return self.root / INDEX_DIRNAME
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / CACHE_DIRNAME
+
+    @property
+    def sql_dir(self) -> Path:
+        """A workspace's own named queries (``harmonize query`` looks here after ``sql/``)."""
+        return self.root / "sql"
+
+    def exists(self) -> bool:
+        return self.db_path.is_file()
+
+    def require(self) -> Workspace:
+        """Fails clearly when there is no workspace database yet."""
+        if not self.exists():
+            raise WorkspaceError(
+                f"no harmonize workspace at {self.root} (no {DB_FILENAME}). "
+                "Run 'harmonize add-site NAME --vocab FILE' there first, or pass --workspace DIR."
+            )
+        return self
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection with the schema in place; closed on exit."""
+        if read_only:
+            self.require()
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(self.db_path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise WorkspaceError(
+                    f"workspace {self.root} is in use by another harmonize process; "
+                    "wait for it to finish and try again"
+                ) from exc
+            raise WorkspaceError(f"cannot open {self.db_path}: {exc}") from exc
+        except duckdb.Error as exc:
+            raise WorkspaceError(f"cannot open {self.db_path}: {exc}") from exc
+        try:
+            if not read_only:
+                con.execute(sql.internal("schema").text)
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One DuckDB transaction: everything in the block lands, or nothing does."""
+        with self.connect() as con:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
+
+    def site_names(self, con: duckdb.DuckDBPyConnection) -> list[str]:
+        return [row[0] for row in sql.run_internal(con, "site_names").fetchall()]
+
+    def require_site(self, con: duckdb.DuckDBPyConnection, site: str) -> dict[str, Any]:
+        """The stored row of ``site`` or an UnknownSiteError listing the known ones."""
+        row = sql.run_internal(con, "site_info", site=site).fetchone()
+        if row is None:
+            raise UnknownSiteError(site, self.site_names(con))
+        return {"site": row[0], "vocab_sha256": row[1], "n_concepts": row[2]}
+
+    def index_dir(self, site: str, model_slug: str) -> Path:
+        return self.index_root / check_site_name(site) / model_slug
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Writes ``data`` to a temporary file beside ``path`` and renames it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; renamed over ``path`` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

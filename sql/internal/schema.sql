@@ -1,0 +1,79 @@
+-- schema: creates every table and view of a workspace. Idempotent. Parameters: none.
+CREATE TABLE IF NOT EXISTS sites (
+    site          VARCHAR NOT NULL,   -- unique; checked in Python (DuckDB keys make replace awkward)
+    vocab_file    VARCHAR,
+    vocab_sha256  VARCHAR NOT NULL,   -- sha256 over (code, description) rows in file order
+    n_concepts    INTEGER NOT NULL,
+    added_at      TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS concepts (
+    site          VARCHAR NOT NULL,
+    concept_id    INTEGER NOT NULL,   -- 0-based row in the vocabulary = row in the site's FAISS index
+    code          VARCHAR NOT NULL,
+    description   VARCHAR NOT NULL,
+    system        VARCHAR,
+    parent_code   VARCHAR,
+    frequency     BIGINT,
+    extra         VARCHAR             -- other vocabulary columns, as a JSON object
+);
+CREATE TABLE IF NOT EXISTS events (
+    site          VARCHAR NOT NULL,
+    subject_id    VARCHAR NOT NULL,
+    time          TIMESTAMP,
+    code          VARCHAR NOT NULL,
+    value         VARCHAR
+);
+CREATE TABLE IF NOT EXISTS labels (
+    site          VARCHAR NOT NULL,
+    subject_id    VARCHAR NOT NULL,
+    label         VARCHAR NOT NULL,
+    value         VARCHAR
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id        VARCHAR NOT NULL,
+    source_site   VARCHAR NOT NULL,
+    target_site   VARCHAR NOT NULL,
+    model         VARCHAR NOT NULL,
+    strategy      VARCHAR NOT NULL,
+    k             INTEGER NOT NULL,
+    min_score     DOUBLE,
+    n_source      INTEGER NOT NULL,
+    n_mapped      INTEGER NOT NULL,
+    harmonize_version VARCHAR NOT NULL,
+    created_at    TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    source_site   VARCHAR NOT NULL,
+    source_code   VARCHAR NOT NULL,
+    target_site   VARCHAR NOT NULL,
+    target_code   VARCHAR NOT NULL,
+    rank          INTEGER NOT NULL,   -- 1 = nearest
+    score         DOUBLE NOT NULL,    -- cosine similarity
+    method        VARCHAR NOT NULL,
+    run_id        VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mappings (
+    source_site   VARCHAR NOT NULL,
+    source_code   VARCHAR NOT NULL,
+    target_site   VARCHAR NOT NULL,
+    target_code   VARCHAR NOT NULL,
+    score         DOUBLE NOT NULL,
+    method        VARCHAR NOT NULL,
+    run_id        VARCHAR NOT NULL,
+    created_at    TIMESTAMP NOT NULL
+);
+CREATE OR REPLACE VIEW mapped_concepts AS
+SELECT
+    m.source_site,
+    m.source_code,
+    s.description AS source_description,
+    m.target_site,
+    m.target_code,
+    t.description AS target_description,
+    m.score,
+    m.method,
+    m.run_id,
+    m.created_at
+FROM mappings AS m
+LEFT JOIN concepts AS s ON s.site = m.source_site AND s.code = m.source_code
+LEFT JOIN concepts AS t ON t.site = m.target_site AND t.code = m.target_code;
