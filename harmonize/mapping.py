@@ -8,7 +8,7 @@ Strategies for choosing among the candidates:
   so no target concept is used twice.
 
 >>> import numpy as np
->>> choose_best(np.array([[0.9, 0.5], [0.4, 0.2]]), np.array([[1, 0], [1, 0]]), 0.5).tolist()
+>>> choose_best(np.array([[0.9, 0.5], [0.4, 0.2]]), np.array([[1, 0], [1, 0]]), 0.5)
 [[0, 1, 0.9]]
 """
 
