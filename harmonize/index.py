@@ -215,6 +215,9 @@ def build_site_index(
         raise InputError(f"unknown index type '{index_type}': use {' or '.join(INDEX_TYPES)}")
     encoder = get_encoder(model)
     started = time.perf_counter()
+    # Device problems are reported before anything else, even when there is nothing to build.
+    index_device = faiss_device(device)
+    torch_device = resolve_device(device) if encoder.cacheable else "cpu"
     with ws.connect(read_only=True) as con:
         status = index_status(ws, con, site, encoder)
         concepts = sql.run_internal(con, "site_concepts", site=site).df()
@@ -227,8 +230,6 @@ def build_site_index(
             "nothing to do (use --force to rebuild)",
         )
     texts = concepts["description"].tolist()
-    torch_device = resolve_device(device) if encoder.cacheable else "cpu"
-    index_device = faiss_device(device)
     cache = EmbeddingCache(ws.cache_dir, encoder) if encoder.cacheable else None
     before = len(cache) if cache is not None else 0
     vectors = embed_texts(

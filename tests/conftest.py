@@ -85,12 +85,3 @@ def workspace(tmp_path: Path) -> Workspace:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
-
-
-def snapshot(ws: Workspace) -> dict[str, bytes]:
-    """Every file of a workspace with its bytes: to prove a failed command changed nothing."""
-    if not ws.root.exists():
-        return {}
-    return {
-        str(p.relative_to(ws.root)): p.read_bytes() for p in sorted(ws.root.rglob("*")) if p.is_file()
-    }

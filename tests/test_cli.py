@@ -1,0 +1,231 @@
+"""The command line: exact output and exit codes, and failed commands leave no trace."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from harmonize.cli import cli
+from tests.helpers import snapshot
+
+
+def run(runner, ws, *args):
+    return runner.invoke(cli, ["--workspace", str(ws.root), *args])
+
+
+def normalise(text: str) -> str:
+    """Timings and run ids vary between runs; everything else must match exactly."""
+    text = re.sub(r"\d+\.\ds", "<t>s", text)
+    return re.sub(r"run \d{8}T\d{6}-[0-9a-f]{6}", "run <id>", text)
+
+
+@pytest.fixture
+def mapped(runner, workspace, vocab_files, fake_encoder):
+    for site, key in (("siteA", "a"), ("siteB", "b")):
+        assert run(runner, workspace, "add-site", site, "--vocab", str(vocab_files[key])).exit_code == 0
+        assert run(runner, workspace, "build-index", "--site", site, "--model", "fake").exit_code == 0
+    return workspace
+
+
+def test_add_site_and_sites(runner, workspace, vocab_files):
+    result = run(runner, workspace, "add-site", "siteA", "--vocab", str(vocab_files["a"]))
+    assert (result.exit_code, result.output) == (0, "added site 'siteA': 5 concepts\n")
+    result = run(runner, workspace, "sites")
+    assert result.output == (
+        "site      concepts    events    subjects  indexes\n"
+        "------  ----------  --------  ----------  ---------\n"
+        "siteA            5         0           0  none\n"
+    )
+
+
+def test_build_index_then_up_to_date(runner, workspace, vocab_files, fake_encoder):
+    run(runner, workspace, "add-site", "siteA", "--vocab", str(vocab_files["a"]))
+    first = run(runner, workspace, "build-index", "--site", "siteA", "--model", "fake")
+    assert normalise(first.output) == (
+        "built flat index for site 'siteA' with model fake: 5 concepts, dim 32, "
+        "5 newly embedded, <t>s on cpu\n"
+    )
+    again = run(runner, workspace, "build-index", "--site", "siteA", "--model", "fake")
+    assert again.output == (
+        "index for site 'siteA' (model fake) is up to date; nothing to do (use --force to rebuild)\n"
+    )
+    sites = run(runner, workspace, "sites", "--format", "json")
+    assert json.loads(sites.output)[0]["indexes"] == "fake (fresh)"
+
+
+def test_map_prints_a_table_and_summary(runner, mapped):
+    result = run(runner, mapped, "map", "--source", "siteB", "--target", "siteA",
+                 "--model", "fake", "--k", "2", "--limit", "2")
+    assert result.exit_code == 0
+    lines = normalise(result.output).splitlines()
+    assert lines[0].split() == ["source_code", "source_description", "target_code",
+                                "target_description", "score"]
+    assert len(lines) == 2 + 2 + 2
+    assert lines[4] == ("... 2 more rows (use --limit 0, --output FILE.csv, or 'harmonize sql' "
+                        "on mapped_concepts)")
+    assert lines[5] == ("mapped 4 of 4 'siteB' concepts onto 'siteA' (model fake, strategy best, "
+                        "k=2, min-score none) in <t>s; run <id>")
+
+
+def test_sql_formats(runner, mapped):
+    run(runner, mapped, "map", "--source", "siteB", "--target", "siteA", "--model", "fake")
+    query = ("SELECT source_code, target_code, round(score, 3) AS score FROM mapped_concepts "
+             "WHERE source_site = 'siteB' ORDER BY source_code LIMIT 2")
+    assert run(runner, mapped, "sql", query, "--format", "csv").output == (
+        "source_code,target_code,score\nB1,A2,1.0\nB2,A3,1.0\n"
+    )
+    assert json.loads(run(runner, mapped, "sql", query, "--format", "json").output) == [
+        {"source_code": "B1", "target_code": "A2", "score": 1.0},
+        {"source_code": "B2", "target_code": "A3", "score": 1.0},
+    ]
+    assert run(runner, mapped, "sql", query).output == (
+        "source_code    target_code      score\n"
+        "-------------  -------------  -------\n"
+        "B1             A2               1.000\n"
+        "B2             A3               1.000\n"
+    )
+
+
+def test_query_unmapped_and_list(runner, mapped):
+    run(runner, mapped, "map", "--source", "siteA", "--target", "siteB", "--model", "fake",
+        "--min-score", "0.99")
+    result = run(runner, mapped, "query", "unmapped", "--param", "source", "siteA",
+                 "--param", "target", "siteB", "--format", "csv")
+    assert result.output == "code,description\nA5,muscle pain\n"
+    listing = run(runner, mapped, "query", "--list", "--format", "json")
+    names = {q["query"]: q["params"] for q in json.loads(listing.output)}
+    assert names["unmapped"] == "source, target" and names["mapping_summary"] == "-"
+    assert names["recode_events"] == "source, target"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["query", "unmapped", "--param", "source", "siteA"],
+         "Error: query 'unmapped' needs parameter 'target'. Add: --param target VALUE\n"),
+        (["query", "unmapped", "--param", "source", "a", "--param", "target", "b",
+          "--param", "site", "x"],
+         "Error: unknown parameter 'site' for query 'unmapped'. It takes: source, target.\n"),
+        (["query", "nosuch"],
+         "Error: unknown query 'nosuch'. Known queries: mapping_summary, recode_events, "
+         "site_concepts, unmapped. See 'harmonize query --list'.\n"),
+        (["map", "--source", "siteX", "--target", "siteA", "--model", "fake"],
+         "Error: unknown site 'siteX'. Known sites: siteA, siteB. "
+         "Run 'harmonize add-site siteX --vocab FILE' first.\n"),
+        (["map", "--source", "siteB", "--target", "siteA", "--model", "lexical"],
+         "Error: no index for site 'siteB' with model lexical. "
+         "Run 'harmonize build-index --site siteB --model lexical' first.\n"),
+        (["map", "--source", "siteB", "--target", "siteA", "--model", "nosuch"],
+         "Error: unknown model 'nosuch'. Use minilm, lexical, hf-cls:PATH, hf-mean:PATH, "
+         "precomputed:FILE.parquet, or the path of a local sentence-transformers folder.\n"),
+        (["sql", "DELETE FROM concepts"],
+         "Error: SQL failed: Invalid Input Error: Cannot execute statement of type \"DELETE\" "
+         "on database \"harmonize\" which is attached in read-only mode!\n"),
+        (["build-index", "--site", "siteA", "--model", "fake", "--device", "gpu"],
+         None),
+    ],
+)
+def test_errors_exit_1_and_change_nothing(runner, mapped, args, message):
+    before = snapshot(mapped)
+    result = run(runner, mapped, *args)
+    assert result.exit_code == 1
+    if message is not None:
+        assert result.output == message
+    else:
+        assert result.output.startswith("Error: --device gpu:")
+    assert snapshot(mapped) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        ("code,label\nA1,x\n", ".csv",
+         "{p}: missing required column 'description' (required: code, description; found: code, label)"),
+        ("code,description\nA1,x\nA1,y\n", ".csv",
+         "{p}, line 3: duplicate code 'A1' in column 'code' (first seen on line 2)"),
+        ("code,description\nA1,x\nA2, \n", ".csv", "{p}, line 3: empty value in column 'description'"),
+        (b"code,description\nA1,caf\xe9\n", ".csv",
+         "{p} is not valid UTF-8: byte 0xe9 on line 2. Re-save the file as UTF-8."),
+        ("", ".csv", "{p} is empty: expected a header line and rows"),
+    ],
+)
+def test_bad_vocabulary_leaves_workspace_unchanged(runner, mapped, tmp_path, content, suffix,
+                                                   message):
+    bad = tmp_path / f"bad{suffix}"
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        bad.write_text(content)
+    before = snapshot(mapped)
+    result = run(runner, mapped, "add-site", "siteA", "--vocab", str(bad), "--replace")
+    assert result.exit_code == 1
+    assert result.output == "Error: " + message.format(p=bad) + "\n"
+    assert snapshot(mapped) == before
+
+
+def test_bad_vocabulary_in_a_new_folder_creates_no_workspace(runner, workspace, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("code\nA1\n")
+    result = run(runner, workspace, "add-site", "siteA", "--vocab", str(bad))
+    assert result.exit_code == 1
+    assert not workspace.db_path.exists()
+
+
+def test_existing_site_needs_replace(runner, mapped, vocab_files):
+    before = snapshot(mapped)
+    result = run(runner, mapped, "add-site", "siteA", "--vocab", str(vocab_files["b"]))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: site 'siteA' already exists in {mapped.root}. "
+        "Use 'harmonize add-site siteA --vocab FILE --replace' to replace it.\n"
+    )
+    assert snapshot(mapped) == before
+    replaced = run(runner, mapped, "add-site", "siteA", "--vocab", str(vocab_files["b"]),
+                   "--replace")
+    assert replaced.output == "replaced site 'siteA': 4 concepts\n"
+
+
+def test_unsafe_site_name_is_refused(runner, workspace, vocab_files):
+    result = run(runner, workspace, "add-site", "../x", "--vocab", str(vocab_files["a"]))
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: invalid site name '../x': use 1-64 letters, digits, '_', '-' or '.', "
+        "starting with a letter or digit\n"
+    )
+
+
+def test_usage_errors_exit_1(runner, workspace):
+    result = run(runner, workspace, "map", "--sourc", "x")
+    assert result.exit_code == 1
+    assert "Error: No such option '--sourc'. Did you mean '--source'?" in result.output
+
+
+def test_commands_need_a_workspace(runner, workspace):
+    result = run(runner, workspace, "sites")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: no harmonize workspace at {workspace.root} (no harmonize.duckdb). "
+        "Run 'harmonize add-site NAME --vocab FILE' there first, or pass --workspace DIR.\n"
+    )
+
+
+def test_workspace_from_environment(runner, workspace, vocab_files):
+    result = runner.invoke(cli, ["add-site", "siteA", "--vocab", str(vocab_files["a"])],
+                           env={"HARMONIZE_WORKSPACE": str(workspace.root)})
+    assert result.exit_code == 0 and workspace.db_path.is_file()
+
+
+def test_stale_index_is_refused_with_the_rebuild_command(runner, mapped, vocab_files, tmp_path):
+    edited = tmp_path / "a2.csv"
+    edited.write_text(vocab_files["a"].read_text().replace("dry cough", "cough"))
+    run(runner, mapped, "add-site", "siteA", "--vocab", str(edited), "--replace")
+    sites = run(runner, mapped, "sites", "--format", "csv")
+    assert "siteA,5,0,0,fake (stale)" in sites.output
+    result = run(runner, mapped, "map", "--source", "siteB", "--target", "siteA", "--model", "fake")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: index for site 'siteA' (model fake) is stale: the site's vocabulary changed since "
+        "the index was built. Run 'harmonize build-index --site siteA --model fake --force'.\n"
+    )
