@@ -79,7 +79,9 @@ class Network:
             cpt = values.reshape(n_configs, n_out)
             if not np.allclose(cpt.sum(axis=1), 1.0, atol=1e-3):
                 raise InputError(f"{source}: a row of the table of '{name}' does not sum to 1")
-            variables.append(Variable(name, outcomes[name], parents, cpt / cpt.sum(1, keepdims=True)))
+            variables.append(
+                Variable(name, outcomes[name], parents, cpt / cpt.sum(1, keepdims=True))
+            )
         undefined = set(outcomes) - {v.name for v in variables}
         if undefined:
             raise InputError(f"{source}: no <DEFINITION> for {sorted(undefined)[0]}")

@@ -104,10 +104,19 @@ def cli(ctx: click.Context, workspace: Path, quiet: bool) -> None:
 
 @cli.command("add-site")
 @click.argument("name")
-@click.option("--vocab", "vocab", required=True, type=click.Path(path_type=Path),
-              help="CSV/TSV/Parquet with columns code, description [system, parent_code, frequency].")
-@click.option("--events", "events", type=click.Path(path_type=Path),
-              help="Optional long-format events: subject_id, code [, time, value].")
+@click.option(
+    "--vocab",
+    "vocab",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV/TSV/Parquet with columns code, description [system, parent_code, frequency].",
+)
+@click.option(
+    "--events",
+    "events",
+    type=click.Path(path_type=Path),
+    help="Optional long-format events: subject_id, code [, time, value].",
+)
 @click.option("--replace", is_flag=True, help="Replace the site if it already exists.")
 @pass_state
 def add_site_cmd(state: State, name: str, vocab: Path, events: Path | None, replace: bool) -> None:
@@ -137,9 +146,7 @@ def sites_cmd(state: State, fmt: str) -> None:
 
     rows = []
     for info in list_sites(state.ws):
-        indexes = ", ".join(
-            f"{s.model} ({s.state})" for s in info.indexes
-        ) or "none"
+        indexes = ", ".join(f"{s.model} ({s.state})" for s in info.indexes) or "none"
         rows.append(
             {
                 "site": info.site,
@@ -154,15 +161,26 @@ def sites_cmd(state: State, fmt: str) -> None:
 
 @cli.command("build-index")
 @click.option("--site", required=True, help="The site whose descriptions to embed.")
-@click.option("--model", default=DEFAULT_MODEL, show_default=True,
-              help="minilm, lexical, hf-cls:PATH, hf-mean:PATH, precomputed:FILE, or a folder.")
+@click.option(
+    "--model",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="minilm, lexical, hf-cls:PATH, hf-mean:PATH, precomputed:FILE, or a folder.",
+)
 @click.option("--device", type=click.Choice(DEVICES), default=DEFAULT_DEVICE, show_default=True)
-@click.option("--index", "index_type", type=click.Choice(INDEX_TYPES), default=DEFAULT_INDEX,
-              show_default=True, help="flat is exact; hnsw is approximate and faster at scale.")
+@click.option(
+    "--index",
+    "index_type",
+    type=click.Choice(INDEX_TYPES),
+    default=DEFAULT_INDEX,
+    show_default=True,
+    help="flat is exact; hnsw is approximate and faster at scale.",
+)
 @click.option("--force", is_flag=True, help="Rebuild even when the index is up to date.")
 @pass_state
-def build_index_cmd(state: State, site: str, model: str, device: str, index_type: str,
-                    force: bool) -> None:
+def build_index_cmd(
+    state: State, site: str, model: str, device: str, index_type: str, force: bool
+) -> None:
     """Embed a site's descriptions (cached) and build its FAISS index.
 
     \b
@@ -172,7 +190,12 @@ def build_index_cmd(state: State, site: str, model: str, device: str, index_type
     from harmonize.index import build_site_index
 
     result = build_site_index(
-        state.ws.require(), site, model, device=device, index_type=index_type, force=force,
+        state.ws.require(),
+        site,
+        model,
+        device=device,
+        index_type=index_type,
+        force=force,
         progress=not state.quiet,
     )
     click.echo(result.message)
@@ -182,20 +205,48 @@ def build_index_cmd(state: State, site: str, model: str, device: str, index_type
 @click.option("--source", required=True, help="Site whose concepts are mapped.")
 @click.option("--target", required=True, help="Site whose concepts they are mapped onto.")
 @click.option("--model", default=DEFAULT_MODEL, show_default=True)
-@click.option("--k", default=DEFAULT_K, show_default=True, type=int,
-              help="Candidates kept per source concept.")
-@click.option("--min-score", type=float, default=None,
-              help="Cosine below which a source concept gets no mapping.")
-@click.option("--strategy", type=click.Choice(STRATEGIES), default=DEFAULT_STRATEGY,
-              show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the mappings to this CSV file.")
+@click.option(
+    "--k",
+    default=DEFAULT_K,
+    show_default=True,
+    type=int,
+    help="Candidates kept per source concept.",
+)
+@click.option(
+    "--min-score",
+    type=float,
+    default=None,
+    help="Cosine below which a source concept gets no mapping.",
+)
+@click.option(
+    "--strategy", type=click.Choice(STRATEGIES), default=DEFAULT_STRATEGY, show_default=True
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the mappings to this CSV file.",
+)
 @click.option("--device", type=click.Choice(DEVICES), default=DEFAULT_DEVICE, show_default=True)
-@click.option("--limit", default=PREVIEW_ROWS, show_default=True, type=int,
-              help="Rows of the mapping to print (0 for all).")
+@click.option(
+    "--limit",
+    default=PREVIEW_ROWS,
+    show_default=True,
+    type=int,
+    help="Rows of the mapping to print (0 for all).",
+)
 @pass_state
-def map_cmd(state: State, source: str, target: str, model: str, k: int, min_score: float | None,
-            strategy: str, output: Path | None, device: str, limit: int) -> None:
+def map_cmd(
+    state: State,
+    source: str,
+    target: str,
+    model: str,
+    k: int,
+    min_score: float | None,
+    strategy: str,
+    output: Path | None,
+    device: str,
+    limit: int,
+) -> None:
     """Map every concept of SOURCE onto its nearest concepts of TARGET.
 
     \b
@@ -204,16 +255,27 @@ def map_cmd(state: State, source: str, target: str, model: str, k: int, min_scor
     """
     from harmonize.mapping import map_sites
 
-    result = map_sites(state.ws, source, target, model=model, k=k, min_score=min_score,
-                       strategy=strategy, output=output, device=device)
+    result = map_sites(
+        state.ws,
+        source,
+        target,
+        model=model,
+        k=k,
+        min_score=min_score,
+        strategy=strategy,
+        output=output,
+        device=device,
+    )
     frame = result.mappings.copy()
     for column in ("source_description", "target_description"):
         frame[column] = frame[column].map(shorten)
     shown = frame if limit <= 0 else frame.head(limit)
     click.echo(render(shown, "table"), nl=False)
     if len(frame) > len(shown):
-        click.echo(f"... {len(frame) - len(shown)} more rows (use --limit 0, --output FILE.csv, "
-                   "or 'harmonize sql' on mapped_concepts)")
+        click.echo(
+            f"... {len(frame) - len(shown)} more rows (use --limit 0, --output FILE.csv, "
+            "or 'harmonize sql' on mapped_concepts)"
+        )
     click.echo(result.summary)
     if output is not None:
         click.echo(f"wrote {output}")
@@ -243,13 +305,20 @@ def sql_cmd(state: State, query: str, fmt: str) -> None:
 
 @cli.command("query")
 @click.argument("name", required=False)
-@click.option("--param", "params", type=(str, str), multiple=True, metavar="KEY VALUE",
-              help="A parameter of the query (repeatable).")
+@click.option(
+    "--param",
+    "params",
+    type=(str, str),
+    multiple=True,
+    metavar="KEY VALUE",
+    help="A parameter of the query (repeatable).",
+)
 @click.option("--list", "list_", is_flag=True, help="List the named queries and their parameters.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @pass_state
-def query_cmd(state: State, name: str | None, params: tuple[tuple[str, str], ...], list_: bool,
-              fmt: str) -> None:
+def query_cmd(
+    state: State, name: str | None, params: tuple[tuple[str, str], ...], list_: bool, fmt: str
+) -> None:
     """Run a named query from sql/NAME.sql (or the workspace's sql/) with bound parameters.
 
     \b
@@ -277,11 +346,22 @@ def query_cmd(state: State, name: str | None, params: tuple[tuple[str, str], ...
 
 
 @cli.command("demo")
-@click.option("--patients", default=1000, show_default=True, type=click.IntRange(10, 1_000_000),
-              help="Patients sampled per site.")
+@click.option(
+    "--patients",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(10, 1_000_000),
+    help="Patients sampled per site.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--model", "models", multiple=True, default=("lexical", "minilm"),
-              show_default=True, help="Models to compare (repeatable).")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    default=("lexical", "minilm"),
+    show_default=True,
+    help="Models to compare (repeatable).",
+)
 @click.pass_context
 def demo_cmd(ctx: click.Context, patients: int, seed: int, models: tuple[str, ...]) -> None:
     """Build the two-site influenza demo and show what mapping gets right.
@@ -292,8 +372,14 @@ def demo_cmd(ctx: click.Context, patients: int, seed: int, models: tuple[str, ..
 
     state: State = ctx.obj
     ws = state.ws if state.explicit_workspace else Workspace(Path(DEMO_WORKSPACE))
-    result = run_demo(ws, n_patients=patients, models=models, random_state=seed,
-                      echo=click.echo, progress=not state.quiet)
+    result = run_demo(
+        ws,
+        n_patients=patients,
+        models=models,
+        random_state=seed,
+        echo=click.echo,
+        progress=not state.quiet,
+    )
     rows = [
         {"model": m, "n": int(v["n"]), "top1": v["top1"], "top5": v["top5"], "mrr": v["mrr"]}
         for m, v in result.metrics.items()
@@ -301,15 +387,21 @@ def demo_cmd(ctx: click.Context, patients: int, seed: int, models: tuple[str, ..
     click.echo("\nMapping accuracy, target -> source, against the demo's true mapping:")
     click.echo(render(pd.DataFrame(rows), "table"), nl=False)
     recoded = result.recoded
-    first = recoded[(recoded["subject_id"] == recoded["subject_id"].iloc[0])
-                    & (recoded["value"] == "P")]
-    click.echo(f"\nTarget patient {recoded['subject_id'].iloc[0]}'s findings in source codes "
-               "(query recode_events):")
-    click.echo(render(first[["code", "mapped_code", "mapped_description", "value", "score"]], "table"), nl=False)
+    first = recoded[
+        (recoded["subject_id"] == recoded["subject_id"].iloc[0]) & (recoded["value"] == "P")
+    ]
+    click.echo(
+        f"\nTarget patient {recoded['subject_id'].iloc[0]}'s findings in source codes "
+        "(query recode_events):"
+    )
+    click.echo(
+        render(first[["code", "mapped_code", "mapped_description", "value", "score"]], "table"),
+        nl=False,
+    )
     ws_flag = f"--workspace {ws.root}"
     click.echo("\nTry next:")
     click.echo(f"  harmonize {ws_flag} sites")
-    click.echo(f"  harmonize {ws_flag} sql \"SELECT * FROM mapped_concepts ORDER BY score LIMIT 10\"")
+    click.echo(f'  harmonize {ws_flag} sql "SELECT * FROM mapped_concepts ORDER BY score LIMIT 10"')
     click.echo(f"  harmonize {ws_flag} query unmapped --param source target --param target source")
     click.echo(f"  harmonize {ws_flag} map --source target --target source --strategy mutual")
 

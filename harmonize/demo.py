@@ -55,7 +55,9 @@ def _source_wide(sample: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _target_wide(
-    source_wide: dict[str, np.ndarray], truth: pd.DataFrame, target_codes: list[str],
+    source_wide: dict[str, np.ndarray],
+    truth: pd.DataFrame,
+    target_codes: list[str],
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
     """The same patients' findings in target codes: merged codes are present when any of their
@@ -133,8 +135,12 @@ def run_demo(
     echo(f"Sampled {n_patients} patients per site from the study's Bayesian networks.")
     for site, vocab in (("source", SOURCE_VOCAB), ("target", TARGET_VOCAB)):
         result = add_site(
-            ws, site, vocab, replace=True,
-            events=world[f"{site}_events"], labels=world[f"{site}_labels"],
+            ws,
+            site,
+            vocab,
+            replace=True,
+            events=world[f"{site}_events"],
+            labels=world[f"{site}_labels"],
         )
         echo(f"  {result.message}")
     truth = world["truth"]

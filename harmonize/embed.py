@@ -140,7 +140,9 @@ class SentenceTransformerEncoder:
                     str(self.path), device=device, local_files_only=True
                 )
             except Exception as exc:  # any loader failure is a user-facing model problem
-                raise ModelError(f"cannot load sentence-transformers model {self.path}: {exc}") from exc
+                raise ModelError(
+                    f"cannot load sentence-transformers model {self.path}: {exc}"
+                ) from exc
             self._device = device
         return self._model
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 class HarmonizeError(Exception):
-    """Base class: a problem with the user's input or workspace, with a message saying what to do."""
+    """Base class: a problem with the user's input or workspace, saying what to do next."""
 
 
 class InputError(HarmonizeError):

@@ -224,8 +224,16 @@ def build_site_index(
         info = ws.require_site(con, site)
     if status.state == "fresh" and not force and status.meta.get("index_type") == index_type:
         return BuildResult(
-            site, encoder.spec, status.folder, False, int(status.meta["count"]),
-            int(status.meta["dim"]), index_type, status.meta.get("device", "cpu"), 0.0, 0,
+            site,
+            encoder.spec,
+            status.folder,
+            False,
+            int(status.meta["count"]),
+            int(status.meta["dim"]),
+            index_type,
+            status.meta.get("device", "cpu"),
+            0.0,
+            0,
             f"index for site '{site}' (model {encoder.spec}) is up to date; "
             "nothing to do (use --force to rebuild)",
         )
@@ -233,7 +241,11 @@ def build_site_index(
     cache = EmbeddingCache(ws.cache_dir, encoder) if encoder.cacheable else None
     before = len(cache) if cache is not None else 0
     vectors = embed_texts(
-        encoder, texts, cache=cache, device=torch_device, progress=progress,
+        encoder,
+        texts,
+        cache=cache,
+        device=torch_device,
+        progress=progress,
         desc=f"embedding {site}",
     )
     n_embedded = (len(cache) - before) if cache is not None else len(set(texts))
@@ -256,8 +268,16 @@ def build_site_index(
     write_index(status.folder, index, meta)
     seconds = time.perf_counter() - started
     return BuildResult(
-        site, encoder.spec, status.folder, True, int(index.ntotal), int(vectors.shape[1]),
-        index_type, index_device, seconds, n_embedded,
+        site,
+        encoder.spec,
+        status.folder,
+        True,
+        int(index.ntotal),
+        int(vectors.shape[1]),
+        index_type,
+        index_device,
+        seconds,
+        n_embedded,
         f"built {index_type} index for site '{site}' with model {encoder.spec}: "
         f"{index.ntotal} concepts, dim {vectors.shape[1]}, {n_embedded} newly embedded, "
         f"{seconds:.1f}s on {index_device}",
@@ -293,7 +313,9 @@ def site_index_statuses(
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         meta = read_meta(folder)
         if meta is None or meta.get("corrupt") or "model" not in meta:
-            out.append(IndexStatus(site, folder.name, folder, "stale", "meta.json unreadable", meta))
+            out.append(
+                IndexStatus(site, folder.name, folder, "stale", "meta.json unreadable", meta)
+            )
             continue
         try:
             encoder = get_encoder(meta["model"])

@@ -90,14 +90,17 @@ class MapResult:
     n_mapped: int
     n_candidates: int
     seconds: float
-    mappings: pd.DataFrame  # source_code, source_description, target_code, target_description, score
+    mappings: (
+        pd.DataFrame
+    )  # source_code, source_description, target_code, target_description, score
 
     @property
     def summary(self) -> str:
+        floor = "none" if self.min_score is None else f"{self.min_score:g}"
         return (
             f"mapped {self.n_mapped} of {self.n_source} '{self.source}' concepts onto "
             f"'{self.target}' (model {self.model}, strategy {self.strategy}, k={self.k}, "
-            f"min-score {'none' if self.min_score is None else f'{self.min_score:g}'}) in {self.seconds:.1f}s; run {self.run_id}"
+            f"min-score {floor}) in {self.seconds:.1f}s; run {self.run_id}"
         )
 
 
@@ -195,17 +198,34 @@ def map_sites(
         sql.run_internal(con, "insert_mappings")
         con.unregister("new_mappings")
         sql.run_internal(
-            con, "insert_run", run_id=run_id, source=source, target=target, model=encoder.spec,
-            strategy=strategy, k=k, min_score=min_score, n_source=int(n_source),
-            n_mapped=len(mappings), version=__version__,
+            con,
+            "insert_run",
+            run_id=run_id,
+            source=source,
+            target=target,
+            model=encoder.spec,
+            strategy=strategy,
+            k=k,
+            min_score=min_score,
+            n_source=int(n_source),
+            n_mapped=len(mappings),
+            version=__version__,
         )
         preview = sql.run_internal(con, "mapping_preview", source=source, target=target).df()
     if output is not None:
         with atomic_path(output) as tmp:
             preview.assign(method=method, run_id=run_id).to_csv(tmp, index=False)
     return MapResult(
-        run_id=run_id, source=source, target=target, model=encoder.spec, strategy=strategy,
-        k=k, min_score=min_score, n_source=int(n_source),
-        n_mapped=len(mappings), n_candidates=len(candidates),
-        seconds=time.perf_counter() - started, mappings=preview,
+        run_id=run_id,
+        source=source,
+        target=target,
+        model=encoder.spec,
+        strategy=strategy,
+        k=k,
+        min_score=min_score,
+        n_source=int(n_source),
+        n_mapped=len(mappings),
+        n_candidates=len(candidates),
+        seconds=time.perf_counter() - started,
+        mappings=preview,
     )

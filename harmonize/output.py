@@ -24,7 +24,10 @@ def render(frame: pd.DataFrame, fmt: str = "table", floatfmt: str = ".3f") -> st
         return json.dumps(records, indent=2, ensure_ascii=False) + "\n"
     if frame.empty:
         return "(no rows)\n"
-    return tabulate(frame, headers="keys", showindex=False, tablefmt="simple", floatfmt=floatfmt) + "\n"
+    return (
+        tabulate(frame, headers="keys", showindex=False, tablefmt="simple", floatfmt=floatfmt)
+        + "\n"
+    )
 
 
 def shorten(text: object, width: int = 40) -> object:

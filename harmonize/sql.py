@@ -79,7 +79,7 @@ def internal(name: str) -> Query:
 
 
 def list_queries(extra_dir: Path | None = None) -> list[Query]:
-    """Every user-facing query: ``sql/*.sql`` plus ``*.sql`` in ``extra_dir`` (a workspace's own)."""
+    """Every user-facing query: ``sql/*.sql``, then ``*.sql`` in ``extra_dir`` (a workspace's)."""
     found: dict[str, Query] = {}
     for folder in _query_dirs(extra_dir):
         if not folder.is_dir():
@@ -99,7 +99,9 @@ def load_query(name: str, extra_dir: Path | None = None) -> Query:
             if path.is_file():
                 return parse_query(name, path, path.read_text(encoding="utf-8"))
     known = ", ".join(q.name for q in list_queries(extra_dir))
-    raise QueryError(f"unknown query '{name}'. Known queries: {known}. See 'harmonize query --list'.")
+    raise QueryError(
+        f"unknown query '{name}'. Known queries: {known}. See 'harmonize query --list'."
+    )
 
 
 def bind(query: Query, params: dict[str, Any]) -> dict[str, Any]:

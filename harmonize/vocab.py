@@ -64,7 +64,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
         # Keep text columns as text; missing values as empty strings like the CSV path.
         return frame.astype({c: "object" for c in frame.columns if frame[c].dtype == "object"})
     if suffix not in _TEXT_SUFFIXES:
-        raise InputError(f"unsupported file type '{path.suffix}' for {path}: use .csv, .tsv or .parquet")
+        raise InputError(
+            f"unsupported file type '{path.suffix}' for {path}: use .csv, .tsv or .parquet"
+        )
     raw = path.read_bytes()
     try:
         raw.decode("utf-8")

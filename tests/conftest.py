@@ -36,8 +36,7 @@ class FakeEncoder:
     def encode(self, texts, batch_size=64, device="cpu"):
         self.calls.append(list(texts))
         rows = [
-            sum((self.word_vector(w) for w in t.lower().split()), np.zeros(self.dim))
-            for t in texts
+            sum((self.word_vector(w) for w in t.lower().split()), np.zeros(self.dim)) for t in texts
         ]
         return l2_normalize(np.array(rows).reshape(len(texts), self.dim))
 

@@ -10,5 +10,7 @@ def snapshot(ws: Workspace) -> dict[str, bytes]:
     if not ws.root.exists():
         return {}
     return {
-        str(p.relative_to(ws.root)): p.read_bytes() for p in sorted(ws.root.rglob("*")) if p.is_file()
+        str(p.relative_to(ws.root)): p.read_bytes()
+        for p in sorted(ws.root.rglob("*"))
+        if p.is_file()
     }

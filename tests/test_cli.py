@@ -24,8 +24,13 @@ def normalise(text: str) -> str:
 @pytest.fixture
 def mapped(runner, workspace, vocab_files, fake_encoder):
     for site, key in (("siteA", "a"), ("siteB", "b")):
-        assert run(runner, workspace, "add-site", site, "--vocab", str(vocab_files[key])).exit_code == 0
-        assert run(runner, workspace, "build-index", "--site", site, "--model", "fake").exit_code == 0
+        assert (
+            run(runner, workspace, "add-site", site, "--vocab", str(vocab_files[key])).exit_code
+            == 0
+        )
+        assert (
+            run(runner, workspace, "build-index", "--site", site, "--model", "fake").exit_code == 0
+        )
     return workspace
 
 
@@ -49,30 +54,54 @@ def test_build_index_then_up_to_date(runner, workspace, vocab_files, fake_encode
     )
     again = run(runner, workspace, "build-index", "--site", "siteA", "--model", "fake")
     assert again.output == (
-        "index for site 'siteA' (model fake) is up to date; nothing to do (use --force to rebuild)\n"
+        "index for site 'siteA' (model fake) is up to date; "
+        "nothing to do (use --force to rebuild)\n"
     )
     sites = run(runner, workspace, "sites", "--format", "json")
     assert json.loads(sites.output)[0]["indexes"] == "fake (fresh)"
 
 
 def test_map_prints_a_table_and_summary(runner, mapped):
-    result = run(runner, mapped, "map", "--source", "siteB", "--target", "siteA",
-                 "--model", "fake", "--k", "2", "--limit", "2")
+    result = run(
+        runner,
+        mapped,
+        "map",
+        "--source",
+        "siteB",
+        "--target",
+        "siteA",
+        "--model",
+        "fake",
+        "--k",
+        "2",
+        "--limit",
+        "2",
+    )
     assert result.exit_code == 0
     lines = normalise(result.output).splitlines()
-    assert lines[0].split() == ["source_code", "source_description", "target_code",
-                                "target_description", "score"]
+    assert lines[0].split() == [
+        "source_code",
+        "source_description",
+        "target_code",
+        "target_description",
+        "score",
+    ]
     assert len(lines) == 2 + 2 + 2
-    assert lines[4] == ("... 2 more rows (use --limit 0, --output FILE.csv, or 'harmonize sql' "
-                        "on mapped_concepts)")
-    assert lines[5] == ("mapped 4 of 4 'siteB' concepts onto 'siteA' (model fake, strategy best, "
-                        "k=2, min-score none) in <t>s; run <id>")
+    assert lines[4] == (
+        "... 2 more rows (use --limit 0, --output FILE.csv, or 'harmonize sql' on mapped_concepts)"
+    )
+    assert lines[5] == (
+        "mapped 4 of 4 'siteB' concepts onto 'siteA' (model fake, strategy best, "
+        "k=2, min-score none) in <t>s; run <id>"
+    )
 
 
 def test_sql_formats(runner, mapped):
     run(runner, mapped, "map", "--source", "siteB", "--target", "siteA", "--model", "fake")
-    query = ("SELECT source_code, target_code, round(score, 3) AS score FROM mapped_concepts "
-             "WHERE source_site = 'siteB' ORDER BY source_code LIMIT 2")
+    query = (
+        "SELECT source_code, target_code, round(score, 3) AS score FROM mapped_concepts "
+        "WHERE source_site = 'siteB' ORDER BY source_code LIMIT 2"
+    )
     assert run(runner, mapped, "sql", query, "--format", "csv").output == (
         "source_code,target_code,score\nB1,A2,1.0\nB2,A3,1.0\n"
     )
@@ -89,10 +118,33 @@ def test_sql_formats(runner, mapped):
 
 
 def test_query_unmapped_and_list(runner, mapped):
-    run(runner, mapped, "map", "--source", "siteA", "--target", "siteB", "--model", "fake",
-        "--min-score", "0.99")
-    result = run(runner, mapped, "query", "unmapped", "--param", "source", "siteA",
-                 "--param", "target", "siteB", "--format", "csv")
+    run(
+        runner,
+        mapped,
+        "map",
+        "--source",
+        "siteA",
+        "--target",
+        "siteB",
+        "--model",
+        "fake",
+        "--min-score",
+        "0.99",
+    )
+    result = run(
+        runner,
+        mapped,
+        "query",
+        "unmapped",
+        "--param",
+        "source",
+        "siteA",
+        "--param",
+        "target",
+        "siteB",
+        "--format",
+        "csv",
+    )
     assert result.output == "code,description\nA5,muscle pain\n"
     listing = run(runner, mapped, "query", "--list", "--format", "json")
     names = {q["query"]: q["params"] for q in json.loads(listing.output)}
@@ -103,28 +155,52 @@ def test_query_unmapped_and_list(runner, mapped):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["query", "unmapped", "--param", "source", "siteA"],
-         "Error: query 'unmapped' needs parameter 'target'. Add: --param target VALUE\n"),
-        (["query", "unmapped", "--param", "source", "a", "--param", "target", "b",
-          "--param", "site", "x"],
-         "Error: unknown parameter 'site' for query 'unmapped'. It takes: source, target.\n"),
-        (["query", "nosuch"],
-         "Error: unknown query 'nosuch'. Known queries: mapping_summary, recode_events, "
-         "site_concepts, unmapped. See 'harmonize query --list'.\n"),
-        (["map", "--source", "siteX", "--target", "siteA", "--model", "fake"],
-         "Error: unknown site 'siteX'. Known sites: siteA, siteB. "
-         "Run 'harmonize add-site siteX --vocab FILE' first.\n"),
-        (["map", "--source", "siteB", "--target", "siteA", "--model", "lexical"],
-         "Error: no index for site 'siteB' with model lexical. "
-         "Run 'harmonize build-index --site siteB --model lexical' first.\n"),
-        (["map", "--source", "siteB", "--target", "siteA", "--model", "nosuch"],
-         "Error: unknown model 'nosuch'. Use minilm, lexical, hf-cls:PATH, hf-mean:PATH, "
-         "precomputed:FILE.parquet, or the path of a local sentence-transformers folder.\n"),
-        (["sql", "DELETE FROM concepts"],
-         "Error: SQL failed: Invalid Input Error: Cannot execute statement of type \"DELETE\" "
-         "on database \"harmonize\" which is attached in read-only mode!\n"),
-        (["build-index", "--site", "siteA", "--model", "fake", "--device", "gpu"],
-         None),
+        (
+            ["query", "unmapped", "--param", "source", "siteA"],
+            "Error: query 'unmapped' needs parameter 'target'. Add: --param target VALUE\n",
+        ),
+        (
+            [
+                "query",
+                "unmapped",
+                "--param",
+                "source",
+                "a",
+                "--param",
+                "target",
+                "b",
+                "--param",
+                "site",
+                "x",
+            ],
+            "Error: unknown parameter 'site' for query 'unmapped'. It takes: source, target.\n",
+        ),
+        (
+            ["query", "nosuch"],
+            "Error: unknown query 'nosuch'. Known queries: mapping_summary, recode_events, "
+            "site_concepts, unmapped. See 'harmonize query --list'.\n",
+        ),
+        (
+            ["map", "--source", "siteX", "--target", "siteA", "--model", "fake"],
+            "Error: unknown site 'siteX'. Known sites: siteA, siteB. "
+            "Run 'harmonize add-site siteX --vocab FILE' first.\n",
+        ),
+        (
+            ["map", "--source", "siteB", "--target", "siteA", "--model", "lexical"],
+            "Error: no index for site 'siteB' with model lexical. "
+            "Run 'harmonize build-index --site siteB --model lexical' first.\n",
+        ),
+        (
+            ["map", "--source", "siteB", "--target", "siteA", "--model", "nosuch"],
+            "Error: unknown model 'nosuch'. Use minilm, lexical, hf-cls:PATH, hf-mean:PATH, "
+            "precomputed:FILE.parquet, or the path of a local sentence-transformers folder.\n",
+        ),
+        (
+            ["sql", "DELETE FROM concepts"],
+            'Error: SQL failed: Invalid Input Error: Cannot execute statement of type "DELETE" '
+            'on database "harmonize" which is attached in read-only mode!\n',
+        ),
+        (["build-index", "--site", "siteA", "--model", "fake", "--device", "gpu"], None),
     ],
 )
 def test_errors_exit_1_and_change_nothing(runner, mapped, args, message):
@@ -141,18 +217,33 @@ def test_errors_exit_1_and_change_nothing(runner, mapped, args, message):
 @pytest.mark.parametrize(
     ("content", "suffix", "message"),
     [
-        ("code,label\nA1,x\n", ".csv",
-         "{p}: missing required column 'description' (required: code, description; found: code, label)"),
-        ("code,description\nA1,x\nA1,y\n", ".csv",
-         "{p}, line 3: duplicate code 'A1' in column 'code' (first seen on line 2)"),
-        ("code,description\nA1,x\nA2, \n", ".csv", "{p}, line 3: empty value in column 'description'"),
-        (b"code,description\nA1,caf\xe9\n", ".csv",
-         "{p} is not valid UTF-8: byte 0xe9 on line 2. Re-save the file as UTF-8."),
+        (
+            "code,label\nA1,x\n",
+            ".csv",
+            "{p}: missing required column 'description' "
+            "(required: code, description; found: code, label)",
+        ),
+        (
+            "code,description\nA1,x\nA1,y\n",
+            ".csv",
+            "{p}, line 3: duplicate code 'A1' in column 'code' (first seen on line 2)",
+        ),
+        (
+            "code,description\nA1,x\nA2, \n",
+            ".csv",
+            "{p}, line 3: empty value in column 'description'",
+        ),
+        (
+            b"code,description\nA1,caf\xe9\n",
+            ".csv",
+            "{p} is not valid UTF-8: byte 0xe9 on line 2. Re-save the file as UTF-8.",
+        ),
         ("", ".csv", "{p} is empty: expected a header line and rows"),
     ],
 )
-def test_bad_vocabulary_leaves_workspace_unchanged(runner, mapped, tmp_path, content, suffix,
-                                                   message):
+def test_bad_vocabulary_leaves_workspace_unchanged(
+    runner, mapped, tmp_path, content, suffix, message
+):
     bad = tmp_path / f"bad{suffix}"
     if isinstance(content, bytes):
         bad.write_bytes(content)
@@ -182,8 +273,9 @@ def test_existing_site_needs_replace(runner, mapped, vocab_files):
         "Use 'harmonize add-site siteA --vocab FILE --replace' to replace it.\n"
     )
     assert snapshot(mapped) == before
-    replaced = run(runner, mapped, "add-site", "siteA", "--vocab", str(vocab_files["b"]),
-                   "--replace")
+    replaced = run(
+        runner, mapped, "add-site", "siteA", "--vocab", str(vocab_files["b"]), "--replace"
+    )
     assert replaced.output == "replaced site 'siteA': 4 concepts\n"
 
 
@@ -212,8 +304,11 @@ def test_commands_need_a_workspace(runner, workspace):
 
 
 def test_workspace_from_environment(runner, workspace, vocab_files):
-    result = runner.invoke(cli, ["add-site", "siteA", "--vocab", str(vocab_files["a"])],
-                           env={"HARMONIZE_WORKSPACE": str(workspace.root)})
+    result = runner.invoke(
+        cli,
+        ["add-site", "siteA", "--vocab", str(vocab_files["a"])],
+        env={"HARMONIZE_WORKSPACE": str(workspace.root)},
+    )
     assert result.exit_code == 0 and workspace.db_path.is_file()
 
 

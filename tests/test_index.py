@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from harmonize.embed import l2_normalize
+from harmonize.embed import get_encoder, l2_normalize
 from harmonize.errors import IndexStateError
 from harmonize.index import (
     build_faiss,
@@ -19,7 +19,6 @@ from harmonize.index import (
     search,
     vectors_of,
 )
-from harmonize.embed import get_encoder
 from harmonize.sites import add_site
 
 

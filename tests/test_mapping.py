@@ -111,9 +111,9 @@ def test_rerun_replaces_the_pair_and_min_score_leaves_no_row(two_sites):
     unmapped = {"A5"}  # "muscle pain" shares no word with siteB
     assert result.n_mapped == 4 and result.n_source == 5
     with two_sites.connect(read_only=True) as con:
-        got = con.execute(
-            "SELECT source_code FROM mappings WHERE source_site = 'siteA'"
-        ).df()["source_code"]
+        got = con.execute("SELECT source_code FROM mappings WHERE source_site = 'siteA'").df()[
+            "source_code"
+        ]
         n_cand = con.execute("SELECT count(*) FROM candidates WHERE source_site = 'siteA'")
         assert n_cand.fetchone()[0] == 10
     assert unmapped.isdisjoint(got)
@@ -124,8 +124,13 @@ def test_output_csv_matches_the_store(two_sites, tmp_path):
     result = map_sites(two_sites, "siteB", "siteA", model="fake", output=out)
     written = pd.read_csv(out)
     assert list(written.columns) == [
-        "source_code", "source_description", "target_code", "target_description", "score",
-        "method", "run_id",
+        "source_code",
+        "source_description",
+        "target_code",
+        "target_description",
+        "score",
+        "method",
+        "run_id",
     ]
     assert sorted(written["source_code"]) == ["B1", "B2", "B3", "B4"]
     assert set(written["run_id"]) == {result.run_id}
