@@ -58,17 +58,24 @@ class Network:
         if network is None:
             raise InputError(f"{source} has no <NETWORK> element")
         outcomes = {
-            v.findtext("NAME").strip(): tuple(o.text.strip() for o in v.findall("OUTCOME"))
+            _required(v, "NAME", source): tuple(
+                (o.text or "").strip() for o in v.findall("OUTCOME")
+            )
             for v in network.findall("VARIABLE")
         }
         variables = []
         for definition in network.findall("DEFINITION"):
-            name = definition.findtext("FOR").strip()
-            parents = tuple(g.text.strip() for g in definition.findall("GIVEN"))
+            name = _required(definition, "FOR", source)
+            parents = tuple((g.text or "").strip() for g in definition.findall("GIVEN"))
             for p in (name, *parents):
                 if p not in outcomes:
                     raise InputError(f"{source}: definition uses undeclared variable '{p}'")
-            values = np.array(definition.findtext("TABLE").split(), dtype=np.float64)
+            if any(v.name == name for v in variables):
+                raise InputError(f"{source}: variable '{name}' has more than one <DEFINITION>")
+            try:
+                values = np.array(_required(definition, "TABLE", source).split(), dtype=np.float64)
+            except ValueError as exc:
+                raise InputError(f"{source}: table of '{name}' holds a non-number: {exc}") from exc
             n_configs = int(np.prod([len(outcomes[p]) for p in parents])) if parents else 1
             n_out = len(outcomes[name])
             if values.size != n_configs * n_out:
@@ -77,6 +84,8 @@ class Network:
                     f"expected {n_configs} x {n_out}"
                 )
             cpt = values.reshape(n_configs, n_out)
+            if (cpt < 0).any() or not np.isfinite(cpt).all():
+                raise InputError(f"{source}: table of '{name}' holds a negative or invalid number")
             if not np.allclose(cpt.sum(axis=1), 1.0, atol=1e-3):
                 raise InputError(f"{source}: a row of the table of '{name}' does not sum to 1")
             variables.append(
@@ -102,6 +111,14 @@ class Network:
         return pd.DataFrame(
             {v.name: np.asarray(v.outcomes, dtype=object)[codes[v.name]] for v in self.variables}
         )
+
+
+def _required(element: ET.Element, tag: str, source: str) -> str:
+    """The stripped text of a child element that XMLBIF requires, or an InputError."""
+    text = element.findtext(tag)
+    if text is None or not text.strip():
+        raise InputError(f"{source}: a <{element.tag}> element has no <{tag}>")
+    return text.strip()
 
 
 def _topological(variables: list[Variable]) -> list[Variable]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harmonize.errors import InputError
@@ -47,12 +48,14 @@ def mapping_metrics(
     n = len(sources)
     if n == 0:
         raise InputError("the gold standard has no rows")
-    hits = candidates[
+    is_hit = np.array(
         [
             (s, t) in gold_pairs
             for s, t in zip(candidates["source_code"], candidates["target_code"], strict=True)
-        ]
-    ]
+        ],
+        dtype=bool,
+    )
+    hits = candidates.loc[is_hit, ["source_code", "rank"]]
     first_hit = hits.groupby("source_code")["rank"].min()
     first_hit = first_hit[first_hit.index.isin(sources)]
     out: dict[str, float] = {"n": n}
@@ -61,11 +64,12 @@ def mapping_metrics(
     out["mrr"] = float((1.0 / first_hit).sum() / n)
     if mappings is not None:
         chosen = mappings[mappings["source_code"].isin(sources)]
-        correct = sum(
+        right = [
             (s, t) in gold_pairs
             for s, t in zip(chosen["source_code"], chosen["target_code"], strict=True)
-        )
+        ]
         out["coverage"] = float(chosen["source_code"].nunique() / n)
-        out["precision"] = float(correct / len(chosen)) if len(chosen) else 0.0
-        out["recall"] = float(correct / n)
+        # precision over chosen pairs; recall over gold sources (a source counts once).
+        out["precision"] = float(sum(right) / len(chosen)) if len(chosen) else 0.0
+        out["recall"] = float(chosen.loc[right, "source_code"].nunique() / n)
     return out

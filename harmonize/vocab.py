@@ -13,7 +13,9 @@ Errors name the file, the row (as a line number for text files) and the column.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -40,11 +42,26 @@ EVENTS_OPTIONAL = (TIME, VALUE)
 _TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}
 
 
-def _row_ref(path: Path, index: int) -> str:
-    """How a user finds row ``index`` (0-based data row): a line number for text files."""
+def _row_ref(path: Path, index: int, frame: pd.DataFrame | None = None) -> str:
+    """How a user finds row ``index`` (0-based data row): its physical line in a text file
+    (blank lines and quoted line breaks counted), else its 1-based row number."""
     if path.suffix.lower() in _TEXT_SUFFIXES:
-        return f"line {index + 2}"  # line 1 is the header
+        lines = frame.attrs.get("lines") if frame is not None else None
+        return f"line {lines[index] if lines else index + 2}"
     return f"row {index + 1}"
+
+
+def _data_lines(text: str, sep: str) -> list[int]:
+    """The physical line on which each non-blank data row starts, as pandas will read them."""
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    starts = []
+    previous_end = 0
+    for row in reader:
+        start = previous_end + 1
+        previous_end = reader.line_num
+        if row:  # csv yields [] for a blank line, which pandas skips too
+            starts.append(start)
+    return starts[1:]  # the first is the header
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -61,8 +78,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"cannot read Parquet file {path}: {exc}") from exc
         frame = table.to_pandas()
-        # Keep text columns as text; missing values as empty strings like the CSV path.
-        return frame.astype({c: "object" for c in frame.columns if frame[c].dtype == "object"})
+        # Missing text becomes "" as on the CSV path, so every later check sees strings.
+        for column in frame.columns:
+            if not pd.api.types.is_numeric_dtype(frame[column]):
+                frame[column] = frame[column].astype(object).where(frame[column].notna(), "")
+        return frame
     if suffix not in _TEXT_SUFFIXES:
         raise InputError(
             f"unsupported file type '{path.suffix}' for {path}: use .csv, .tsv or .parquet"
@@ -78,16 +98,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
         ) from exc
     if not raw.strip():
         raise InputError(f"{path} is empty: expected a header line and rows")
+    sep = _TEXT_SUFFIXES[suffix]
     try:
-        return pd.read_csv(
-            path,
-            sep=_TEXT_SUFFIXES[suffix],
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8-sig",
-        )
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, ValueError) as exc:
         raise InputError(f"cannot parse {path}: {exc}") from exc
+    lines = _data_lines(raw.decode("utf-8-sig"), sep)
+    if len(lines) == len(frame):
+        frame.attrs["lines"] = lines
+    return frame
 
 
 def _require_columns(frame: pd.DataFrame, path: Path, required: tuple[str, ...]) -> None:
@@ -119,14 +138,16 @@ def read_vocab(path: str | Path) -> pd.DataFrame:
         empty = values.eq("")
         if empty.any():
             i = int(empty.to_numpy().nonzero()[0][0])
-            raise InputError(f"{path}, {_row_ref(path, i)}: empty value in column '{column}'")
+            raise InputError(
+                f"{path}, {_row_ref(path, i, frame)}: empty value in column '{column}'"
+            )
     duplicated = codes.duplicated(keep="first")
     if duplicated.any():
         i = int(duplicated.to_numpy().nonzero()[0][0])
         first = int(codes[codes == codes.iloc[i]].index[0])
         raise InputError(
-            f"{path}, {_row_ref(path, i)}: duplicate code '{codes.iloc[i]}' in column 'code' "
-            f"(first seen on {_row_ref(path, first)})"
+            f"{path}, {_row_ref(path, i, frame)}: duplicate code '{codes.iloc[i]}' in column 'code' "
+            f"(first seen on {_row_ref(path, first, frame)})"
         )
     out = pd.DataFrame(
         {
@@ -157,11 +178,11 @@ def _frequency(frame: pd.DataFrame, path: Path) -> pd.Series:
     text = _text_column(frame, FREQUENCY).str.strip()
     numbers = pd.to_numeric(text.where(text != "", None), errors="coerce")
     bad = numbers.isna() & text.ne("")
-    bad |= numbers.notna() & ((numbers < 0) | (numbers % 1 != 0))
+    bad |= numbers.notna() & ((numbers < 0) | (numbers % 1 != 0) | (numbers >= 2**63))
     if bad.any():
         i = int(bad.to_numpy().nonzero()[0][0])
         raise InputError(
-            f"{path}, {_row_ref(path, i)}: column 'frequency' must be a non-negative integer, "
+            f"{path}, {_row_ref(path, i, frame)}: column 'frequency' must be a non-negative integer, "
             f"got '{text.iloc[i]}'"
         )
     return numbers.astype("Int64")
@@ -187,23 +208,26 @@ def read_events(path: str | Path, known_codes: set[str]) -> pd.DataFrame:
         empty = values.eq("")
         if empty.any():
             i = int(empty.to_numpy().nonzero()[0][0])
-            raise InputError(f"{path}, {_row_ref(path, i)}: empty value in column '{column}'")
+            raise InputError(
+                f"{path}, {_row_ref(path, i, frame)}: empty value in column '{column}'"
+            )
     unknown = ~codes.isin(known_codes)
     if unknown.any():
         i = int(unknown.to_numpy().nonzero()[0][0])
         raise InputError(
-            f"{path}, {_row_ref(path, i)}: code '{codes.iloc[i]}' in column 'code' is not in "
+            f"{path}, {_row_ref(path, i, frame)}: code '{codes.iloc[i]}' in column 'code' is not in "
             "the site's vocabulary"
         )
     out = pd.DataFrame({SUBJECT_ID: subjects.to_numpy(), CODE: codes.to_numpy()})
     if TIME in frame.columns:
         text = _text_column(frame, TIME).str.strip()
-        times = pd.to_datetime(text.where(text != "", None), errors="coerce")
+        # "mixed": each value is parsed on its own (a date beside a date-time is fine).
+        times = pd.to_datetime(text.where(text != "", None), errors="coerce", format="mixed")
         bad = times.isna() & text.ne("")
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
             raise InputError(
-                f"{path}, {_row_ref(path, i)}: column 'time' is not a date/time: '{text.iloc[i]}'"
+                f"{path}, {_row_ref(path, i, frame)}: column 'time' is not a date/time: '{text.iloc[i]}'"
             )
         out[TIME] = times.to_numpy()
     else:

@@ -1,4 +1,5 @@
--- schema: creates every table and view of a workspace. Idempotent. Parameters: none.
+-- schema: creates every table and view of a workspace; idempotent.
+-- params: none
 CREATE TABLE IF NOT EXISTS sites (
     site          VARCHAR NOT NULL,   -- unique; checked in Python (DuckDB keys make replace awkward)
     vocab_file    VARCHAR,

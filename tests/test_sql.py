@@ -1,0 +1,315 @@
+"""Named SQL files and parameter binding (harmonize/sql.py and sql/)."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from harmonize import sql
+from harmonize.config import SQL_DIR
+from harmonize.errors import QueryError
+from harmonize.workspace import Workspace
+
+USER_FILES = sorted(SQL_DIR.glob("*.sql"))
+INTERNAL_FILES = sorted((SQL_DIR / "internal").glob("*.sql"))
+ALL_FILES = USER_FILES + INTERNAL_FILES
+
+# The relations the insert_* statements copy from, with the columns the library registers.
+RELATIONS = {
+    "new_concepts": [
+        "concept_id",
+        "code",
+        "description",
+        "system",
+        "parent_code",
+        "frequency",
+        "extra",
+    ],
+    "new_events": ["subject_id", "time", "code", "value"],
+    "new_labels": ["subject_id", "label", "value"],
+    "new_candidates": [
+        "source_site",
+        "source_code",
+        "target_site",
+        "target_code",
+        "rank",
+        "score",
+        "method",
+        "run_id",
+    ],
+    "new_mappings": [
+        "source_site",
+        "source_code",
+        "target_site",
+        "target_code",
+        "score",
+        "method",
+        "run_id",
+    ],
+}
+NUMERIC_PARAMS = {"k": 5, "min_score": 0.5, "n_source": 3, "n_mapped": 2, "n_concepts": 3}
+INJECTION = "x'; DROP TABLE concepts; --"
+
+
+def ids(paths):
+    return [f"{p.parent.name}/{p.name}" for p in paths]
+
+
+def query_of(path):
+    return sql.parse_query(path.stem, path, path.read_text(encoding="utf-8"))
+
+
+def dummy_params(query):
+    return {p: NUMERIC_PARAMS.get(p, "x") for p in query.params}
+
+
+def used_params(text):
+    """``$name`` uses outside ``--`` comments, found independently of sql.py."""
+    body = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
+    return set(re.findall(r"\$(\w+)", body))
+
+
+def header_lines(text):
+    lines = []
+    for line in text.splitlines():
+        if not line.strip().startswith("--"):
+            break
+        lines.append(line.strip())
+    return lines
+
+
+# --- headers -----------------------------------------------------------------------------------
+
+
+def test_sql_folder_has_the_expected_user_queries():
+    """The user-facing queries the CLI documents exist (and internal ones are not among them)."""
+    names = [q.name for q in sql.list_queries()]
+    assert names == ["mapping_summary", "recode_events", "site_concepts", "unmapped"]
+    assert len(INTERNAL_FILES) >= 19
+
+
+@pytest.mark.parametrize(
+    "path",
+    ALL_FILES,
+    ids=ids(ALL_FILES),
+)
+def test_header_names_the_file_and_declares_params(path):
+    """Every file opens with '-- <its name>: description' and declares 'params:'."""
+    header = header_lines(path.read_text(encoding="utf-8"))
+    assert header, "no header comment"
+    assert header[0].startswith(f"-- {path.stem}: ")
+    assert any("params:" in line for line in header)
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=ids(ALL_FILES))
+def test_declared_params_equal_used_params(path):
+    """A query declares exactly the $names its body uses, and has a description."""
+    query = query_of(path)
+    assert query.description
+    assert not query.description.endswith(".")
+    assert len(set(query.params)) == len(query.params)
+    assert set(query.params) == used_params(query.text)
+
+
+def test_parse_query_header_forms():
+    """Description and params are read from one line or two; 'none' means no parameters."""
+    one = sql.parse_query("q", SQL_DIR / "q.sql", "-- q: counts rows. params: a, b\nSELECT 1;")
+    assert (one.description, one.params) == ("counts rows", ("a", "b"))
+    two = sql.parse_query("q", SQL_DIR / "q.sql", "-- q: all rows.\n-- params: none\nSELECT 1;")
+    assert (two.description, two.params) == ("all rows", ())
+
+
+# --- running against an empty schema ------------------------------------------------------------
+
+
+def register_empty_relations(con):
+    for name, columns in RELATIONS.items():
+        con.register(name, pd.DataFrame({c: pd.Series([], dtype=object) for c in columns}))
+
+
+def statement_kind(path):
+    """The first SQL keyword of the body (comments removed): SELECT, INSERT, DELETE, ..."""
+    body = "\n".join(line.split("--", 1)[0] for line in path.read_text().splitlines())
+    return body.split()[0].upper()
+
+
+READ_ONLY = [p for p in ALL_FILES if statement_kind(p) == "SELECT"]
+
+
+@pytest.mark.parametrize("path", READ_ONLY, ids=ids(READ_ONLY))
+def test_read_only_query_runs_on_empty_schema(tmp_path, path):
+    """Every SELECT query (user or internal) runs on a fresh workspace and returns no rows."""
+    query = query_of(path)
+    with Workspace(tmp_path / "ws").connect() as con:
+        rows = sql.execute(con, query, dummy_params(query)).fetchall()
+    assert rows == []
+
+
+def test_read_only_set_is_complete():
+    """The SELECT files are the user queries plus the library's lookups."""
+    assert {p.stem for p in READ_ONLY} == {
+        "mapping_summary",
+        "recode_events",
+        "site_concepts",
+        "unmapped",
+        "mapping_preview",
+        "run_candidates",
+        "run_mappings",
+        "site_info",
+        "site_list",
+        "site_names",
+    }
+
+
+WRITES = [p for p in INTERNAL_FILES if p.stem.startswith(("insert_", "delete_"))]
+
+
+@pytest.mark.parametrize("path", WRITES, ids=ids(WRITES))
+def test_write_statement_runs_on_empty_schema(tmp_path, path):
+    """insert_*/delete_* run on an empty schema; copying from an empty registered relation
+    or deleting from an empty table changes no rows."""
+    query = query_of(path)
+    with Workspace(tmp_path / "ws").connect() as con:
+        register_empty_relations(con)
+        changed = sql.execute(con, query, dummy_params(query)).fetchall()
+    expected = 1 if path.stem in ("insert_run", "insert_site") else 0
+    assert changed == [(expected,)]
+
+
+def test_insert_site_then_lookups_see_it(tmp_path):
+    """insert_site stores the bound values; site_info/site_names/site_list read them back."""
+    ws = Workspace(tmp_path / "ws")
+    with ws.connect() as con:
+        sql.run_internal(
+            con, "insert_site", site="s1", vocab_file="/v.csv", vocab_sha256="abc", n_concepts=3
+        )
+        assert sql.run_internal(con, "site_info", site="s1").fetchall() == [("s1", "abc", 3)]
+        assert sql.run_internal(con, "site_info", site="s2").fetchall() == []
+        assert ws.site_names(con) == ["s1"]
+        assert sql.run_internal(con, "site_list").fetchall()[0][:6] == (
+            "s1",
+            3,
+            0,
+            0,
+            "abc",
+            "/v.csv",
+        )
+
+
+# --- binding -----------------------------------------------------------------------------------
+
+
+def test_bind_missing_parameter():
+    """A missing parameter is named, with the flags to add for every missing one."""
+    query = sql.load_query("unmapped")
+    with pytest.raises(QueryError) as exc:
+        sql.bind(query, {})
+    assert str(exc.value) == (
+        "query 'unmapped' needs parameter 'source'. Add: --param source VALUE --param target VALUE"
+    )
+    with pytest.raises(QueryError) as exc:
+        sql.bind(query, {"source": "a"})
+    assert str(exc.value) == "query 'unmapped' needs parameter 'target'. Add: --param target VALUE"
+
+
+def test_bind_unknown_parameter():
+    """An unknown parameter is named along with the ones the query takes (or 'none')."""
+    with pytest.raises(QueryError) as exc:
+        sql.bind(sql.load_query("site_concepts"), {"site": "a", "sight": "b"})
+    assert str(exc.value) == "unknown parameter 'sight' for query 'site_concepts'. It takes: site."
+    with pytest.raises(QueryError) as exc:
+        sql.bind(sql.load_query("mapping_summary"), {"site": "a"})
+    assert str(exc.value) == (
+        "unknown parameter 'site' for query 'mapping_summary'. It takes: none."
+    )
+
+
+def test_bind_returns_only_used_params(tmp_path):
+    """A declared parameter the body never uses is accepted but not passed to DuckDB."""
+    query = sql.parse_query(
+        "q", tmp_path / "q.sql", "-- q: rows. params: site, unused\n-- $ghost\nSELECT $site;"
+    )
+    assert sql.bind(query, {"site": "a", "unused": 1}) == {"site": "a"}
+    with Workspace(tmp_path / "ws").connect() as con:
+        assert sql.execute(con, query, {"site": "a", "unused": 1}).fetchall() == [("a",)]
+
+
+def test_load_query_unknown_lists_known():
+    """An unknown (or path-like, or internal) name lists the user queries that exist."""
+    known = ", ".join(sorted(p.stem for p in USER_FILES))
+    for name in ("nope", "../sql/internal/schema", "schema"):
+        with pytest.raises(QueryError) as exc:
+            sql.load_query(name)
+        assert str(exc.value) == (
+            f"unknown query '{name}'. Known queries: {known}. See 'harmonize query --list'."
+        )
+
+
+def test_workspace_local_query(tmp_path):
+    """A *.sql in the workspace's sql/ folder is listed, loaded, named in errors and runs."""
+    ws = Workspace(tmp_path / "ws")
+    ws.sql_dir.mkdir(parents=True)
+    (ws.sql_dir / "my_counts.sql").write_text(
+        "-- my_counts: concepts per site.\n-- params: site\n"
+        "SELECT count(*) AS n FROM concepts WHERE site = $site;\n",
+        encoding="utf-8",
+    )
+    (ws.sql_dir / "notes.txt").write_text("not a query", encoding="utf-8")
+    names = [q.name for q in sql.list_queries(ws.sql_dir)]
+    assert names == [
+        "mapping_summary",
+        "my_counts",
+        "recode_events",
+        "site_concepts",
+        "unmapped",
+    ]
+    query = sql.load_query("my_counts", ws.sql_dir)
+    assert (query.description, query.params) == ("concepts per site", ("site",))
+    assert query.path == ws.sql_dir / "my_counts.sql"
+    with ws.connect() as con:
+        assert sql.execute(con, query, {"site": "a"}).fetchall() == [(0,)]
+    with pytest.raises(QueryError, match="Known queries: mapping_summary, my_counts, "):
+        sql.load_query("nope", ws.sql_dir)
+    with pytest.raises(QueryError):
+        sql.load_query("my_counts")  # not without the workspace folder
+
+
+# --- injection ---------------------------------------------------------------------------------
+
+
+def test_parameter_values_are_data_not_sql(tmp_path):
+    """A site name with quotes and SQL is bound as a value: no table is dropped, it matches
+    nothing, and a row stored under that exact name is found."""
+    ws = Workspace(tmp_path / "ws")
+    with ws.connect() as con:
+        assert sql.run_internal(con, "site_concepts", site=INJECTION).fetchall() == []
+        assert (
+            sql.execute(
+                con, sql.load_query("unmapped"), {"source": INJECTION, "target": INJECTION}
+            ).fetchall()
+            == []
+        )
+        assert con.execute("SELECT count(*) FROM concepts").fetchall() == [(0,)]
+        con.register(
+            "new_concepts",
+            pd.DataFrame(
+                {
+                    "concept_id": [0],
+                    "code": ["C1"],
+                    "description": ["fever"],
+                    "system": [None],
+                    "parent_code": [None],
+                    "frequency": [None],
+                    "extra": [None],
+                }
+            ),
+        )
+        sql.run_internal(con, "insert_concepts", site=INJECTION)
+        assert sql.run_internal(con, "site_concepts", site=INJECTION).fetchall() == [
+            (0, "C1", "fever")
+        ]
+        assert sql.run_internal(con, "site_concepts", site="x").fetchall() == []
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert {"sites", "concepts", "events", "labels", "runs", "candidates", "mappings"} <= tables
