@@ -51,6 +51,11 @@ def _row_ref(path: Path, index: int, frame: pd.DataFrame | None = None) -> str:
     return f"row {index + 1}"
 
 
+def _at(path: Path, index: int, frame: pd.DataFrame) -> str:
+    """``FILE, line N`` (or ``row N``) for error messages."""
+    return f"{path}, {_row_ref(path, index, frame)}"
+
+
 def _data_lines(text: str, sep: str) -> list[int]:
     """The physical line on which each non-blank data row starts, as pandas will read them."""
     reader = csv.reader(io.StringIO(text), delimiter=sep)
@@ -138,15 +143,13 @@ def read_vocab(path: str | Path) -> pd.DataFrame:
         empty = values.eq("")
         if empty.any():
             i = int(empty.to_numpy().nonzero()[0][0])
-            raise InputError(
-                f"{path}, {_row_ref(path, i, frame)}: empty value in column '{column}'"
-            )
+            raise InputError(f"{_at(path, i, frame)}: empty value in column '{column}'")
     duplicated = codes.duplicated(keep="first")
     if duplicated.any():
         i = int(duplicated.to_numpy().nonzero()[0][0])
         first = int(codes[codes == codes.iloc[i]].index[0])
         raise InputError(
-            f"{path}, {_row_ref(path, i, frame)}: duplicate code '{codes.iloc[i]}' in column 'code' "
+            f"{_at(path, i, frame)}: duplicate code '{codes.iloc[i]}' in column 'code' "
             f"(first seen on {_row_ref(path, first, frame)})"
         )
     out = pd.DataFrame(
@@ -182,7 +185,7 @@ def _frequency(frame: pd.DataFrame, path: Path) -> pd.Series:
     if bad.any():
         i = int(bad.to_numpy().nonzero()[0][0])
         raise InputError(
-            f"{path}, {_row_ref(path, i, frame)}: column 'frequency' must be a non-negative integer, "
+            f"{_at(path, i, frame)}: column 'frequency' must be a non-negative integer, "
             f"got '{text.iloc[i]}'"
         )
     return numbers.astype("Int64")
@@ -208,14 +211,12 @@ def read_events(path: str | Path, known_codes: set[str]) -> pd.DataFrame:
         empty = values.eq("")
         if empty.any():
             i = int(empty.to_numpy().nonzero()[0][0])
-            raise InputError(
-                f"{path}, {_row_ref(path, i, frame)}: empty value in column '{column}'"
-            )
+            raise InputError(f"{_at(path, i, frame)}: empty value in column '{column}'")
     unknown = ~codes.isin(known_codes)
     if unknown.any():
         i = int(unknown.to_numpy().nonzero()[0][0])
         raise InputError(
-            f"{path}, {_row_ref(path, i, frame)}: code '{codes.iloc[i]}' in column 'code' is not in "
+            f"{_at(path, i, frame)}: code '{codes.iloc[i]}' in column 'code' is not in "
             "the site's vocabulary"
         )
     out = pd.DataFrame({SUBJECT_ID: subjects.to_numpy(), CODE: codes.to_numpy()})
@@ -227,7 +228,7 @@ def read_events(path: str | Path, known_codes: set[str]) -> pd.DataFrame:
         if bad.any():
             i = int(bad.to_numpy().nonzero()[0][0])
             raise InputError(
-                f"{path}, {_row_ref(path, i, frame)}: column 'time' is not a date/time: '{text.iloc[i]}'"
+                f"{_at(path, i, frame)}: column 'time' is not a date/time: '{text.iloc[i]}'"
             )
         out[TIME] = times.to_numpy()
     else:
