@@ -188,6 +188,17 @@ def map_sites(
             "run_id": run_id,
         }
     )
+    run = {
+        "run_id": run_id,
+        "source": source,
+        "target": target,
+        "model": encoder.spec,
+        "strategy": strategy,
+        "k": k,
+        "min_score": min_score,
+        "n_source": int(n_source),
+        "n_mapped": len(mappings),
+    }
     with ws.transaction() as con:
         sql.run_internal(con, "delete_pair_candidates", source=source, target=target)
         sql.run_internal(con, "delete_pair_mappings", source=source, target=target)
@@ -197,34 +208,13 @@ def map_sites(
         con.register("new_mappings", mappings)
         sql.run_internal(con, "insert_mappings")
         con.unregister("new_mappings")
-        sql.run_internal(
-            con,
-            "insert_run",
-            run_id=run_id,
-            source=source,
-            target=target,
-            model=encoder.spec,
-            strategy=strategy,
-            k=k,
-            min_score=min_score,
-            n_source=int(n_source),
-            n_mapped=len(mappings),
-            version=__version__,
-        )
+        sql.run_internal(con, "insert_run", **run, version=__version__)
         preview = sql.run_internal(con, "mapping_preview", source=source, target=target).df()
     if output is not None:
         with atomic_path(output) as tmp:
             preview.assign(method=method, run_id=run_id).to_csv(tmp, index=False)
     return MapResult(
-        run_id=run_id,
-        source=source,
-        target=target,
-        model=encoder.spec,
-        strategy=strategy,
-        k=k,
-        min_score=min_score,
-        n_source=int(n_source),
-        n_mapped=len(mappings),
+        **run,
         n_candidates=len(candidates),
         seconds=time.perf_counter() - started,
         mappings=preview,

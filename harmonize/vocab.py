@@ -129,6 +129,19 @@ def _text_column(frame: pd.DataFrame, column: str) -> pd.Series:
     return series.map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v))
 
 
+def _non_empty(frame: pd.DataFrame, path: Path, columns: tuple[str, ...]) -> list[pd.Series]:
+    """The stripped text of ``columns``; the first empty cell is an InputError."""
+    out = []
+    for column in columns:
+        values = _text_column(frame, column).str.strip()
+        empty = values.eq("")
+        if empty.any():
+            i = int(empty.to_numpy().nonzero()[0][0])
+            raise InputError(f"{_at(path, i, frame)}: empty value in column '{column}'")
+        out.append(values)
+    return out
+
+
 def read_vocab(path: str | Path) -> pd.DataFrame:
     """A validated vocabulary with columns concept_id, code, description, system,
     parent_code, frequency, extra (JSON of any other columns)."""
@@ -137,13 +150,7 @@ def read_vocab(path: str | Path) -> pd.DataFrame:
     _require_columns(frame, path, VOCAB_REQUIRED)
     if frame.empty:
         raise InputError(f"{path}: no concepts (the file has a header but no rows)")
-    codes = _text_column(frame, CODE).str.strip()
-    descriptions = _text_column(frame, DESCRIPTION).str.strip()
-    for column, values in ((CODE, codes), (DESCRIPTION, descriptions)):
-        empty = values.eq("")
-        if empty.any():
-            i = int(empty.to_numpy().nonzero()[0][0])
-            raise InputError(f"{_at(path, i, frame)}: empty value in column '{column}'")
+    codes, descriptions = _non_empty(frame, path, (CODE, DESCRIPTION))
     duplicated = codes.duplicated(keep="first")
     if duplicated.any():
         i = int(duplicated.to_numpy().nonzero()[0][0])
@@ -205,13 +212,7 @@ def read_events(path: str | Path, known_codes: set[str]) -> pd.DataFrame:
     path = Path(path)
     frame = read_table(path)
     _require_columns(frame, path, EVENTS_REQUIRED)
-    subjects = _text_column(frame, SUBJECT_ID).str.strip()
-    codes = _text_column(frame, CODE).str.strip()
-    for column, values in ((SUBJECT_ID, subjects), (CODE, codes)):
-        empty = values.eq("")
-        if empty.any():
-            i = int(empty.to_numpy().nonzero()[0][0])
-            raise InputError(f"{_at(path, i, frame)}: empty value in column '{column}'")
+    subjects, codes = _non_empty(frame, path, (SUBJECT_ID, CODE))
     unknown = ~codes.isin(known_codes)
     if unknown.any():
         i = int(unknown.to_numpy().nonzero()[0][0])
