@@ -30,6 +30,7 @@ from harmonize.config import (
     WORKSPACE_ENV,
 )
 from harmonize.errors import HarmonizeError, QueryError
+from harmonize.export import EXPORT_FORMATS
 from harmonize.output import FORMATS, render, shorten
 from harmonize.workspace import Workspace
 
@@ -345,6 +346,68 @@ def query_cmd(
     click.echo(render(frame, fmt), nl=False)
 
 
+@cli.command("eval-map")
+@click.option("--source", required=True, help="Site whose concepts were mapped.")
+@click.option("--target", required=True, help="Site they were mapped onto.")
+@click.option(
+    "--gold",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV/Parquet with source_code, target_code (many-to-many allowed).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@pass_state
+def eval_map_cmd(state: State, source: str, target: str, gold: Path, fmt: str) -> None:
+    """Score the stored mapping of SOURCE onto TARGET against a gold standard: top-1/5/10,
+    MRR, coverage, precision and recall. The result is stored in table map_evaluations.
+
+    \b
+    Example:
+      harmonize eval-map --source target --target source --gold truth.csv --format json
+    """
+    from harmonize.evaluate import evaluate_mapping
+
+    result = evaluate_mapping(state.ws, source, target, gold)
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(render(pd.DataFrame([result]), "table"), nl=False)
+    if result["n_unknown"]:
+        click.echo(
+            f"({result['n_unknown']} gold source codes are not concepts of '{source}' "
+            "and were left out)"
+        )
+    if result["k"] < 10:
+        click.echo(f"(candidates were stored with k={result['k']}: top10 counts only those)")
+
+
+@cli.command("export")
+@click.option("--source", required=True)
+@click.option("--target", required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS),
+    required=True,
+    help="sssom (TSV), fhir (R4 ConceptMap JSON), omop-stcm (CSV), usagi (CSV).",
+)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@pass_state
+def export_cmd(state: State, source: str, target: str, fmt: str, output: Path) -> None:
+    """Write the stored mappings of SOURCE onto TARGET for other tools.
+
+    \b
+    Example:
+      harmonize export --source siteB --target siteA --format sssom -o b_to_a.sssom.tsv
+    """
+    from harmonize.export import export_mappings
+
+    n = export_mappings(state.ws, source, target, fmt, output)
+    click.echo(f"wrote {n} mappings of '{source}' onto '{target}' as {fmt} to {output}")
+
+
 @cli.command("demo")
 @click.option(
     "--patients",
@@ -412,6 +475,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-__all__ = ["cli", "main", "json"]

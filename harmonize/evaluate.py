@@ -13,14 +13,17 @@ targets is its r-th candidate.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from harmonize import sql
 from harmonize.errors import InputError
 from harmonize.vocab import read_table
+from harmonize.workspace import Workspace
 
 
 def read_gold(path: str | Path) -> pd.DataFrame:
@@ -73,3 +76,62 @@ def mapping_metrics(
         out["precision"] = float(sum(right) / len(chosen)) if len(chosen) else 0.0
         out["recall"] = float(chosen.loc[right, "source_code"].nunique() / n)
     return out
+
+
+def evaluate_mapping(
+    ws: Workspace, source: str, target: str, gold_path: str | Path, ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, float | int | str]:
+    """Scores the stored candidates and mappings of ``source`` onto ``target`` against a gold
+    file, stores the result in ``map_evaluations`` and returns it.
+
+    Gold source codes that the source site does not have are counted in ``n_unknown`` and left
+    out of the metrics (they say more about the gold file than about the mapping).
+
+    >>> # evaluate_mapping(Workspace("."), "icd10", "icd9", "gem_10to9.csv")["top1"]
+    """
+    gold_path = Path(gold_path)
+    gold = read_gold(gold_path)
+    ws.require()
+    with ws.connect(read_only=True) as con:
+        ws.require_site(con, source)
+        ws.require_site(con, target)
+        k_row = sql.run_internal(con, "pair_k", source=source, target=target).fetchone()
+        if k_row is None:
+            raise InputError(
+                f"no mapping of '{source}' onto '{target}' yet. "
+                f"Run 'harmonize map --source {source} --target {target}' first."
+            )
+        candidates = sql.run_internal(con, "pair_candidates", source=source, target=target).df()
+        mappings = sql.run_internal(con, "pair_mappings", source=source, target=target).df()
+        codes = set(sql.run_internal(con, "site_concepts", site=source).df()["code"])
+    known = gold["source_code"].isin(codes)
+    n_unknown = int(gold.loc[~known, "source_code"].nunique())
+    if not known.any():
+        raise InputError(
+            f"{gold_path}: none of its {n_unknown} source codes is a concept of site '{source}'; "
+            "is the gold file the other way round?"
+        )
+    metrics = mapping_metrics(candidates, gold[known], mappings, ks=ks)
+    run_id = str(mappings["run_id"].iloc[0]) if len(mappings) else ""
+    result: dict[str, float | int | str] = {
+        **metrics,
+        "n": int(metrics["n"]),
+        "n_unknown": n_unknown,
+        "k": int(k_row[0]),
+    }
+    with ws.transaction() as con:
+        sql.run_internal(
+            con,
+            "insert_map_evaluation",
+            source=source,
+            target=target,
+            run_id=run_id,
+            gold_file=str(gold_path.resolve()),
+            gold_sha256=hashlib.sha256(gold_path.read_bytes()).hexdigest(),
+            n=result["n"],
+            n_unknown=n_unknown,
+            **{m: metrics.get(m) for m in ("top1", "top5", "top10", "mrr", "coverage")},
+            precision=metrics.get("precision"),
+            recall=metrics.get("recall"),
+        )
+    return result

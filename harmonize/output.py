@@ -24,8 +24,10 @@ def render(frame: pd.DataFrame, fmt: str = "table", floatfmt: str = ".3f") -> st
         return json.dumps(records, indent=2, ensure_ascii=False) + "\n"
     if frame.empty:
         return "(no rows)\n"
+    # Row lists of Python objects keep integer columns integers (a frame's .values would upcast).
+    rows = frame.astype(object).values.tolist()
     return (
-        tabulate(frame, headers="keys", showindex=False, tablefmt="simple", floatfmt=floatfmt)
+        tabulate(rows, headers=list(map(str, frame.columns)), tablefmt="simple", floatfmt=floatfmt)
         + "\n"
     )
 

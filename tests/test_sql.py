@@ -49,7 +49,16 @@ RELATIONS = {
         "run_id",
     ],
 }
-NUMERIC_PARAMS = {"k": 5, "min_score": 0.5, "n_source": 3, "n_mapped": 2, "n_concepts": 3}
+NUMERIC_PARAMS = {
+    "k": 5,
+    "min_score": 0.5,
+    "n_source": 3,
+    "n_mapped": 2,
+    "n_concepts": 3,
+    "n": 3,
+    "n_unknown": 0,
+    **{m: 0.5 for m in ("top1", "top5", "top10", "mrr", "coverage", "precision", "recall")},
+}
 INJECTION = "x'; DROP TABLE concepts; --"
 
 
@@ -157,6 +166,9 @@ def test_read_only_set_is_complete():
         "mapping_preview",
         "run_candidates",
         "run_mappings",
+        "pair_mappings",
+        "pair_candidates",
+        "pair_k",
         "site_info",
         "site_list",
         "site_names",
@@ -174,7 +186,7 @@ def test_write_statement_runs_on_empty_schema(tmp_path, path):
     with Workspace(tmp_path / "ws").connect() as con:
         register_empty_relations(con)
         changed = sql.execute(con, query, dummy_params(query)).fetchall()
-    expected = 1 if path.stem in ("insert_run", "insert_site") else 0
+    expected = 1 if path.stem in ("insert_run", "insert_site", "insert_map_evaluation") else 0
     assert changed == [(expected,)]
 
 

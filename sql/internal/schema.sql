@@ -63,6 +63,23 @@ CREATE TABLE IF NOT EXISTS mappings (
     run_id        VARCHAR NOT NULL,
     created_at    TIMESTAMP NOT NULL
 );
+CREATE TABLE IF NOT EXISTS map_evaluations (
+    source_site   VARCHAR NOT NULL,
+    target_site   VARCHAR NOT NULL,
+    run_id        VARCHAR NOT NULL,   -- the map run whose candidates were scored
+    gold_file     VARCHAR NOT NULL,
+    gold_sha256   VARCHAR NOT NULL,
+    n             INTEGER NOT NULL,   -- gold source codes present in the source site
+    n_unknown     INTEGER NOT NULL,   -- gold source codes the source site does not have
+    top1          DOUBLE,
+    top5          DOUBLE,
+    top10         DOUBLE,
+    mrr           DOUBLE,
+    coverage      DOUBLE,
+    precision     DOUBLE,
+    recall        DOUBLE,
+    created_at    TIMESTAMP NOT NULL
+);
 CREATE OR REPLACE VIEW mapped_concepts AS
 SELECT
     m.source_site,
