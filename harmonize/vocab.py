@@ -51,6 +51,13 @@ def _row_ref(path: Path, index: int, frame: pd.DataFrame | None = None) -> str:
     return f"row {index + 1}"
 
 
+class _SharedList(list):
+    """pandas deep-copies ``attrs`` on every operation; line numbers never change, so share."""
+
+    def __deepcopy__(self, memo: dict) -> _SharedList:
+        return self
+
+
 def _at(path: Path, index: int, frame: pd.DataFrame) -> str:
     """``FILE, line N`` (or ``row N``) for error messages."""
     return f"{path}, {_row_ref(path, index, frame)}"
@@ -110,7 +117,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise InputError(f"cannot parse {path}: {exc}") from exc
     lines = _data_lines(raw.decode("utf-8-sig"), sep)
     if len(lines) == len(frame):
-        frame.attrs["lines"] = lines
+        frame.attrs["lines"] = _SharedList(lines)
     return frame
 
 

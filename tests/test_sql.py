@@ -28,7 +28,8 @@ RELATIONS = {
         "extra",
     ],
     "new_events": ["subject_id", "time", "code", "value"],
-    "new_labels": ["subject_id", "label", "value"],
+    "new_levels": ["code", "value", "text"],
+    "new_labels": ["subject_id", "label", "value", "split"],
     "new_candidates": [
         "source_site",
         "source_code",
@@ -169,6 +170,11 @@ def test_read_only_set_is_complete():
         "pair_mappings",
         "pair_candidates",
         "pair_k",
+        "pair_code_map",
+        "site_task",
+        "site_levels",
+        "task_events",
+        "task_labels",
         "site_info",
         "site_list",
         "site_names",
@@ -186,7 +192,17 @@ def test_write_statement_runs_on_empty_schema(tmp_path, path):
     with Workspace(tmp_path / "ws").connect() as con:
         register_empty_relations(con)
         changed = sql.execute(con, query, dummy_params(query)).fetchall()
-    expected = 1 if path.stem in ("insert_run", "insert_site", "insert_map_evaluation") else 0
+    expected = (
+        1
+        if path.stem
+        in (
+            "insert_run",
+            "insert_site",
+            "insert_map_evaluation",
+            "insert_task",
+        )
+        else 0
+    )
     assert changed == [(expected,)]
 
 

@@ -1,2 +1,2 @@
 -- insert_labels: copies the registered relation new_labels into labels. params: site
-INSERT INTO labels SELECT $site, subject_id, label, value FROM new_labels;
+INSERT INTO labels SELECT $site, subject_id, label, value, split FROM new_labels;

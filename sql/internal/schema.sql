@@ -28,7 +28,19 @@ CREATE TABLE IF NOT EXISTS labels (
     site          VARCHAR NOT NULL,
     subject_id    VARCHAR NOT NULL,
     label         VARCHAR NOT NULL,
-    value         VARCHAR
+    value         VARCHAR,
+    split         VARCHAR NOT NULL    -- 'train' or 'test'
+);
+CREATE TABLE IF NOT EXISTS site_tasks (
+    site          VARCHAR NOT NULL,
+    label         VARCHAR NOT NULL,   -- the label column
+    positive      VARCHAR NOT NULL    -- its value that makes the positive class
+);
+CREATE TABLE IF NOT EXISTS level_texts (
+    site          VARCHAR NOT NULL,
+    code          VARCHAR NOT NULL,
+    value         VARCHAR NOT NULL,
+    text          VARCHAR NOT NULL    -- the text embedded for this code at this level
 );
 CREATE TABLE IF NOT EXISTS runs (
     run_id        VARCHAR NOT NULL,
