@@ -30,7 +30,9 @@ from harmonize.config import (
     WORKSPACE_ENV,
 )
 from harmonize.errors import HarmonizeError, QueryError
+from harmonize.experiment import MODELS, SCENARIOS
 from harmonize.export import EXPORT_FORMATS
+from harmonize.features import READINGS
 from harmonize.output import FORMATS, render, shorten
 from harmonize.workspace import Workspace
 
@@ -469,6 +471,109 @@ def export_cmd(state: State, source: str, target: str, fmt: str, output: Path) -
 
     n = export_mappings(state.ws, source, target, fmt, output)
     click.echo(f"wrote {n} mappings of '{source}' onto '{target}' as {fmt} to {output}")
+
+
+def _sizes(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise HarmonizeError(
+            f"--target-sizes must be integers like 50,100,200, got '{text}'"
+        ) from exc
+
+
+@cli.command("evaluate")
+@click.option("--source", required=True, help="Site whose model is transferred.")
+@click.option("--target", required=True, help="Site it is transferred to (test patients here).")
+@click.option(
+    "--embedding",
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Any --model spec, or onehot (one dimension per concept-state text).",
+)
+@click.option(
+    "--reading",
+    type=click.Choice(READINGS),
+    default="native",
+    show_default=True,
+    help="How the target is read: its own texts, through stored mappings, or a gold map.",
+)
+@click.option(
+    "--gold",
+    type=click.Path(path_type=Path),
+    help="With --reading oracle: CSV source_code (target site), target_code (source site).",
+)
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    type=click.Choice(SCENARIOS),
+    help="Repeatable; default all five.",
+)
+@click.option("--target-sizes", help="Comma-separated target training sizes (default: all).")
+@click.option("--seeds", default=1, show_default=True, type=int, help="Repetitions.")
+@click.option("--model", "model", type=click.Choice(MODELS), default="cnn", show_default=True)
+@click.option("--epochs", default=50, show_default=True, type=int)
+@click.option("--steps-per-epoch", default=100, show_default=True, type=int)
+@click.option(
+    "--bootstrap",
+    default=200,
+    show_default=True,
+    type=int,
+    help="Bootstrap resamples for the AUROC interval.",
+)
+@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+@pass_state
+def evaluate_cmd(
+    state: State,
+    source: str,
+    target: str,
+    embedding: str,
+    reading: str,
+    gold: Path | None,
+    scenarios: tuple[str, ...],
+    target_sizes: str | None,
+    seeds: int,
+    model: str,
+    epochs: int,
+    steps_per_epoch: int,
+    bootstrap: int,
+    device: str,
+) -> None:
+    """Train at SOURCE, transfer to TARGET, and score each scenario by AUROC on TARGET's test
+    patients. Results go to table evaluations, a markdown report and a PNG learning curve.
+
+    \b
+    Example:
+      harmonize evaluate --source source --target target --reading mapped \\
+        --target-sizes 25,50,100 --scenario local --scenario finetune-all
+    """
+    from harmonize.experiment import EvalConfig, run_evaluation, summarize
+
+    config = EvalConfig(
+        source=source,
+        target=target,
+        embedding=embedding,
+        reading=reading,
+        scenarios=scenarios or SCENARIOS,
+        target_sizes=_sizes(target_sizes),
+        seeds=seeds,
+        model=model,
+        gold=gold,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        bootstrap=bootstrap,
+        device=device,
+    )
+    result = run_evaluation(state.ws, config, progress=not state.quiet)
+    click.echo(render(summarize(result.results), "table"), nl=False)
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"run {result.run_id}: {len(result.results)} results stored in table evaluations")
+    click.echo(f"report: {result.report}")
+    click.echo(f"plot:   {result.plot}")
 
 
 @cli.command("demo")

@@ -16,6 +16,9 @@ META_FILENAME = "meta.json"
 WORKSPACE_ENV = "HARMONIZE_WORKSPACE"
 DEMO_WORKSPACE = "demo-workspace"
 
+# Bump when a table of sql/internal/schema.sql changes shape.
+SCHEMA_VERSION = 2
+
 DEFAULT_MODEL = "minilm"
 DEFAULT_DEVICE = "auto"
 DEFAULT_INDEX = "flat"

@@ -39,9 +39,14 @@ class ConceptCNN(nn.Module):
         """ReLU(conv) of each distinct text vector: (n_texts, dim) -> (n_texts, filters)."""
         return torch.relu(self.conv(vectors.T.unsqueeze(0))).squeeze(0).T
 
-    def forward(self, vectors: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        pooled = self.project(vectors)[ids].max(dim=1).values
-        return self.fc(self.dropout(pooled))
+    def forward(
+        self, vectors: torch.Tensor, ids: torch.Tensor, projected: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits for the patients ``ids``; ``projected`` reuses a precomputed projection
+        (valid while the convolution is frozen)."""
+        if projected is None:
+            projected = self.project(vectors)
+        return self.fc(self.dropout(projected[ids].max(dim=1).values))
 
 
 def _stratified_holdout(y: np.ndarray, fraction: float, rng: np.random.Generator):
@@ -128,6 +133,11 @@ class CNNClassifier:
         best_state, best_score, best_epoch = copy.deepcopy(module.state_dict()), -np.inf, 0
         history = []
         order, cursor = rng.permutation(train_idx), 0
+        # A frozen convolution projects the texts the same way every step: do it once.
+        frozen = None
+        if train == "head":
+            with torch.no_grad():
+                frozen = module.project(v)
         for epoch in range(1, self.epochs + 1):
             module.train()
             for _ in range(self.steps_per_epoch):
@@ -138,7 +148,7 @@ class CNNClassifier:
                 )
                 cursor += self.batch_size
                 optimizer.zero_grad()
-                loss = loss_fn(module(v, ids_t[batch]), y_t[batch])
+                loss = loss_fn(module(v, ids_t[batch], frozen), y_t[batch])
                 loss.backward()
                 optimizer.step()
             score = self._validation_score(module, v, ids_t[val_idx], y[val_idx])

@@ -27,6 +27,7 @@ from harmonize.config import (
     CACHE_DIRNAME,
     DB_FILENAME,
     INDEX_DIRNAME,
+    SCHEMA_VERSION,
     SITE_NAME_PATTERN,
 )
 from harmonize.errors import UnknownSiteError, WorkspaceError
@@ -100,6 +101,7 @@ class Workspace:
         try:
             if not read_only:
                 con.execute(sql.internal("schema").text)
+                _check_schema_version(con, self.root)
             yield con
         finally:
             con.close()
@@ -128,6 +130,17 @@ class Workspace:
 
     def index_dir(self, site: str, model_slug: str) -> Path:
         return self.index_root / check_site_name(site) / model_slug
+
+
+def _check_schema_version(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    rows = sql.run_internal(con, "schema_version").fetchall()
+    if not rows:
+        sql.run_internal(con, "insert_schema_version", version=SCHEMA_VERSION)
+    elif rows[0][0] != SCHEMA_VERSION:
+        raise WorkspaceError(
+            f"workspace {root} has schema version {rows[0][0]}, this harmonize needs "
+            f"{SCHEMA_VERSION}. Re-create it (add-site again) in a new folder."
+        )
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from harmonize import sql
-from harmonize.config import SQL_DIR
+from harmonize.config import SCHEMA_VERSION, SQL_DIR
 from harmonize.errors import QueryError
 from harmonize.workspace import Workspace
 
@@ -29,6 +29,23 @@ RELATIONS = {
     ],
     "new_events": ["subject_id", "time", "code", "value"],
     "new_levels": ["code", "value", "text"],
+    "new_evaluations": [
+        "run_id",
+        "source_site",
+        "target_site",
+        "embedding",
+        "reading",
+        "model",
+        "scenario",
+        "target_train_size",
+        "seed",
+        "auroc",
+        "auprc",
+        "accuracy",
+        "auroc_low",
+        "auroc_high",
+        "n_test",
+    ],
     "new_labels": ["subject_id", "label", "value", "split"],
     "new_candidates": [
         "source_site",
@@ -58,6 +75,7 @@ NUMERIC_PARAMS = {
     "n_concepts": 3,
     "n": 3,
     "n_unknown": 0,
+    "version": 2,
     **{m: 0.5 for m in ("top1", "top5", "top10", "mrr", "coverage", "precision", "recall")},
 }
 INJECTION = "x'; DROP TABLE concepts; --"
@@ -150,11 +168,12 @@ READ_ONLY = [p for p in ALL_FILES if statement_kind(p) == "SELECT"]
 
 @pytest.mark.parametrize("path", READ_ONLY, ids=ids(READ_ONLY))
 def test_read_only_query_runs_on_empty_schema(tmp_path, path):
-    """Every SELECT query (user or internal) runs on a fresh workspace and returns no rows."""
+    """Every SELECT query (user or internal) runs on a fresh workspace and returns no rows,
+    except the schema version, which a new workspace is stamped with."""
     query = query_of(path)
     with Workspace(tmp_path / "ws").connect() as con:
         rows = sql.execute(con, query, dummy_params(query)).fetchall()
-    assert rows == []
+    assert rows == ([(SCHEMA_VERSION,)] if path.stem == "schema_version" else [])
 
 
 def test_read_only_set_is_complete():
@@ -171,6 +190,7 @@ def test_read_only_set_is_complete():
         "pair_candidates",
         "pair_k",
         "pair_code_map",
+        "schema_version",
         "site_task",
         "site_levels",
         "task_events",
@@ -200,6 +220,7 @@ def test_write_statement_runs_on_empty_schema(tmp_path, path):
             "insert_site",
             "insert_map_evaluation",
             "insert_task",
+            "insert_schema_version",
         )
         else 0
     )

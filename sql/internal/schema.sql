@@ -1,5 +1,8 @@
 -- schema: creates every table and view of a workspace; idempotent.
 -- params: none
+CREATE TABLE IF NOT EXISTS workspace_info (
+    schema_version INTEGER NOT NULL   -- bumped whenever a table changes shape
+);
 CREATE TABLE IF NOT EXISTS sites (
     site          VARCHAR NOT NULL,   -- unique; checked in Python (DuckDB keys make replace awkward)
     vocab_file    VARCHAR,
@@ -107,3 +110,21 @@ SELECT
 FROM mappings AS m
 LEFT JOIN concepts AS s ON s.site = m.source_site AND s.code = m.source_code
 LEFT JOIN concepts AS t ON t.site = m.target_site AND t.code = m.target_code;
+CREATE TABLE IF NOT EXISTS evaluations (
+    run_id        VARCHAR NOT NULL,
+    source_site   VARCHAR NOT NULL,
+    target_site   VARCHAR NOT NULL,
+    embedding     VARCHAR NOT NULL,
+    reading       VARCHAR NOT NULL,
+    model         VARCHAR NOT NULL,   -- cnn or logreg
+    scenario      VARCHAR NOT NULL,
+    target_train_size INTEGER NOT NULL, -- 0 for direct transfer (no target training data)
+    seed          INTEGER NOT NULL,
+    auroc         DOUBLE,
+    auprc         DOUBLE,
+    accuracy      DOUBLE,
+    auroc_low     DOUBLE,
+    auroc_high    DOUBLE,
+    n_test        INTEGER NOT NULL,
+    created_at    TIMESTAMP NOT NULL
+);
