@@ -518,6 +518,13 @@ def _sizes(text: str | None) -> tuple[int, ...] | None:
 @click.option("--epochs", default=50, show_default=True, type=int)
 @click.option("--steps-per-epoch", default=100, show_default=True, type=int)
 @click.option(
+    "--lr",
+    default=1e-3,
+    show_default=True,
+    type=float,
+    help="SGD learning rate from scratch (fine-tuning uses 0.01, as the study did).",
+)
+@click.option(
     "--bootstrap",
     default=200,
     show_default=True,
@@ -539,6 +546,7 @@ def evaluate_cmd(
     model: str,
     epochs: int,
     steps_per_epoch: int,
+    lr: float,
     bootstrap: int,
     device: str,
 ) -> None:
@@ -564,6 +572,7 @@ def evaluate_cmd(
         gold=gold,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
+        lr=lr,
         bootstrap=bootstrap,
         device=device,
     )

@@ -49,6 +49,7 @@ class EvalConfig:
     gold: str | Path | None = None
     epochs: int = 50
     steps_per_epoch: int = 100
+    lr: float = 1e-3  # the study's rate for training from scratch
     bootstrap: int = 200
     device: str = "cpu"
 
@@ -62,14 +63,6 @@ class EvalConfig:
             raise InputError(f"unknown model '{self.model}': use {' or '.join(MODELS)}")
         if self.model == "logreg" and {"finetune-head", "finetune-all"} & set(self.scenarios):
             raise InputError("logreg has no layers to fine-tune: use --model cnn for finetune-*")
-        transfer = set(self.scenarios) - {"local"}
-        one_hot = self.embedding == "onehot" or self.model == "logreg"
-        if one_hot and self.reading == "native" and transfer:
-            raise InputError(
-                "one-hot features cannot transfer between sites read natively: the target's codes "
-                "share no dimension with the source's. Use --reading mapped (or oracle --gold "
-                "FILE), or only --scenario local."
-            )
         if self.seeds < 1 or self.epochs < 1 or self.steps_per_epoch < 1:
             raise InputError("--seeds, --epochs and --steps-per-epoch must be at least 1")
         if self.target_sizes is not None and min(self.target_sizes) < 2:
@@ -133,6 +126,7 @@ def run_evaluation(
         notes.append(
             f"{target.n_dropped_events} target events had codes with no mapping and were left out"
         )
+    _check_one_hot(config, source, target)
     source, target, texts = _shared(source, target)
     vectors = _vectors(ws, config.embedding, texts, config.device)
     src = source.subset(source.split == "train")
@@ -185,6 +179,22 @@ def run_evaluation(
     return EvalResult(run_id, results, report, plot, notes)
 
 
+def _check_one_hot(config: EvalConfig, source: Encounters, target: Encounters) -> None:
+    """One-hot features transfer only where the target's texts are the source's: say so
+    instead of training a model that cannot read the target."""
+    one_hot = config.embedding == "onehot" or config.model == "logreg"
+    if not one_hot or not set(config.scenarios) - {"local"}:
+        return
+    shared = set(target.texts) & set(source.texts)
+    if len(shared) < 0.5 * len(set(target.texts)):
+        raise InputError(
+            f"one-hot features cannot transfer here: only {len(shared)} of the target's "
+            f"{len(set(target.texts))} concept-state texts occur at the source (reading "
+            f"'{config.reading}'). Use --reading mapped (or oracle --gold FILE), an embedding, "
+            "or only --scenario local."
+        )
+
+
 def _plan(config: EvalConfig, sizes: tuple[int, ...]) -> list[tuple[int, str, int]]:
     """(seed, scenario, size) of every model to train; direct needs no target data (size 0)."""
     plan = []
@@ -199,11 +209,11 @@ def _tasks_for(plan: list[tuple[int, str, int]], seed: int) -> list[tuple[str, i
     return [(scenario, size) for s, scenario, size in plan if s == seed]
 
 
-def _model(config: EvalConfig, seed: int, lr: float = 1e-3):
+def _model(config: EvalConfig, seed: int, lr: float | None = None):
     if config.model == "logreg":
         return OneHotLogistic(random_state=seed)
     return CNNClassifier(
-        lr=lr,
+        lr=config.lr if lr is None else lr,
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch,
         random_state=seed,
