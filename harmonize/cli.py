@@ -644,6 +644,10 @@ def demo_cmd(ctx: click.Context, patients: int, seed: int, models: tuple[str, ..
     click.echo(f'  harmonize {ws_flag} sql "SELECT * FROM mapped_concepts ORDER BY score LIMIT 10"')
     click.echo(f"  harmonize {ws_flag} query unmapped --param source target --param target source")
     click.echo(f"  harmonize {ws_flag} map --source target --target source --strategy mutual")
+    click.echo(
+        f"  harmonize {ws_flag} evaluate --source source --target target --reading mapped "
+        "--target-sizes 50,200"
+    )
 
 
 def main() -> None:

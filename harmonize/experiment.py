@@ -128,7 +128,6 @@ def run_evaluation(
         )
     _check_one_hot(config, source, target)
     source, target, texts = _shared(source, target)
-    vectors = _vectors(ws, config.embedding, texts, config.device)
     src = source.subset(source.split == "train")
     pool = target.subset(target.split == "train")
     test = target.subset(target.split == "test")
@@ -141,6 +140,8 @@ def run_evaluation(
             f"--target-sizes {too_big[0]} is more than the {len(pool.y)} training patients of "
             f"site '{config.target}'"
         )
+    # Embedding (which fills the cache) only after every check has passed.
+    vectors = _vectors(ws, config.embedding, texts, config.device)
     tasks = _plan(config, sizes)
     rows = []
     bar = tqdm(total=len(tasks), desc="training", unit="model", disable=None if progress else True)

@@ -129,6 +129,18 @@ def load_encounters(
         n_dropped = int(codes.isna().sum())
         events = events.assign(code=codes).dropna(subset=["code"])
     descriptions = dict(zip(concepts["code"], concepts["description"], strict=True))
+    unknown = sorted(set(events["code"]) - set(descriptions))
+    if unknown:
+        where = "the gold file" if reading == "oracle" else "the stored mappings"
+        fix = (
+            "Fix the gold file"
+            if reading == "oracle"
+            else f"Re-run 'harmonize map --source {site} --target {via}'"
+        )
+        raise InputError(
+            f"{where} map {site}'s codes onto '{unknown[0]}', which is not a concept of site "
+            f"'{text_site}'. {fix}."
+        )
     level_texts = {(c, v): t for c, v, t in levels.itertuples(index=False)}
     # Few distinct (code, value) pairs exist, so each text is built once, then looked up.
     keys = events["code"].astype(str) + "\x1f" + events["value"].astype(str)

@@ -94,6 +94,18 @@ def _labels(path: Path, subjects: pd.Series, values: pd.Series, label: LabelSpec
     return pd.DataFrame({SUBJECT_ID: subjects.to_numpy(), "label": label.column, "value": values})
 
 
+def _subject_ids(frame: pd.DataFrame, path: Path) -> pd.Series:
+    """The subject_id column, stripped; blanks and duplicates are errors."""
+    subjects = frame[SUBJECT_ID].astype(str).str.strip()
+    if subjects.eq("").any():
+        raise InputError(f"{path}: empty value in column 'subject_id'")
+    if subjects.duplicated().any():
+        raise InputError(
+            f"{path}: duplicate subject_id '{subjects[subjects.duplicated()].iloc[0]}'"
+        )
+    return subjects
+
+
 def read_wide_patients(
     path: str | Path,
     codes: set[str],
@@ -113,11 +125,7 @@ def read_wide_patients(
     if frame.empty:
         raise InputError(f"{path}: no patients (the file has a header but no rows)")
     if SUBJECT_ID in frame.columns:
-        subjects = frame[SUBJECT_ID].astype(str).str.strip()
-        if subjects.duplicated().any():
-            raise InputError(
-                f"{path}: duplicate subject_id '{subjects[subjects.duplicated()].iloc[0]}'"
-            )
+        subjects = _subject_ids(frame, path)
     else:
         subjects = pd.Series([f"{id_prefix}{i:06d}" for i in range(1, len(frame) + 1)])
     concept_columns = [c for c in frame.columns if c not in (label.column, SUBJECT_ID)]
@@ -160,7 +168,7 @@ def read_long_patients(
     for column in (SUBJECT_ID, label.column):
         if column not in table.columns:
             raise InputError(f"{labels_path}: missing required column '{column}'")
-    subjects = table[SUBJECT_ID].astype(str).str.strip()
+    subjects = _subject_ids(table, labels_path)
     missing = set(events[SUBJECT_ID]) - set(subjects)
     if missing:
         raise InputError(f"{path}: subject '{sorted(missing)[0]}' has events but no label")
