@@ -306,6 +306,8 @@ def plot_learning_curve(results: pd.DataFrame, path: Path, title: str) -> None:
         )
     if len(sizes) > 1:
         ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(sizes, [str(s) for s in sizes])
     ax.set_xlabel("target training patients")
     ax.set_ylabel("AUROC on target test patients")
     ax.set_title(title, fontsize=10)

@@ -15,6 +15,7 @@ function as running it over every patient's sequence, at a fraction of the cost.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
@@ -24,6 +25,19 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 TRAIN_PARTS = ("all", "head")
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Runs torch on one CPU thread inside the block. The CNN's tensors are small: a second
+    thread gains ~10 % alone but, when another process competes for the cores, oversubscription
+    made training tens of times slower (measured on this project's 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class ConceptCNN(nn.Module):
@@ -105,6 +119,10 @@ class CNNClassifier:
         init: ConceptCNN | None = None,
         train: str = "all",
     ) -> CNNClassifier:
+        with single_thread():
+            return self._fit(vectors, ids, y, init, train)
+
+    def _fit(self, vectors, ids, y, init, train) -> CNNClassifier:
         if train not in TRAIN_PARTS:
             raise ValueError(f"train must be one of {TRAIN_PARTS}, got {train!r}")
         torch.manual_seed(self.random_state)
@@ -181,7 +199,7 @@ class CNNClassifier:
     def predict_proba(self, vectors: np.ndarray, ids: np.ndarray) -> np.ndarray:
         v = torch.as_tensor(vectors, dtype=torch.float32, device=self.device)
         self.module_.eval()
-        with torch.no_grad():
+        with torch.no_grad(), single_thread():
             logits = self.module_(v, torch.as_tensor(ids, dtype=torch.long, device=self.device))
         return torch.softmax(logits, 1).cpu().numpy()
 
