@@ -591,6 +591,68 @@ def evaluate_cmd(
     click.echo(f"plot:   {result.plot}")
 
 
+@cli.command("bench-map")
+@click.argument("benchmark", type=click.Choice(["icd"]))
+@click.option(
+    "--direction", type=click.Choice(["10to9", "9to10"]), default="10to9", show_default=True
+)
+@click.option(
+    "--sample",
+    type=int,
+    default=None,
+    help="Held-out source codes to map (default: all; ICD-10-CM takes minutes).",
+)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--k", default=10, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@pass_state
+def bench_map_cmd(
+    state: State,
+    benchmark: str,
+    direction: str,
+    sample: int | None,
+    model: str,
+    k: int,
+    seed: int,
+    fmt: str,
+) -> None:
+    """Map ICD-10-CM onto ICD-9-CM (or back) and score against the CMS GEMs, on held-out codes.
+
+    \b
+    Example:
+      harmonize --workspace bench bench-map icd --direction 10to9 --sample 1000
+    """
+    from harmonize.bench import bench_icd
+
+    echo = (lambda _: None) if state.quiet or fmt == "json" else click.echo
+    result = bench_icd(
+        state.ws,
+        direction,
+        sample=sample,
+        model=model,
+        k=k,
+        random_state=seed,
+        progress=not state.quiet,
+        echo=echo,
+    )
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {**result.overall, "exact": result.exact, "direction": direction, "model": model},
+                indent=2,
+            )
+        )
+        return
+    click.echo(render(result.rows(), "table"), nl=False)
+    click.echo(
+        f"({result.seconds:.0f}s; {result.n_train_codes} GEM source codes held back "
+        "for training learned methods)"
+    )
+
+
 @cli.command("demo")
 @click.option(
     "--patients",

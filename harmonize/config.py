@@ -41,6 +41,11 @@ HNSW_EF_SEARCH = 128
 LEXICAL_DIM = 4096
 LEXICAL_NGRAMS = (2, 4)
 
+# Hybrid retrieval (--model minilm+lexical): each model's top FUSION_DEPTH candidates are fused
+# by reciprocal rank with constant RRF_K (Cormack, Clarke & Buettcher 2009).
+FUSION_DEPTH = 50
+RRF_K = 60
+
 # one-to-one assignment builds a dense source x target matrix; refuse beyond this many cells.
 ONE_TO_ONE_MAX_CELLS = 50_000_000
 

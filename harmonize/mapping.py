@@ -19,12 +19,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from harmonize import __version__, sql
-from harmonize.config import DEFAULT_K, DEFAULT_MODEL, ONE_TO_ONE_MAX_CELLS, STRATEGIES
+from harmonize.config import (
+    DEFAULT_K,
+    DEFAULT_MODEL,
+    FUSION_DEPTH,
+    ONE_TO_ONE_MAX_CELLS,
+    RRF_K,
+    STRATEGIES,
+)
 from harmonize.embed import get_encoder
 from harmonize.errors import HarmonizeError, InputError
 from harmonize.index import faiss_device, load_site_index, search, vectors_of
@@ -75,6 +83,37 @@ def choose_one_to_one(scores: np.ndarray, ids: np.ndarray, min_score: float) -> 
         if weights[r, c] > 0:
             out.append([int(rows[r]), int(cols[c]), float(weights[r, c] - 2.0)])
     return sorted(out)
+
+
+def fused_search(
+    pairs: list[tuple[np.ndarray, faiss.Index]], k: int, device: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k target rows per query. One model: plain cosine search. Several: each model's top
+    ``FUSION_DEPTH`` lists are fused by reciprocal rank (sum of 1 / (60 + rank)), and each
+    fused candidate's score is its mean cosine over the models (comparable with one model's).
+    """
+    if len(pairs) == 1:
+        queries, index = pairs[0]
+        return search(index, queries, k, device)
+    n_targets = pairs[0][1].ntotal
+    width = min(k, n_targets)
+    lists = [search(index, queries, max(k, FUSION_DEPTH), device)[1] for queries, index in pairs]
+    targets = [vectors_of(index) for _, index in pairs]
+    n = len(pairs[0][0])
+    out_ids = np.zeros((n, width), dtype=np.int64)
+    out_scores = np.zeros((n, width), dtype=np.float32)
+    for i in range(n):
+        fused: dict[int, float] = {}
+        for ranked in lists:
+            for rank, t in enumerate(ranked[i], start=1):
+                fused[int(t)] = fused.get(int(t), 0.0) + 1.0 / (RRF_K + rank)
+        top = sorted(fused, key=lambda t: (-fused[t], t))[:width]
+        cosines = [
+            vecs[top] @ queries[i] for (queries, _), vecs in zip(pairs, targets, strict=True)
+        ]
+        out_ids[i] = top
+        out_scores[i] = np.mean(cosines, axis=0)
+    return out_scores, out_ids
 
 
 @dataclass
@@ -141,28 +180,32 @@ def map_sites(
             raise InputError(f"--output folder does not exist: {output.parent}")
     floor = -np.inf if min_score is None else float(min_score)
     started = time.perf_counter()
-    encoder = get_encoder(model)
+    # "a+b" fuses the rankings of several models (each needs its own index).
+    encoders = [get_encoder(spec) for spec in model.split("+")]
+    spec = "+".join(e.spec for e in encoders)
     ws.require()
     dev = faiss_device(device)
     with ws.connect(read_only=True) as con:
         ws.require_site(con, source)
         ws.require_site(con, target)
-        source_index, _ = load_site_index(ws, con, source, encoder)
-        target_index, _ = load_site_index(ws, con, target, encoder)
+        pairs = [
+            (load_site_index(ws, con, source, e)[0], load_site_index(ws, con, target, e)[0])
+            for e in encoders
+        ]
         source_codes = sql.run_internal(con, "site_concepts", site=source).df()["code"].to_numpy()
         target_codes = sql.run_internal(con, "site_concepts", site=target).df()["code"].to_numpy()
-    source_vectors = vectors_of(source_index)
-    scores, ids = search(target_index, source_vectors, k, dev)
+    forward = [(vectors_of(s), t) for s, t in pairs]
+    scores, ids = fused_search(forward, k, dev)
     if strategy == "best":
         chosen = choose_best(scores, ids, floor)
     elif strategy == "mutual":
-        _, reverse_ids = search(source_index, vectors_of(target_index), 1, dev)
+        _, reverse_ids = fused_search([(vectors_of(t), s) for s, t in pairs], 1, dev)
         chosen = choose_mutual(scores, ids, reverse_ids, floor)
     else:
         chosen = choose_one_to_one(scores, ids, floor)
 
     run_id = new_run_id()
-    method = f"{encoder.spec}:{strategy}"
+    method = f"{spec}:{strategy}"
     n_source, width = scores.shape
     candidates = pd.DataFrame(
         {
@@ -192,7 +235,7 @@ def map_sites(
         "run_id": run_id,
         "source": source,
         "target": target,
-        "model": encoder.spec,
+        "model": spec,
         "strategy": strategy,
         "k": k,
         "min_score": min_score,

@@ -151,3 +151,44 @@ def test_bad_arguments_fail_before_touching_the_store(two_sites, kwargs, message
         map_sites(two_sites, "siteB", "siteA", model="fake", **kwargs)
     assert str(err.value) == message
     pd.testing.assert_frame_equal(_table(two_sites, "mappings"), before)
+
+
+def test_fused_search_equals_reciprocal_rank_fusion_by_hand():
+    """Two models' rankings fused by 1/(60 + rank), ties by id; scores are mean cosines."""
+    from harmonize.embed import l2_normalize
+    from harmonize.index import build_faiss
+    from harmonize.mapping import fused_search
+
+    rng = np.random.default_rng(3)
+    models = []
+    for dim in (8, 5):
+        base = l2_normalize(rng.standard_normal((70, dim)))
+        queries = l2_normalize(rng.standard_normal((6, dim)))
+        models.append((queries, base))
+    scores, ids = fused_search([(q, build_faiss(b)) for q, b in models], k=4)
+    for i in range(6):
+        fused = {}
+        for q, b in models:
+            order = np.argsort(-(b @ q[i]), kind="stable")[:50]
+            for rank, t in enumerate(order, start=1):
+                fused[int(t)] = fused.get(int(t), 0.0) + 1 / (60 + rank)
+        expected = sorted(fused, key=lambda t: (-fused[t], t))[:4]
+        assert ids[i].tolist() == expected
+        cos = np.mean([b[expected] @ q[i] for q, b in models], axis=0)
+        np.testing.assert_allclose(scores[i], cos, atol=1e-5)
+    # One model: plain search, unchanged.
+    q, b = models[0]
+    single_scores, single_ids = fused_search([(q, build_faiss(b))], k=4)
+    assert single_ids.tolist() == np.argsort(-(q @ b.T), axis=1, kind="stable")[:, :4].tolist()
+
+
+def test_map_with_a_fused_model(two_sites):
+    """--model fake+lexical needs both indexes and records the fused method."""
+    build_site_index(two_sites, "siteA", "lexical")
+    build_site_index(two_sites, "siteB", "lexical")
+    result = map_sites(two_sites, "siteB", "siteA", model="fake+lexical", k=2)
+    assert result.model == "fake+lexical"
+    mappings = _table(two_sites, "mappings")
+    assert set(mappings["method"]) == {"fake+lexical:best"}
+    pairs = dict(zip(mappings["source_code"], mappings["target_code"], strict=True))
+    assert pairs == {"B1": "A2", "B2": "A3", "B3": "A1", "B4": "A4"}
