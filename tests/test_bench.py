@@ -1,0 +1,34 @@
+"""bench-map icd: held-out codes only, gold restricted to them, metrics as stored."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from harmonize.bench import bench_icd
+from harmonize.evaluate import mapping_metrics
+from harmonize.icd import gem_gold, split_codes
+
+
+def test_bench_icd_scores_held_out_codes_only(workspace):
+    result = bench_icd(workspace, "10to9", sample=40, model="lexical", k=5)
+    train, _ = split_codes(gem_gold("10to9")["source_code"], test_fraction=0.5)
+    with workspace.connect(read_only=True) as con:
+        codes = con.execute("SELECT code FROM concepts WHERE site = 'icd10-heldout'").df()["code"]
+        cands = con.execute(
+            "SELECT source_code, target_code, rank FROM candidates "
+            "WHERE source_site = 'icd10-heldout'"
+        ).df()
+        maps = con.execute(
+            "SELECT source_code, target_code FROM mappings WHERE source_site = 'icd10-heldout'"
+        ).df()
+        stored = con.execute("SELECT count(*) FROM map_evaluations").fetchone()[0]
+    assert len(codes) == 40 and set(codes).isdisjoint(train)
+    gold = gem_gold("10to9")
+    gold = gold[gold["source_code"].isin(set(codes))]
+    expected = mapping_metrics(cands, gold, maps, ks=(1, 5, 10))
+    assert result.overall["n"] == 40
+    for key in ("top1", "top5", "mrr", "coverage", "precision"):
+        assert result.overall[key] == expected[key]
+    assert result.exact["n"] <= 40 and stored == 2
+    assert list(result.rows()["subset"]) == ["held-out GEM sources", "exact 1:1 pairs"]
+    assert isinstance(result.rows(), pd.DataFrame)
