@@ -54,7 +54,7 @@ class AddSiteResult:
 def add_site(
     ws: Workspace,
     name: str,
-    vocab_path: str | Path,
+    vocab_path: str | Path | None,
     events_path: str | Path | None = None,
     replace: bool = False,
     events: pd.DataFrame | None = None,
@@ -62,6 +62,7 @@ def add_site(
     patients: PatientInput | None = None,
     task: LabelSpec | None = None,
     levels: pd.DataFrame | None = None,
+    vocab: pd.DataFrame | None = None,
 ) -> AddSiteResult:
     """Validates the files completely, then stores the site in one transaction.
 
@@ -70,7 +71,9 @@ def add_site(
     label and its positive value. ``patients`` reads a prediction task's patient files.
     """
     check_site_name(name)
-    vocab = read_vocab(vocab_path)
+    if (vocab_path is None) == (vocab is None):
+        raise InputError("give exactly one vocabulary: a file (--vocab) or a reader's frame")
+    vocab = read_vocab(vocab_path) if vocab is None else vocab
     if events_path is not None and patients is not None:
         raise InputError("give either --events or --patients, not both")
     if events_path is not None:
@@ -98,7 +101,7 @@ def add_site(
             con,
             "insert_site",
             site=name,
-            vocab_file=str(Path(vocab_path).resolve()),
+            vocab_file=str(Path(vocab_path).resolve()) if vocab_path is not None else None,
             vocab_sha256=vocab_sha256(vocab),
             n_concepts=len(vocab),
         )

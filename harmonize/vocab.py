@@ -153,7 +153,12 @@ def read_vocab(path: str | Path) -> pd.DataFrame:
     """A validated vocabulary with columns concept_id, code, description, system,
     parent_code, frequency, extra (JSON of any other columns)."""
     path = Path(path)
-    frame = read_table(path)
+    return validate_vocab(read_table(path), path)
+
+
+def validate_vocab(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Checks and normalises a vocabulary frame read from ``path`` (named in messages; a
+    reader of another format, OMOP or MEDS, passes its own source here)."""
     _require_columns(frame, path, VOCAB_REQUIRED)
     if frame.empty:
         raise InputError(f"{path}: no concepts (the file has a header but no rows)")
