@@ -537,7 +537,14 @@ def _sizes(text: str | None) -> tuple[int, ...] | None:
     type=int,
     help="Bootstrap resamples for the AUROC interval.",
 )
-@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option(
+    "--missing",
+    type=click.Choice(["absent", "separate"]),
+    default="absent",
+    show_default=True,
+    help="Embed a missing finding as absent (the study) or apart.",
+)
 @pass_state
 def evaluate_cmd(
     state: State,
@@ -555,6 +562,7 @@ def evaluate_cmd(
     lr: float,
     bootstrap: int,
     device: str,
+    missing: str,
 ) -> None:
     """Train at SOURCE, transfer to TARGET, and score each scenario by AUROC on TARGET's test
     patients. Results go to table evaluations, a markdown report and a PNG learning curve.
@@ -581,6 +589,7 @@ def evaluate_cmd(
         lr=lr,
         bootstrap=bootstrap,
         device=device,
+        missing=missing,
     )
     result = run_evaluation(state.ws, config, progress=not state.quiet)
     click.echo(render(summarize(result.results), "table"), nl=False)

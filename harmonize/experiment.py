@@ -53,7 +53,8 @@ class EvalConfig:
     steps_per_epoch: int = 50
     lr: float = 0.01
     bootstrap: int = 200
-    device: str = "cpu"
+    device: str = "auto"
+    missing: str = "absent"
 
     def check(self) -> None:
         bad = [s for s in self.scenarios if s not in SCENARIOS]
@@ -121,8 +122,10 @@ def run_evaluation(
     config.check()
     ws.require()
     gold = read_gold(config.gold) if config.gold is not None else None
-    source = load_encounters(ws, config.source, "native")
-    target = load_encounters(ws, config.target, config.reading, via=config.source, gold=gold)
+    source = load_encounters(ws, config.source, "native", missing=config.missing)
+    target = load_encounters(
+        ws, config.target, config.reading, via=config.source, gold=gold, missing=config.missing
+    )
     notes = []
     if target.n_dropped_events:
         notes.append(

@@ -24,12 +24,20 @@ from harmonize.workspace import Workspace
 READINGS = ("native", "mapped", "oracle")
 
 
-def state_text(description: str, value: str, level_text: str | None = None) -> str:
-    """The text embedded for one concept in one state."""
+MISSING = ("absent", "separate")
+
+
+def state_text(
+    description: str, value: str, level_text: str | None = None, missing: str = "absent"
+) -> str:
+    """The text embedded for one concept in one state. Missing counts as absent (the study's
+    choice) unless ``missing="separate"``, which embeds ``<description>: missing``."""
     if value == "P":
         return description
-    if value in ("A", "M"):
+    if value == "A" or (value == "M" and missing == "absent"):
         return f"Not {description}"
+    if value == "M" and level_text is None:
+        return f"{description}: missing"
     return level_text if level_text is not None else f"{description}: {value}"
 
 
@@ -87,12 +95,15 @@ def load_encounters(
     reading: str = "native",
     via: str | None = None,
     gold: pd.DataFrame | None = None,
+    missing: str = "absent",
 ) -> Encounters:
     """A site's labelled patients, read natively or in ``via``'s concepts.
 
     ``mapped`` uses the stored mappings of ``site`` onto ``via``; ``oracle`` uses ``gold``
     (columns source_code = this site's code, target_code = via's code; first row per code wins).
     """
+    if missing not in MISSING:
+        raise InputError(f"unknown missing policy '{missing}': use {' or '.join(MISSING)}")
     if reading not in READINGS:
         raise InputError(f"unknown reading '{reading}': use one of {', '.join(READINGS)}")
     with ws.connect(read_only=True) as con:
@@ -147,7 +158,8 @@ def load_encounters(
     text_of = {}
     for key in pd.unique(keys):
         code, value = key.split("\x1f", 1)
-        text_of[key] = state_text(descriptions[code], value, level_texts.get((code, value)))
+        level = level_texts.get((code, value))
+        text_of[key] = state_text(descriptions[code], value, level, missing)
     texts = keys.map(text_of)
     return _encode(labels, events["subject_id"].to_numpy(), texts, positive, n_dropped)
 

@@ -282,3 +282,14 @@ def test_subset_and_reindex(sites):
     assert shared.texts == list(vocabulary)
     assert patient_texts(shared) == patient_texts(enc)
     assert shared.ids.min() >= 1  # "zzz" is nobody's
+
+
+def test_missing_policy():
+    """Missing is absent by default (the study); 'separate' gives it its own text, and a
+    declared level text for M still wins."""
+    from harmonize.features import state_text as st
+
+    assert st("cough", "M") == "Not cough"
+    assert st("cough", "M", missing="separate") == "cough: missing"
+    assert st("cough", "M", "cough not documented", missing="separate") == "cough not documented"
+    assert st("cough", "A", missing="separate") == "Not cough"
