@@ -31,14 +31,18 @@ def state_text(
     description: str, value: str, level_text: str | None = None, missing: str = "absent"
 ) -> str:
     """The text embedded for one concept in one state. Missing counts as absent (the study's
-    choice) unless ``missing="separate"``, which embeds ``<description>: missing``."""
+    choice) unless ``missing="separate"``, which embeds ``<description>: missing``. A declared
+    level text wins over all of these: for a graded finding such as temperature, P/A/I are
+    grades, not presence."""
+    if level_text is not None:
+        return level_text
     if value == "P":
         return description
     if value == "A" or (value == "M" and missing == "absent"):
         return f"Not {description}"
-    if value == "M" and level_text is None:
+    if value == "M":
         return f"{description}: missing"
-    return level_text if level_text is not None else f"{description}: {value}"
+    return f"{description}: {value}"
 
 
 @dataclass

@@ -293,3 +293,12 @@ def test_missing_policy():
     assert st("cough", "M", missing="separate") == "cough: missing"
     assert st("cough", "M", "cough not documented", missing="separate") == "cough not documented"
     assert st("cough", "A", missing="separate") == "Not cough"
+
+
+def test_declared_level_text_wins_over_presence():
+    """Temperature's P/A/I are grades: a declared text for (code, P) replaces the description."""
+    from harmonize.features import state_text as st
+
+    assert st("temperature", "P", "high grade temperature") == "high grade temperature"
+    assert st("temperature", "A", "low grade temperature") == "low grade temperature"
+    assert st("temperature", "I") == "temperature: I"
