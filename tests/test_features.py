@@ -25,8 +25,8 @@ TASK = LabelSpec("diagnosis", "I")
         ("dyspnea", "M", None, "Not dyspnea"),  # missing counts as absent
         ("temperature", "H", None, "temperature: H"),
         ("temperature", "H", "high temperature", "high temperature"),
-        ("dyspnea", "P", "ignored", "dyspnea"),
-        ("dyspnea", "A", "ignored", "Not dyspnea"),
+        ("dyspnea", "P", "declared", "declared"),
+        ("dyspnea", "A", "declared", "declared"),
     ],
 )
 def test_state_text(description, value, level_text, expected):
