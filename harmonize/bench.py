@@ -85,7 +85,8 @@ def bench_icd(
     add_site(ws, target, paths[target], replace=True)
     add_site(ws, source_site, source_path, replace=True)
     for site in (target, source_site):
-        echo(build_site_index(ws, site, model, progress=progress).message)
+        for part in model.split("+"):  # a fused model needs each part's index
+            echo(build_site_index(ws, site, part, progress=progress).message)
     echo(map_sites(ws, source_site, target, model=model, k=k).summary)
     overall = evaluate_mapping(ws, source_site, target, gold_path)
     exact = evaluate_mapping(ws, source_site, target, exact_path)

@@ -255,6 +255,10 @@ def build_index_cmd(
     """
     from harmonize.index import build_site_index
 
+    if "+" in model:
+        raise HarmonizeError(
+            f"build one index per model: {' and '.join(f'--model {m}' for m in model.split('+'))}"
+        )
     result = build_site_index(
         state.ws.require(),
         site,
