@@ -666,6 +666,86 @@ def bench_map_cmd(
     )
 
 
+@cli.command("review")
+@click.option("--source", required=True)
+@click.option("--target", required=True)
+@click.option(
+    "--limit", default=PREVIEW_ROWS, show_default=True, type=int, help="Rows to show (0 for all)."
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@pass_state
+def review_cmd(state: State, source: str, target: str, limit: int, fmt: str) -> None:
+    """List the mappings most worth checking: undecided ones, least confident first.
+
+    \b
+    Example:
+      harmonize review --source siteB --target siteA --limit 10
+    """
+    from harmonize.review import review_queue
+
+    queue = review_queue(state.ws, source, target)
+    shown = queue if limit <= 0 else queue.head(limit)
+    click.echo(render(shown, fmt), nl=False)
+    if fmt == "table":
+        click.echo(f"{len(queue)} mappings await review")
+
+
+def _decision_command(decision: str, takes_target: bool):
+    """accept / reject / set share their options; only set takes a TARGET_CODE."""
+
+    def command(
+        state: State,
+        source: str,
+        target: str,
+        reviewer: str | None,
+        note: str | None,
+        code: str,
+        target_code: str | None = None,
+    ) -> None:
+        from harmonize.review import decide
+
+        message = decide(
+            state.ws,
+            source,
+            target,
+            code,
+            decision,
+            target_code=target_code,
+            reviewer=reviewer,
+            note=note,
+        )
+        click.echo(message)
+
+    # Decorators attach parameters last-first, so the later positional argument goes first.
+    command = pass_state(command)
+    if takes_target:
+        command = click.argument("target_code")(command)
+    command = click.argument("code")(command)
+    command = click.option("--note", help="Why, for the record.")(command)
+    command = click.option(
+        "--reviewer", help="Who decides (default: $HARMONIZE_REVIEWER or login name)."
+    )(command)
+    command = click.option("--target", required=True)(command)
+    return click.option("--source", required=True)(command)
+
+
+cli.command(
+    "accept",
+    help="Accept the stored mapping of source concept CODE.\n\n"
+    "Example: harmonize accept --source siteB --target siteA RESP_017",
+)(_decision_command("accept", False))
+cli.command(
+    "reject",
+    help="Reject the stored mapping of CODE; re-mapping never picks it again."
+    "\n\nExample: harmonize reject --source siteB --target siteA SKIN_002",
+)(_decision_command("reject", False))
+cli.command(
+    "set",
+    help="Map CODE to TARGET_CODE by hand; re-mapping keeps it.\n\n"
+    "Example: harmonize set --source siteB --target siteA ENT_010 C0027424",
+)(_decision_command("set", True))
+
+
 @cli.command("demo")
 @click.option(
     "--patients",

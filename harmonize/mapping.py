@@ -36,6 +36,7 @@ from harmonize.config import (
 from harmonize.embed import get_encoder
 from harmonize.errors import HarmonizeError, InputError
 from harmonize.index import faiss_device, load_site_index, search, vectors_of
+from harmonize.review import apply_decisions
 from harmonize.workspace import Workspace, atomic_path
 
 
@@ -129,18 +130,45 @@ class MapResult:
     n_mapped: int
     n_candidates: int
     seconds: float
-    mappings: (
-        pd.DataFrame
-    )  # source_code, source_description, target_code, target_description, score
+    # source_code, source_description, target_code, target_description, score
+    mappings: pd.DataFrame
+    changes: dict[str, int] | None = None  # against the pair's previous mappings
 
     @property
     def summary(self) -> str:
         floor = "none" if self.min_score is None else f"{self.min_score:g}"
+        changed = ""
+        if self.changes is not None:
+            changed = (
+                "; against the previous mapping: {remapped} remapped, {new} new, "
+                "{dropped} dropped, {kept} unchanged".format(**self.changes)
+            )
         return (
             f"mapped {self.n_mapped} of {self.n_source} '{self.source}' concepts onto "
             f"'{self.target}' (model {self.model}, strategy {self.strategy}, k={self.k}, "
-            f"min-score {floor}) in {self.seconds:.1f}s; run {self.run_id}"
+            f"min-score {floor}) in {self.seconds:.1f}s; run {self.run_id}{changed}"
         )
+
+
+def compare_mappings(previous: pd.DataFrame, current: pd.DataFrame) -> dict[str, int] | None:
+    """How a pair's mapping changed: None when there was none before.
+
+    >>> old = pd.DataFrame({"source_code": ["a", "b"], "target_code": ["x", "y"]})
+    >>> new = pd.DataFrame({"source_code": ["a", "c"], "target_code": ["z", "y"]})
+    >>> compare_mappings(old, new)
+    {'remapped': 1, 'new': 1, 'dropped': 1, 'kept': 0}
+    """
+    if previous.empty:
+        return None
+    before = dict(zip(previous["source_code"], previous["target_code"], strict=True))
+    after = dict(zip(current["source_code"], current["target_code"], strict=True))
+    both = before.keys() & after.keys()
+    return {
+        "remapped": sum(before[c] != after[c] for c in both),
+        "new": len(after.keys() - before.keys()),
+        "dropped": len(before.keys() - after.keys()),
+        "kept": sum(before[c] == after[c] for c in both),
+    }
 
 
 def new_run_id() -> str:
@@ -194,6 +222,8 @@ def map_sites(
         ]
         source_codes = sql.run_internal(con, "site_concepts", site=source).df()["code"].to_numpy()
         target_codes = sql.run_internal(con, "site_concepts", site=target).df()["code"].to_numpy()
+        decisions = sql.run_internal(con, "latest_decisions", source=source, target=target).df()
+        previous = sql.run_internal(con, "pair_mappings", source=source, target=target).df()
     forward = [(vectors_of(s), t) for s, t in pairs]
     scores, ids = fused_search(forward, k, dev)
     if strategy == "best":
@@ -231,6 +261,8 @@ def map_sites(
             "run_id": run_id,
         }
     )
+    mappings = apply_decisions(decisions, mappings, candidates)
+    changes = compare_mappings(previous, mappings)
     run = {
         "run_id": run_id,
         "source": source,
@@ -258,6 +290,7 @@ def map_sites(
             preview.assign(method=method, run_id=run_id).to_csv(tmp, index=False)
     return MapResult(
         **run,
+        changes=changes,
         n_candidates=len(candidates),
         seconds=time.perf_counter() - started,
         mappings=preview,

@@ -10,11 +10,13 @@ tables below, joined to table ``concept``. A concept is stored with
 
 Concept_id 0 ("No matching concept") and NULL are skipped, as are rows without a person_id. A
 concept in use that has no row (or an empty name) in ``concept`` gets its concept_id as its
-description, so none of its events is lost.
+description, so none of its events is lost. Source values (``*_source_value``,
+``*_source_concept_id``) are not read: the site speaks in its standard concepts.
 
-Events: ``person_id`` as subject_id; the table's start datetime, else its start date, as time;
-the concept_id as code; ``value_as_number`` as text (``"5.0"``) for measurement and observation,
-for observation else ``value_as_string``; else no value.
+Events: ``person_id`` as subject_id; the table's start datetime, else its start date, as time
+(a time with a time zone becomes its UTC time); the concept_id as code; ``value_as_number`` as
+text (``"5.0"``) for measurement and observation, for observation else ``value_as_string``;
+else no value.
 
 Tables are looked up case-insensitively (``CONDITION_OCCURRENCE.csv``, ``concept.parquet``, a
 DuckDB table ``CONCEPT`` in any one schema). An event table that is absent is skipped, and so is
@@ -31,8 +33,8 @@ error naming its table rather than a silent NULL.
 >>> vocab, events = read_omop(cdm)
 >>> vocab[["code", "description", "system", "frequency"]].values.tolist()
 [['201826', 'Type 2 diabetes mellitus', 'SNOMED', 1]]
->>> events.astype(str).values.tolist()
-[['7', '2020-03-01 00:00:00', '201826', 'None']]
+>>> events.values.tolist()
+[['7', Timestamp('2020-03-01 00:00:00'), '201826', None]]
 """
 
 from __future__ import annotations
@@ -119,6 +121,8 @@ EVENT_TABLE_NAMES = tuple(t.name for t in EVENT_TABLES)
 KNOWN_TABLES = (CONCEPT, *EVENT_TABLE_NAMES)
 # Longest first, so that "x.csv.gz" is not taken for a ".gz" file.
 _SUFFIXES = (".csv.gz", ".tsv.gz", ".csv", ".tsv", ".parquet")
+# The alias under which a DuckDB file is attached (a name its own schemas are unlikely to use).
+_CATALOG = "harmonize_omop_source"
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,7 @@ def read_omop(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise InputError(f"OMOP source not found: {path}")
     con = duckdb.connect()
     try:
+        con.execute("SET TimeZone = 'UTC'")  # a time with a zone is stored as its UTC time
         tables = _open_folder(con, path) if path.is_dir() else _open_database(con, path)
         return _read(con, path, tables)
     finally:
@@ -174,8 +179,8 @@ def _open_folder(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, _Sou
     files: dict[str, Path] = {}
     for file in sorted(folder.iterdir()):
         table = _table_name(file)
-        if table is None or not file.is_file():
-            continue
+        if table is None or not file.is_file() or file.stat().st_size == 0:
+            continue  # an empty file is an empty table, as good as absent
         if table in files:
             raise InputError(
                 f"{folder}: both {files[table].name} and {file.name} hold OMOP table "
@@ -184,8 +189,9 @@ def _open_folder(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, _Sou
         files[table] = file
     tables = {}
     for table, file in files.items():
+        parquet = file.name.lower().endswith(".parquet")
         try:
-            if file.name.lower().endswith(".parquet"):
+            if parquet:
                 relation = con.read_parquet(str(file))
             else:
                 # As text: a bad value then fails its cast, naming the table, instead of the
@@ -194,15 +200,23 @@ def _open_folder(con: duckdb.DuckDBPyConnection, folder: Path) -> dict[str, _Sou
             relation.create_view(table)
             columns = _columns(con, table)
         except duckdb.Error as exc:
-            raise InputError(f"cannot read {file}: {_first_line(exc)}") from exc
+            kind = "Parquet" if parquet else "CSV"
+            raise InputError(f"cannot read {kind} file {file}: {_first_line(exc)}") from exc
         tables[table] = _Source(table, str(file), columns)
     return tables
 
 
 def _open_database(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, _Source]:
     """Attaches the DuckDB file read-only and finds the known tables in it."""
+    with path.open("rb") as file:
+        header = file.read(12)
+    if header[8:12] != b"DUCK":
+        raise InputError(
+            f"{path} is not a DuckDB database file; an OMOP source is a DuckDB file or a folder "
+            "of CSV/Parquet tables named after OMOP tables (concept.csv, measurement.parquet, ...)"
+        )
     try:
-        con.execute("ATTACH $path AS cdm (READ_ONLY)", {"path": str(path)})
+        con.execute(f"ATTACH $path AS {_CATALOG} (READ_ONLY)", {"path": str(path)})
     except duckdb.Error as exc:
         raise InputError(
             f"cannot open {path} as a DuckDB database ({_first_line(exc)}); an OMOP source is "
@@ -210,7 +224,7 @@ def _open_database(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, _Sou
         ) from exc
     rows = con.execute(
         "SELECT table_schema, table_name FROM information_schema.tables "
-        "WHERE table_catalog = 'cdm' AND list_contains($known, lower(table_name)) "
+        f"WHERE table_catalog = '{_CATALOG}' AND list_contains($known, lower(table_name)) "
         "ORDER BY table_schema, table_name",
         {"known": list(KNOWN_TABLES)},
     ).fetchall()
@@ -226,7 +240,7 @@ def _open_database(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, _Sou
                 "keep one CDM per database file"
             )
         schema, name = places[0]
-        sql_name = f"cdm.{_quote(schema)}.{_quote(name)}"
+        sql_name = f"{_CATALOG}.{_quote(schema)}.{_quote(name)}"
         where = f"{path}, table {name}" if schema == "main" else f"{path}, table {schema}.{name}"
         tables[table] = _Source(sql_name, where, _columns(con, sql_name))
     return tables

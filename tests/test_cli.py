@@ -178,7 +178,7 @@ def test_query_unmapped_and_list(runner, mapped):
         (
             ["query", "nosuch"],
             "Error: unknown query 'nosuch'. Known queries: mapping_summary, recode_events, "
-            "site_concepts, unmapped. See 'harmonize query --list'.\n",
+            "review, site_concepts, unmapped. See 'harmonize query --list'.\n",
         ),
         (
             ["map", "--source", "siteX", "--target", "siteA", "--model", "fake"],

@@ -76,6 +76,7 @@ NUMERIC_PARAMS = {
     "n": 3,
     "n_unknown": 0,
     "version": 2,
+    "score": 0.5,
     **{m: 0.5 for m in ("top1", "top5", "top10", "mrr", "coverage", "precision", "recall")},
 }
 INJECTION = "x'; DROP TABLE concepts; --"
@@ -114,7 +115,7 @@ def header_lines(text):
 def test_sql_folder_has_the_expected_user_queries():
     """The user-facing queries the CLI documents exist (and internal ones are not among them)."""
     names = [q.name for q in sql.list_queries()]
-    assert names == ["mapping_summary", "recode_events", "site_concepts", "unmapped"]
+    assert names == ["mapping_summary", "recode_events", "review", "site_concepts", "unmapped"]
     assert len(INTERNAL_FILES) >= 19
 
 
@@ -173,7 +174,8 @@ def test_read_only_query_runs_on_empty_schema(tmp_path, path):
     query = query_of(path)
     with Workspace(tmp_path / "ws").connect() as con:
         rows = sql.execute(con, query, dummy_params(query)).fetchall()
-    assert rows == ([(SCHEMA_VERSION,)] if path.stem == "schema_version" else [])
+    stamped = {"schema_version": [(SCHEMA_VERSION,)], "site_count": [(0,)]}
+    assert rows == stamped.get(path.stem, [])
 
 
 def test_read_only_set_is_complete():
@@ -190,6 +192,11 @@ def test_read_only_set_is_complete():
         "pair_candidates",
         "pair_k",
         "pair_code_map",
+        "review",
+        "site_count",
+        "latest_decisions",
+        "current_mapping",
+        "concept_exists",
         "schema_version",
         "site_task",
         "site_levels",
@@ -221,6 +228,8 @@ def test_write_statement_runs_on_empty_schema(tmp_path, path):
             "insert_map_evaluation",
             "insert_task",
             "insert_schema_version",
+            "insert_decision",
+            "insert_manual_mapping",
         )
         else 0
     )
@@ -311,6 +320,7 @@ def test_workspace_local_query(tmp_path):
         "mapping_summary",
         "my_counts",
         "recode_events",
+        "review",
         "site_concepts",
         "unmapped",
     ]

@@ -73,8 +73,8 @@ CREATE TABLE IF NOT EXISTS mappings (
     source_code   VARCHAR NOT NULL,
     target_site   VARCHAR NOT NULL,
     target_code   VARCHAR NOT NULL,
-    score         DOUBLE NOT NULL,
-    method        VARCHAR NOT NULL,
+    score         DOUBLE,             -- cosine; NULL for a person's choice the model never ranked
+    method        VARCHAR NOT NULL,   -- model:strategy, or manual:accept / manual:set
     run_id        VARCHAR NOT NULL,
     created_at    TIMESTAMP NOT NULL
 );
@@ -127,4 +127,14 @@ CREATE TABLE IF NOT EXISTS evaluations (
     auroc_high    DOUBLE,
     n_test        INTEGER NOT NULL,
     created_at    TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    source_site   VARCHAR NOT NULL,
+    source_code   VARCHAR NOT NULL,
+    target_site   VARCHAR NOT NULL,
+    target_code   VARCHAR,            -- NULL for a rejection of "no mapping"
+    decision      VARCHAR NOT NULL,   -- accept, reject or set
+    reviewer      VARCHAR NOT NULL,
+    note          VARCHAR,
+    decided_at    TIMESTAMP NOT NULL
 );

