@@ -110,9 +110,18 @@ def cli(ctx: click.Context, workspace: Path, quiet: bool) -> None:
 @click.option(
     "--vocab",
     "vocab",
-    required=True,
     type=click.Path(path_type=Path),
     help="CSV/TSV/Parquet with columns code, description [system, parent_code, frequency].",
+)
+@click.option(
+    "--omop",
+    type=click.Path(path_type=Path),
+    help="An OMOP CDM (DuckDB file or folder of tables): concepts in use and events.",
+)
+@click.option(
+    "--meds",
+    type=click.Path(path_type=Path),
+    help="A MEDS dataset folder (metadata/codes.parquet, data/**/*.parquet).",
 )
 @click.option(
     "--events",
@@ -156,7 +165,9 @@ def cli(ctx: click.Context, workspace: Path, quiet: bool) -> None:
 def add_site_cmd(
     state: State,
     name: str,
-    vocab: Path,
+    vocab: Path | None,
+    omop: Path | None,
+    meds: Path | None,
     events: Path | None,
     patients: Path | None,
     test_patients: Path | None,
@@ -173,9 +184,26 @@ def add_site_cmd(
     Examples:
       harmonize add-site siteA --vocab a.csv --events a_events.csv
       harmonize add-site siteA --vocab a.csv --patients a_patients.csv --label diagnosis=I
+      harmonize add-site eunomia --omop cdm.duckdb
+      harmonize add-site mimic --meds meds_dataset/
     """
     from harmonize.patients import LabelSpec
     from harmonize.sites import PatientInput, add_site
+
+    given = [flag for flag, v in (("--vocab", vocab), ("--omop", omop), ("--meds", meds)) if v]
+    if len(given) != 1:
+        raise HarmonizeError("give exactly one of --vocab FILE, --omop PATH or --meds DIR")
+    if (omop or meds) and any(x is not None for x in (events, patients)):
+        raise HarmonizeError(f"{given[0]} brings its own events: drop --events/--patients")
+    if omop or meds:
+        if omop:
+            from harmonize.omop import read_omop as read
+        else:
+            from harmonize.meds import read_meds as read
+        frame, site_events = read(omop or meds)
+        result = add_site(state.ws, name, None, vocab=frame, events=site_events, replace=replace)
+        click.echo(result.message)
+        return
 
     patient_input = None
     if patients is not None:

