@@ -774,6 +774,32 @@ cli.command(
 )(_decision_command("set", True))
 
 
+@cli.command("export-events")
+@click.option("--site", required=True, help="Site whose events to export.")
+@click.option("--into", required=True, help="Site whose codes they are written in.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["meds", "parquet"]), default="meds", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A new folder (meds) or a .parquet file.",
+)
+@pass_state
+def export_events_cmd(state: State, site: str, into: str, fmt: str, output: Path) -> None:
+    """Write SITE's events recoded into INTO's codes through the stored mappings.
+
+    \b
+    Example:
+      harmonize export-events --site target --into source --format meds -o target_in_source/
+    """
+    from harmonize.export import export_events
+
+    click.echo(export_events(state.ws, site, into, fmt, output))
+
+
 @cli.command("demo")
 @click.option(
     "--patients",

@@ -20,7 +20,7 @@ import pandas as pd
 
 from harmonize import __version__, sql
 from harmonize.errors import InputError
-from harmonize.workspace import Workspace, atomic_write_text
+from harmonize.workspace import Workspace, atomic_path, atomic_write_text
 
 EXPORT_FORMATS = ("sssom", "fhir", "omop-stcm", "usagi")
 SSSOM_PREDICATE = "skos:closeMatch"
@@ -202,3 +202,73 @@ def export_mappings(ws: Workspace, source: str, target: str, fmt: str, output: s
         )
     atomic_write_text(output, _WRITERS[fmt](frame, source, target))
     return len(frame)
+
+
+EVENT_FORMATS = ("meds", "parquet")
+
+
+def export_events(ws: Workspace, site: str, into: str, fmt: str, output: str | Path) -> str:
+    """Writes ``site``'s events recoded into ``into``'s codes (through the stored mappings) for
+    downstream tools: a MEDS folder (``data/0.parquet`` + ``metadata/codes.parquet``) or one
+    Parquet file. Events whose code has no mapping are left out and counted in the message.
+    """
+    import shutil
+    import tempfile
+
+    if fmt not in EVENT_FORMATS:
+        raise InputError(f"unknown events format '{fmt}': use {' or '.join(EVENT_FORMATS)}")
+    output = Path(output)
+    if output.exists() and fmt == "meds" and any(output.iterdir()):
+        raise InputError(f"{output} exists and is not empty: choose a new folder")
+    ws.require()
+    with ws.connect(read_only=True) as con:
+        ws.require_site(con, site)
+        ws.require_site(con, into)
+        events = sql.run_internal(con, "recode_for_export", source=site, target=into).df()
+        skipped = sql.run_internal(con, "count_unmapped_events", source=site, target=into)
+        skipped = skipped.fetchone()[0]
+        codes = sql.run_internal(con, "site_concepts", site=into).df()
+    if events.empty:
+        raise InputError(
+            f"no events of '{site}' map onto '{into}'. "
+            f"Run 'harmonize map --source {site} --target {into}' first."
+        )
+    numeric = pd.to_numeric(events["value"], errors="coerce")
+    table = pd.DataFrame(
+        {
+            "subject_id": events["subject_id"],
+            "time": events["time"],
+            "code": events["code"],
+            "numeric_value": numeric.astype("float32"),
+            "text_value": events["value"].where(numeric.isna()),
+        }
+    )
+    if fmt == "parquet":
+        with atomic_path(output) as tmp:
+            table.to_parquet(tmp, index=False)
+    else:
+        # Build the folder beside the target, then rename it into place in one step.
+        output.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+        try:
+            (staging / "data").mkdir()
+            (staging / "metadata").mkdir()
+            table.to_parquet(staging / "data" / "0.parquet", index=False)
+            used = codes[codes["code"].isin(set(table["code"]))]
+            pd.DataFrame(
+                {
+                    "code": used["code"],
+                    "description": used["description"],
+                    "parent_codes": [[] for _ in range(len(used))],
+                }
+            ).to_parquet(staging / "metadata" / "codes.parquet", index=False)
+            if output.exists():
+                output.rmdir()
+            staging.rename(output)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return (
+        f"wrote {len(table)} events of '{site}' in '{into}' codes as {fmt} to {output}"
+        f" ({skipped} events without a mapping left out)"
+    )

@@ -144,3 +144,40 @@ def test_omop_stcm_needs_concept_ids(mapped, workspace, tmp_path, fake_encoder):
     assert rows["B1"] == "437663" and rows["B3"] == "312437"
     assert set(table["target_vocabulary_id"]) == {"SNOMED"}
     assert set(table["valid_end_date"]) == {"2099-12-31"}
+
+
+def test_export_events_meds_round_trip(mapped, tmp_path):
+    """siteB's events recoded into siteA codes, written as MEDS and read back by read_meds;
+    an event whose code has no mapping is left out and counted."""
+    from harmonize.export import export_events
+    from harmonize.meds import read_meds
+
+    events = tmp_path / "ev.csv"
+    events.write_text("subject_id,code,value\np1,B1,P\np1,B2,A\np2,B3,P\np2,B4,P\n")
+    add_site(mapped, "siteB", _b_vocab(tmp_path), events, replace=True)
+    build_site_index(mapped, "siteB", "fake")
+    map_sites(mapped, "siteB", "siteA", model="fake", k=1, min_score=0.99)
+    out = tmp_path / "meds"
+    message = export_events(mapped, "siteB", "siteA", "meds", out)
+    assert message == (
+        f"wrote 3 events of 'siteB' in 'siteA' codes as meds to {out} "
+        "(1 events without a mapping left out)"
+    )
+    vocab, back = read_meds(out)
+    assert sorted(zip(back["subject_id"], back["code"], back["value"], strict=True)) == [
+        ("p1", "A2", "P"),
+        ("p1", "A3", "A"),
+        ("p2", "A1", "P"),
+    ]
+    assert set(vocab["description"]) == {"reported fever", "dry cough", "acute dyspnea"}
+    with pytest.raises(InputError) as err:
+        export_events(mapped, "siteB", "siteA", "meds", out)
+    assert str(err.value) == f"{out} exists and is not empty: choose a new folder"
+
+
+def _b_vocab(tmp_path):
+    path = tmp_path / "b_vocab.csv"
+    path.write_text(
+        "code,description\nB1,fever reported\nB2,cough dry\nB3,dyspnea acute\nB4,ear ache\n"
+    )
+    return path
