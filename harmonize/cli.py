@@ -800,6 +800,55 @@ def export_events_cmd(state: State, site: str, into: str, fmt: str, output: Path
     click.echo(export_events(state.ws, site, into, fmt, output))
 
 
+@cli.command("bench")
+@click.option("--quick", is_flag=True, help="Small sizes: about two minutes on 2 CPU cores.")
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def bench_cmd(quick: bool, device: str, fmt: str) -> None:
+    """Time each stage against its reference in the same run (ratio = ours / reference speed).
+
+    \b
+    Example:
+      harmonize bench --quick --format json
+    """
+    from harmonize.speed import run_speed
+
+    result = run_speed(quick=quick, device=device)
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    search = result["search"]
+    rows = [
+        {
+            "stage": f"search {kind}",
+            "ours_per_s": search[kind]["ours_per_s"],
+            "reference_per_s": search["reference_per_s"],
+            "ratio": search[kind]["ratio"],
+            "note": f"recall@10 {search[kind]['recall_at_10']:.3f} vs numpy brute force",
+        }
+        for kind in ("flat", "hnsw")
+    ]
+    rows.append(
+        {
+            "stage": "sql recode",
+            **{k: result["sql"][k] for k in ("ours_per_s", "reference_per_s", "ratio")},
+            "note": f"{result['sql']['n_events']:,} events vs bare group-by",
+        }
+    )
+    enc = result["encode"]
+    rows.append(
+        {
+            "stage": "encode",
+            **{k: enc[k] for k in ("ours_per_s", "reference_per_s", "ratio")},
+            "note": f"{enc['n_texts']} texts on {enc['device']} vs plain encode()",
+        }
+    )
+    click.echo(render(pd.DataFrame(rows), "table", floatfmt=".2f"), nl=False)
+    click.echo(f"peak RSS {result['peak_rss_mb']:.0f} MB")
+
+
 @cli.command("demo")
 @click.option(
     "--patients",
