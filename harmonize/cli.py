@@ -332,6 +332,13 @@ def build_index_cmd(
     type=int,
     help="Rows of the mapping to print (0 for all).",
 )
+@click.option(
+    "--min-confidence",
+    type=float,
+    default=None,
+    help="Calibrated probability below which a concept gets no mapping "
+    "(needs 'harmonize calibrate').",
+)
 @pass_state
 def map_cmd(
     state: State,
@@ -344,6 +351,7 @@ def map_cmd(
     output: Path | None,
     device: str,
     limit: int,
+    min_confidence: float | None,
 ) -> None:
     """Map every concept of SOURCE onto its nearest concepts of TARGET.
 
@@ -363,8 +371,11 @@ def map_cmd(
         strategy=strategy,
         output=output,
         device=device,
+        min_confidence=min_confidence,
     )
     frame = result.mappings.copy()
+    if frame["confidence"].isna().all():
+        frame = frame.drop(columns="confidence")  # no calibration for this model yet
     for column in ("source_description", "target_description"):
         frame[column] = frame[column].map(shorten)
     shown = frame if limit <= 0 else frame.head(limit)
@@ -478,6 +489,34 @@ def eval_map_cmd(state: State, source: str, target: str, gold: Path, fmt: str) -
         )
     if result["k"] < 10:
         click.echo(f"(candidates were stored with k={result['k']}: top10 counts only those)")
+
+
+@cli.command("calibrate")
+@click.option("--source", required=True)
+@click.option("--target", required=True)
+@click.option(
+    "--gold",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV source_code,target_code: the right answers for some source concepts.",
+)
+@pass_state
+def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
+    """Learn P(mapping is right | cosine) for the pair's model from a gold standard (isotonic
+    regression); later maps store it as `confidence` and honour --min-confidence.
+
+    \b
+    Example:
+      harmonize calibrate --source target --target source --gold truth.csv
+    """
+    from harmonize.calibration import calibrate
+
+    result = calibrate(state.ws, source, target, gold)
+    click.echo(render(result["reliability"], "table"), nl=False)
+    click.echo(
+        f"calibrated model {result['model']} on {result['n']} labelled concepts: Brier "
+        f"{result['brier']:.3f} (raw cosine as a probability: {result['brier_raw_cosine']:.3f})"
+    )
 
 
 @cli.command("export")

@@ -25,6 +25,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from harmonize import __version__, sql
+from harmonize.calibration import confidence, load_calibration
 from harmonize.config import (
     DEFAULT_K,
     DEFAULT_MODEL,
@@ -185,6 +186,7 @@ def map_sites(
     strategy: str = "best",
     output: str | Path | None = None,
     device: str = "auto",
+    min_confidence: float | None = None,
 ) -> MapResult:
     """Maps every concept of ``source`` onto ``target`` and stores candidates and mappings.
 
@@ -198,6 +200,8 @@ def map_sites(
         raise InputError(f"--k must be at least 1, got {k}")
     if min_score is not None and not -1.0 <= min_score <= 1.0:
         raise InputError(f"--min-score is a cosine similarity between -1 and 1, got {min_score}")
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise InputError(f"--min-confidence is a probability between 0 and 1, got {min_confidence}")
     if source == target:
         raise InputError(f"source and target are the same site '{source}': pick two sites")
     if output is not None:
@@ -223,7 +227,13 @@ def map_sites(
         source_codes = sql.run_internal(con, "site_concepts", site=source).df()["code"].to_numpy()
         target_codes = sql.run_internal(con, "site_concepts", site=target).df()["code"].to_numpy()
         decisions = sql.run_internal(con, "latest_decisions", source=source, target=target).df()
+        calibration = load_calibration(con, spec)
         previous = sql.run_internal(con, "pair_mappings", source=source, target=target).df()
+    if min_confidence is not None and calibration is None:
+        raise InputError(
+            f"--min-confidence needs a calibration of model {spec}. Run 'harmonize calibrate "
+            "--source S --target T --gold FILE' on a mapped pair with known answers first."
+        )
     forward = [(vectors_of(s), t) for s, t in pairs]
     scores, ids = fused_search(forward, k, dev)
     if strategy == "best":
@@ -261,6 +271,12 @@ def map_sites(
             "run_id": run_id,
         }
     )
+    if calibration is not None:
+        mappings["confidence"] = confidence(calibration, mappings["score"].to_numpy(float))
+        if min_confidence is not None:
+            mappings = mappings[mappings["confidence"] >= min_confidence]
+    else:
+        mappings["confidence"] = np.nan
     mappings = apply_decisions(decisions, mappings, candidates)
     changes = compare_mappings(previous, mappings)
     run = {

@@ -130,6 +130,7 @@ def apply_decisions(
                     "target_code": d["target_code"],
                     "score": scores.get((code, d["target_code"]), np.nan),
                     "method": f"manual:{d['decision']}",
+                    "confidence": np.nan,
                 }
             )
     return pd.DataFrame(keep, columns=mappings.columns)

@@ -129,6 +129,7 @@ def test_output_csv_matches_the_store(two_sites, tmp_path):
         "target_code",
         "target_description",
         "score",
+        "confidence",
         "method",
         "run_id",
     ]

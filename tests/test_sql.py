@@ -65,6 +65,7 @@ RELATIONS = {
         "score",
         "method",
         "run_id",
+        "confidence",
     ],
 }
 NUMERIC_PARAMS = {
@@ -77,6 +78,7 @@ NUMERIC_PARAMS = {
     "n_unknown": 0,
     "version": 2,
     "score": 0.5,
+    "brier": 0.1,
     **{m: 0.5 for m in ("top1", "top5", "top10", "mrr", "coverage", "precision", "recall")},
 }
 INJECTION = "x'; DROP TABLE concepts; --"
@@ -174,7 +176,11 @@ def test_read_only_query_runs_on_empty_schema(tmp_path, path):
     query = query_of(path)
     with Workspace(tmp_path / "ws").connect() as con:
         rows = sql.execute(con, query, dummy_params(query)).fetchall()
-    stamped = {"schema_version": [(SCHEMA_VERSION,)], "site_count": [(0,)]}
+    stamped = {
+        "schema_version": [(SCHEMA_VERSION,)],
+        "site_count": [(0,)],
+        "count_unmapped_events": [(0,)],
+    }
     assert rows == stamped.get(path.stem, [])
 
 
@@ -194,6 +200,10 @@ def test_read_only_set_is_complete():
         "pair_code_map",
         "review",
         "site_count",
+        "count_unmapped_events",
+        "recode_for_export",
+        "latest_calibration",
+        "pair_top_candidates",
         "latest_decisions",
         "current_mapping",
         "concept_exists",
@@ -230,6 +240,7 @@ def test_write_statement_runs_on_empty_schema(tmp_path, path):
             "insert_schema_version",
             "insert_decision",
             "insert_manual_mapping",
+            "insert_calibration",
         )
         else 0
     )

@@ -1,6 +1,6 @@
 -- mapping_preview: a pair's chosen mappings with both descriptions, best first.
 -- params: source, target
-SELECT source_code, source_description, target_code, target_description, score
+SELECT source_code, source_description, target_code, target_description, score, confidence
 FROM mapped_concepts
 WHERE source_site = $source AND target_site = $target
-ORDER BY score DESC, source_code;
+ORDER BY score DESC NULLS LAST, source_code;

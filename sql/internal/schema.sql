@@ -76,6 +76,17 @@ CREATE TABLE IF NOT EXISTS mappings (
     score         DOUBLE,             -- cosine; NULL for a person's choice the model never ranked
     method        VARCHAR NOT NULL,   -- model:strategy, or manual:accept / manual:set
     run_id        VARCHAR NOT NULL,
+    created_at    TIMESTAMP NOT NULL,
+    confidence    DOUBLE              -- calibrated P(right) from `harmonize calibrate`, else NULL
+);
+CREATE TABLE IF NOT EXISTS calibrations (
+    model         VARCHAR NOT NULL,   -- the encoder spec whose cosines it calibrates
+    source_site   VARCHAR NOT NULL,
+    target_site   VARCHAR NOT NULL,
+    gold_file     VARCHAR NOT NULL,
+    n             INTEGER NOT NULL,
+    brier         DOUBLE NOT NULL,
+    points        VARCHAR NOT NULL,   -- JSON {"x": [...], "y": [...]}: isotonic steps
     created_at    TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS map_evaluations (
@@ -104,6 +115,7 @@ SELECT
     m.target_code,
     t.description AS target_description,
     m.score,
+    m.confidence,
     m.method,
     m.run_id,
     m.created_at
