@@ -85,15 +85,7 @@ def reliability_table(prob: np.ndarray, correct: np.ndarray, bins: int = 10) -> 
 
 def _labelled_top_candidates(ws: Workspace, source: str, target: str, gold_path: Path):
     gold = read_gold(gold_path)
-    with ws.connect(read_only=True) as con:
-        ws.require_site(con, source)
-        ws.require_site(con, target)
-        top = sql.run_internal(con, "pair_top_candidates", source=source, target=target).df()
-    if top.empty:
-        raise InputError(
-            f"no candidates of '{source}' onto '{target}'. "
-            f"Run 'harmonize map --source {source} --target {target}' first."
-        )
+    top = ws.read_pair(source, target, "pair_top_candidates", missing="candidates")
     pairs = set(zip(gold["source_code"], gold["target_code"], strict=True))
     top = top[top["source_code"].isin(set(gold["source_code"]))]
     if len(top) < 10:

@@ -190,16 +190,7 @@ def export_mappings(ws: Workspace, source: str, target: str, fmt: str, output: s
     output = Path(output)
     if not output.parent.resolve().is_dir():
         raise InputError(f"output folder does not exist: {output.parent}")
-    ws.require()
-    with ws.connect(read_only=True) as con:
-        ws.require_site(con, source)
-        ws.require_site(con, target)
-        frame = sql.run_internal(con, "pair_mappings", source=source, target=target).df()
-    if frame.empty:
-        raise InputError(
-            f"no mappings of '{source}' onto '{target}' to export. "
-            f"Run 'harmonize map --source {source} --target {target}' first."
-        )
+    frame = ws.read_pair(source, target, "pair_mappings", missing="mappings")
     atomic_write_text(output, _WRITERS[fmt](frame, source, target))
     return len(frame)
 

@@ -138,8 +138,4 @@ def apply_decisions(
 
 def review_queue(ws: Workspace, source: str, target: str) -> pd.DataFrame:
     """Mappings nobody has decided on yet, least confident first."""
-    ws.require()
-    with ws.connect(read_only=True) as con:
-        ws.require_site(con, source)
-        ws.require_site(con, target)
-        return sql.execute(con, sql.load_query("review"), {"source": source, "target": target}).df()
+    return ws.read_pair(source, target, "review")

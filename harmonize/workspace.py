@@ -30,7 +30,7 @@ from harmonize.config import (
     SCHEMA_VERSION,
     SITE_NAME_PATTERN,
 )
-from harmonize.errors import UnknownSiteError, WorkspaceError
+from harmonize.errors import InputError, UnknownSiteError, WorkspaceError
 
 _SITE_RE = re.compile(SITE_NAME_PATTERN)
 
@@ -127,6 +127,21 @@ class Workspace:
         if row is None:
             raise UnknownSiteError(site, self.site_names(con))
         return {"site": row[0], "vocab_sha256": row[1], "n_concepts": row[2]}
+
+    def read_pair(self, source: str, target: str, query: str, missing: str | None = None):
+        """Runs ``sql/internal/QUERY.sql`` for a (source, target) pair after checking both
+        sites; with ``missing`` (e.g. "mappings"), an empty result says how to get one."""
+        self.require()
+        with self.connect(read_only=True) as con:
+            self.require_site(con, source)
+            self.require_site(con, target)
+            frame = sql.run_internal(con, query, source=source, target=target).df()
+        if missing is not None and frame.empty:
+            raise InputError(
+                f"no {missing} of '{source}' onto '{target}'. "
+                f"Run 'harmonize map --source {source} --target {target}' first."
+            )
+        return frame
 
     def index_dir(self, site: str, model_slug: str) -> Path:
         return self.index_root / check_site_name(site) / model_slug
