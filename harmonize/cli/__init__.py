@@ -1,0 +1,19 @@
+"""The ``harmonize`` command line: each command parses, calls one library function, prints.
+
+The group and its error handling live in ``base``; commands are grouped by what they do.
+
+>>> from click.testing import CliRunner
+>>> CliRunner().invoke(cli, ["--version"]).output.startswith("harmonize")
+True
+"""
+
+from harmonize.cli import evaluate, mapping, query, sites  # noqa: F401  (registers commands)
+from harmonize.cli.base import cli
+
+
+def main() -> None:
+    cli(prog_name="harmonize")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The command group, its error handling and the state every command shares.
+
+>>> from click.testing import CliRunner
+>>> CliRunner().invoke(cli, ["--version"]).output.startswith("harmonize")
+True
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from harmonize import __version__
+from harmonize.config import (
+    WORKSPACE_ENV,
+)
+from harmonize.errors import HarmonizeError
+from harmonize.workspace import Workspace
+
+
+class HarmonizeGroup(click.Group):
+    """Turns every HarmonizeError and usage error into ``Error: ...`` with exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HarmonizeError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            if not standalone_mode:
+                raise
+            exc.show()
+            sys.exit(1)
+        except click.Abort:
+            if not standalone_mode:
+                raise
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
+class State:
+    def __init__(self, workspace: Path, quiet: bool, explicit: bool):
+        self.ws = Workspace(workspace)
+        self.quiet = quiet
+        self.explicit_workspace = explicit
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text)
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group(cls=HarmonizeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    envvar=WORKSPACE_ENV,
+    show_default="current directory",
+    help=f"Workspace folder (harmonize.duckdb + indexes/). Env: {WORKSPACE_ENV}.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or chatter, results only.")
+@click.version_option(__version__, prog_name="harmonize")
+@click.pass_context
+def cli(ctx: click.Context, workspace: Path, quiet: bool) -> None:
+    """Map clinical concept codes between hospital sites with embeddings, FAISS and DuckDB.
+
+    \b
+    Example:
+      harmonize add-site siteA --vocab a.csv
+      harmonize add-site siteB --vocab b.csv
+      harmonize build-index --site siteA && harmonize build-index --site siteB
+      harmonize map --source siteB --target siteA --k 5
+    """
+    source = ctx.get_parameter_source("workspace")
+    explicit = source not in (click.core.ParameterSource.DEFAULT, None)
+    ctx.obj = State(workspace, quiet, explicit)

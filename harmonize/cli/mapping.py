@@ -1,0 +1,319 @@
+"""Commands that map concepts, review the mappings, calibrate and score them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from harmonize.cli.base import State, cli, pass_state
+from harmonize.config import (
+    DEFAULT_DEVICE,
+    DEFAULT_K,
+    DEFAULT_MODEL,
+    DEFAULT_STRATEGY,
+    DEVICES,
+    PREVIEW_ROWS,
+    STRATEGIES,
+)
+from harmonize.output import FORMATS, render, shorten
+
+
+@cli.command("map")
+@click.option("--source", required=True, help="Site whose concepts are mapped.")
+@click.option("--target", required=True, help="Site whose concepts they are mapped onto.")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option(
+    "--k",
+    default=DEFAULT_K,
+    show_default=True,
+    type=int,
+    help="Candidates kept per source concept.",
+)
+@click.option(
+    "--min-score",
+    type=float,
+    default=None,
+    help="Cosine below which a source concept gets no mapping.",
+)
+@click.option(
+    "--strategy", type=click.Choice(STRATEGIES), default=DEFAULT_STRATEGY, show_default=True
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the mappings to this CSV file.",
+)
+@click.option("--device", type=click.Choice(DEVICES), default=DEFAULT_DEVICE, show_default=True)
+@click.option(
+    "--limit",
+    default=PREVIEW_ROWS,
+    show_default=True,
+    type=int,
+    help="Rows of the mapping to print (0 for all).",
+)
+@click.option(
+    "--min-confidence",
+    type=float,
+    default=None,
+    help="Calibrated probability below which a concept gets no mapping "
+    "(needs 'harmonize calibrate').",
+)
+@pass_state
+def map_cmd(
+    state: State,
+    source: str,
+    target: str,
+    model: str,
+    k: int,
+    min_score: float | None,
+    strategy: str,
+    output: Path | None,
+    device: str,
+    limit: int,
+    min_confidence: float | None,
+) -> None:
+    """Map every concept of SOURCE onto its nearest concepts of TARGET.
+
+    \b
+    Example:
+      harmonize map --source siteB --target siteA --k 5 --strategy mutual
+    """
+    from harmonize.mapping import map_sites
+
+    result = map_sites(
+        state.ws,
+        source,
+        target,
+        model=model,
+        k=k,
+        min_score=min_score,
+        strategy=strategy,
+        output=output,
+        device=device,
+        min_confidence=min_confidence,
+    )
+    frame = result.mappings.copy()
+    if frame["confidence"].isna().all():
+        frame = frame.drop(columns="confidence")  # no calibration for this model yet
+    for column in ("source_description", "target_description"):
+        frame[column] = frame[column].map(shorten)
+    shown = frame if limit <= 0 else frame.head(limit)
+    click.echo(render(shown, "table"), nl=False)
+    if len(frame) > len(shown):
+        click.echo(
+            f"... {len(frame) - len(shown)} more rows (use --limit 0, --output FILE.csv, "
+            "or 'harmonize sql' on mapped_concepts)"
+        )
+    click.echo(result.summary)
+    if output is not None:
+        click.echo(f"wrote {output}")
+
+
+@cli.command("eval-map")
+@click.option("--source", required=True, help="Site whose concepts were mapped.")
+@click.option("--target", required=True, help="Site they were mapped onto.")
+@click.option(
+    "--gold",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV/Parquet with source_code, target_code (many-to-many allowed).",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@pass_state
+def eval_map_cmd(state: State, source: str, target: str, gold: Path, fmt: str) -> None:
+    """Score the stored mapping of SOURCE onto TARGET against a gold standard: top-1/5/10,
+    MRR, coverage, precision and recall. The result is stored in table map_evaluations.
+
+    \b
+    Example:
+      harmonize eval-map --source target --target source --gold truth.csv --format json
+    """
+    from harmonize.evaluate import evaluate_mapping
+
+    result = evaluate_mapping(state.ws, source, target, gold)
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(render(pd.DataFrame([result]), "table"), nl=False)
+    if result["n_unknown"]:
+        click.echo(
+            f"({result['n_unknown']} gold source codes are not concepts of '{source}' "
+            "and were left out)"
+        )
+    if result["k"] < 10:
+        click.echo(f"(candidates were stored with k={result['k']}: top10 counts only those)")
+
+
+@cli.command("calibrate")
+@click.option("--source", required=True)
+@click.option("--target", required=True)
+@click.option(
+    "--gold",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV source_code,target_code: the right answers for some source concepts.",
+)
+@pass_state
+def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
+    """Learn P(mapping is right | cosine) for the pair's model from a gold standard (isotonic
+    regression); later maps store it as `confidence` and honour --min-confidence.
+
+    \b
+    Example:
+      harmonize calibrate --source target --target source --gold truth.csv
+    """
+    from harmonize.calibration import calibrate
+
+    result = calibrate(state.ws, source, target, gold)
+    click.echo(render(result["reliability"], "table"), nl=False)
+    click.echo(
+        f"calibrated model {result['model']} on {result['n']} labelled concepts: Brier "
+        f"{result['brier']:.3f} (raw cosine as a probability: {result['brier_raw_cosine']:.3f})"
+    )
+
+
+@cli.command("bench-map")
+@click.argument("benchmark", type=click.Choice(["icd"]))
+@click.option(
+    "--direction", type=click.Choice(["10to9", "9to10"]), default="10to9", show_default=True
+)
+@click.option(
+    "--sample",
+    type=int,
+    default=None,
+    help="Held-out source codes to map (default: all; ICD-10-CM takes minutes).",
+)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
+@click.option("--k", default=10, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@pass_state
+def bench_map_cmd(
+    state: State,
+    benchmark: str,
+    direction: str,
+    sample: int | None,
+    model: str,
+    k: int,
+    seed: int,
+    fmt: str,
+) -> None:
+    """Map ICD-10-CM onto ICD-9-CM (or back) and score against the CMS GEMs, on held-out codes.
+
+    \b
+    Example:
+      harmonize --workspace bench bench-map icd --direction 10to9 --sample 1000
+    """
+    from harmonize.bench import bench_icd
+
+    echo = (lambda _: None) if state.quiet or fmt == "json" else click.echo
+    result = bench_icd(
+        state.ws,
+        direction,
+        sample=sample,
+        model=model,
+        k=k,
+        random_state=seed,
+        progress=not state.quiet,
+        echo=echo,
+    )
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {**result.overall, "exact": result.exact, "direction": direction, "model": model},
+                indent=2,
+            )
+        )
+        return
+    click.echo(render(result.rows(), "table"), nl=False)
+    click.echo(
+        f"({result.seconds:.0f}s; {result.n_train_codes} GEM source codes held back "
+        "for training learned methods)"
+    )
+
+
+@cli.command("review")
+@click.option("--source", required=True)
+@click.option("--target", required=True)
+@click.option(
+    "--limit", default=PREVIEW_ROWS, show_default=True, type=int, help="Rows to show (0 for all)."
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@pass_state
+def review_cmd(state: State, source: str, target: str, limit: int, fmt: str) -> None:
+    """List the mappings most worth checking: undecided ones, least confident first.
+
+    \b
+    Example:
+      harmonize review --source siteB --target siteA --limit 10
+    """
+    from harmonize.review import review_queue
+
+    queue = review_queue(state.ws, source, target)
+    shown = queue if limit <= 0 else queue.head(limit)
+    click.echo(render(shown, fmt), nl=False)
+    if fmt == "table":
+        click.echo(f"{len(queue)} mappings await review")
+
+
+def _decision_command(decision: str, takes_target: bool):
+    """accept / reject / set share their options; only set takes a TARGET_CODE."""
+
+    def command(
+        state: State,
+        source: str,
+        target: str,
+        reviewer: str | None,
+        note: str | None,
+        code: str,
+        target_code: str | None = None,
+    ) -> None:
+        from harmonize.review import decide
+
+        message = decide(
+            state.ws,
+            source,
+            target,
+            code,
+            decision,
+            target_code=target_code,
+            reviewer=reviewer,
+            note=note,
+        )
+        click.echo(message)
+
+    # Decorators attach parameters last-first, so the later positional argument goes first.
+    command = pass_state(command)
+    if takes_target:
+        command = click.argument("target_code")(command)
+    command = click.argument("code")(command)
+    command = click.option("--note", help="Why, for the record.")(command)
+    command = click.option(
+        "--reviewer", help="Who decides (default: $HARMONIZE_REVIEWER or login name)."
+    )(command)
+    command = click.option("--target", required=True)(command)
+    return click.option("--source", required=True)(command)
+
+
+cli.command(
+    "accept",
+    help="Accept the stored mapping of source concept CODE.\n\n"
+    "Example: harmonize accept --source siteB --target siteA RESP_017",
+)(_decision_command("accept", False))
+cli.command(
+    "reject",
+    help="Reject the stored mapping of CODE; re-mapping never picks it again."
+    "\n\nExample: harmonize reject --source siteB --target siteA SKIN_002",
+)(_decision_command("reject", False))
+cli.command(
+    "set",
+    help="Map CODE to TARGET_CODE by hand; re-mapping keeps it.\n\n"
+    "Example: harmonize set --source siteB --target siteA ENT_010 C0027424",
+)(_decision_command("set", True))
