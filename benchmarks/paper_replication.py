@@ -224,6 +224,10 @@ def main() -> None:
         build_sites(ws, root / "inputs", args.sources)
         log("sites built")
         homo = homogeneous(ws, args, log)
+        # Saved at once: the heterogeneous part must not be able to lose an hour of training.
+        args.out.mkdir(parents=True, exist_ok=True)
+        suffix = "-quick" if args.quick else ""
+        homo.to_csv(args.out / f"paper-replication{suffix}.csv", index=False)
         hetero = heterogeneous(root, args, log)
     elapsed = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
