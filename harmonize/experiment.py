@@ -21,7 +21,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from harmonize import sql
-from harmonize.embed import EmbeddingCache, embed_texts, get_encoder, resolve_device
+from harmonize.cache import EmbeddingCache, embed_texts
+from harmonize.embed import get_encoder, resolve_device
 from harmonize.errors import InputError
 from harmonize.evaluate import binary_metrics, read_gold
 from harmonize.features import READINGS, Encounters, load_encounters

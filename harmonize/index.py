@@ -24,6 +24,7 @@ import faiss
 import numpy as np
 
 from harmonize import __version__, sql
+from harmonize.cache import EmbeddingCache, embed_texts
 from harmonize.config import (
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,
@@ -32,7 +33,7 @@ from harmonize.config import (
     INDEX_TYPES,
     META_FILENAME,
 )
-from harmonize.embed import EmbeddingCache, Encoder, embed_texts, get_encoder, resolve_device
+from harmonize.embed import Encoder, get_encoder, resolve_device
 from harmonize.errors import HarmonizeError, IndexStateError, InputError
 from harmonize.workspace import Workspace, atomic_path, atomic_write_json
 

@@ -17,7 +17,8 @@ from collections.abc import Callable
 import duckdb
 import numpy as np
 
-from harmonize.embed import embed_texts, get_encoder, l2_normalize, resolve_device
+from harmonize.cache import embed_texts
+from harmonize.embed import get_encoder, l2_normalize, resolve_device
 from harmonize.index import build_faiss, search
 
 

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harmonize.cache import EmbeddingCache, embed_texts
 from harmonize.embed import (
-    EmbeddingCache,
-    embed_texts,
     get_encoder,
     l2_normalize,
     minilm_path,
