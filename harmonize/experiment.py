@@ -148,12 +148,13 @@ def run_evaluation(
         )
     # Embedding (which fills the cache) only after every check has passed.
     vectors = _vectors(ws, config.embedding, texts, config.device)
-    tasks = _plan(config, sizes)
+    tasks = _tasks(config.scenarios, sizes)
+    total = config.seeds * len(tasks)
     rows = []
-    bar = tqdm(total=len(tasks), desc="training", unit="model", disable=None if progress else True)
+    bar = tqdm(total=total, desc="training", unit="model", disable=None if progress else True)
     for seed in range(config.seeds):
         direct_model = None
-        for scenario, size in _tasks_for(tasks, seed):
+        for scenario, size in tasks:
             rng = np.random.default_rng(seed * 1000 + size)
             sample = pool.subset(stratified_sample(pool.y, size, rng)) if size else None
             if scenario in ("direct", "finetune-head", "finetune-all") and direct_model is None:
@@ -202,18 +203,9 @@ def _check_one_hot(config: EvalConfig, source: Encounters, target: Encounters) -
         )
 
 
-def _plan(config: EvalConfig, sizes: tuple[int, ...]) -> list[tuple[int, str, int]]:
-    """(seed, scenario, size) of every model to train; direct needs no target data (size 0)."""
-    plan = []
-    for seed in range(config.seeds):
-        for scenario in config.scenarios:
-            for size in (0,) if scenario == "direct" else sizes:
-                plan.append((seed, scenario, size))
-    return plan
-
-
-def _tasks_for(plan: list[tuple[int, str, int]], seed: int) -> list[tuple[str, int]]:
-    return [(scenario, size) for s, scenario, size in plan if s == seed]
+def _tasks(scenarios: tuple[str, ...], sizes: tuple[int, ...]) -> list[tuple[str, int]]:
+    """(scenario, size) of every model one seed trains; direct needs no target data (size 0)."""
+    return [(s, n) for s in scenarios for n in ((0,) if s == "direct" else sizes)]
 
 
 def _model(config: EvalConfig, seed: int, lr: float | None = None):

@@ -262,13 +262,10 @@ def map_sites(
     chosen_arr = np.array(chosen, dtype=object).reshape(-1, 3)
     mappings = pd.DataFrame(
         {
-            "source_site": source,
             "source_code": source_codes[chosen_arr[:, 0].astype(int)],
-            "target_site": target,
             "target_code": target_codes[chosen_arr[:, 1].astype(int)],
             "score": chosen_arr[:, 2].astype(np.float64),
             "method": method,
-            "run_id": run_id,
         }
     )
     if calibration is not None:
@@ -277,7 +274,10 @@ def map_sites(
             mappings = mappings[mappings["confidence"] >= min_confidence]
     else:
         mappings["confidence"] = np.nan
-    mappings = apply_decisions(decisions, mappings, candidates)
+    # Site and run columns are the same on every row, people's decisions included.
+    mappings = apply_decisions(decisions, mappings, candidates).assign(
+        source_site=source, target_site=target, run_id=run_id
+    )
     changes = compare_mappings(previous, mappings)
     run = {
         "run_id": run_id,

@@ -101,9 +101,10 @@ def decide(
 def apply_decisions(
     decisions: pd.DataFrame, mappings: pd.DataFrame, candidates: pd.DataFrame
 ) -> pd.DataFrame:
-    """The chosen ``mappings`` (source_code, target_code, score, ...) with people's newest
-    ``decisions`` applied: accepted and set targets replace the model's choice; a rejected
-    target is dropped (the concept stays unmapped rather than silently re-mapped to it)."""
+    """The chosen ``mappings`` (source_code, target_code, score, method, confidence) with
+    people's newest ``decisions`` applied: accepted and set targets replace the model's choice;
+    a rejected target is dropped (the concept stays unmapped rather than silently re-mapped to
+    it). The caller adds the columns that are the same on every row (sites, run)."""
     if decisions.empty:
         return mappings
     latest = decisions.set_index("source_code")
@@ -114,7 +115,6 @@ def apply_decisions(
             continue
         if d is None or d["decision"] == "reject":
             keep.append(row._asdict())
-    template = mappings.iloc[0].to_dict() if len(mappings) else {}
     scores = {
         (s, t): sc
         for s, t, sc in zip(
@@ -125,7 +125,6 @@ def apply_decisions(
         if d["decision"] in ("accept", "set"):
             keep.append(
                 {
-                    **template,
                     "source_code": code,
                     "target_code": d["target_code"],
                     "score": scores.get((code, d["target_code"]), np.nan),

@@ -118,3 +118,25 @@ def test_cli_set_takes_code_then_target(runner, mapped):
         ],
     )
     assert bad.exit_code == 1 and bad.output == "Error: site 'siteB' has no concept 'NOPE'\n"
+
+
+def test_a_decision_survives_when_the_model_maps_nothing():
+    """With no model mapping left (all filtered out), a person's set decision still yields a
+    complete row: it must not borrow its columns from a model row that is not there."""
+    import pandas as pd
+
+    from harmonize.review import apply_decisions
+
+    columns = ["source_code", "target_code", "score", "method", "confidence"]
+    decisions = pd.DataFrame(
+        {"source_code": ["A5"], "target_code": ["B4"], "decision": ["set"], "reviewer": ["ana"]}
+    )
+    candidates = pd.DataFrame({"source_code": ["A5"], "target_code": ["B4"], "score": [0.3]})
+    out = apply_decisions(decisions, pd.DataFrame(columns=columns), candidates)
+    assert list(out.columns) == columns
+    assert out.iloc[0][["source_code", "target_code", "score", "method"]].tolist() == [
+        "A5",
+        "B4",
+        0.3,
+        "manual:set",
+    ]
