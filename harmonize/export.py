@@ -209,6 +209,9 @@ def export_events(ws: Workspace, site: str, into: str, fmt: str, output: str | P
     if fmt not in EVENT_FORMATS:
         raise InputError(f"unknown events format '{fmt}': use {' or '.join(EVENT_FORMATS)}")
     output = Path(output)
+    if output.exists() and (output.is_dir() != (fmt == "meds")):
+        want = "a new folder" if fmt == "meds" else "a .parquet file name"
+        raise InputError(f"{output} is a {'folder' if output.is_dir() else 'file'}: give {want}")
     if output.exists() and fmt == "meds" and any(output.iterdir()):
         raise InputError(f"{output} exists and is not empty: choose a new folder")
     ws.require()

@@ -13,6 +13,7 @@ meta.json proves the rows still match the stored vocabulary.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -111,13 +112,33 @@ def vectors_of(index: faiss.Index) -> np.ndarray:
     return index.reconstruct_n(0, index.ntotal)
 
 
+# What meta.json must hold, and of which type, for its index to be used.
+META_REQUIRED = {
+    "model": str,
+    "model_fingerprint": str,
+    "vocab_sha256": str,
+    "dim": int,
+    "count": int,
+    "index_bytes": int,
+    "index_sha256": str,
+}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_index(folder: Path, index: faiss.Index, meta: dict[str, Any]) -> None:
     """Writes index.faiss then meta.json, each atomically; meta.json last, so a crash between
     leaves an index whose meta no longer matches it, which load refuses."""
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / INDEX_FILENAME) as tmp:
         faiss.write_index(index, str(tmp))
-        meta = {**meta, "index_bytes": tmp.stat().st_size}
+        meta = {**meta, "index_bytes": tmp.stat().st_size, "index_sha256": _file_sha256(tmp)}
     atomic_write_json(folder / META_FILENAME, meta)
 
 
@@ -137,6 +158,8 @@ def read_index(folder: Path, meta: dict[str, Any]) -> faiss.Index:
     path = folder / INDEX_FILENAME
     if not path.is_file() or path.stat().st_size != meta.get("index_bytes"):
         raise IndexStateError(f"{path} is missing or does not match {folder / META_FILENAME}")
+    if _file_sha256(path) != meta.get("index_sha256"):
+        raise IndexStateError(f"{path} does not match the checksum in {folder / META_FILENAME}")
     try:
         index = faiss.read_index(str(path))
     except RuntimeError as exc:
@@ -177,6 +200,11 @@ def index_status(
         return status("missing", "no index built yet")
     if meta.get("corrupt"):
         return status("stale", "meta.json is unreadable")
+    for key, kind in META_REQUIRED.items():
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            return status("stale", f"meta.json has no valid '{key}'")
+    if meta["model"] != encoder.spec:
+        return status("stale", f"meta.json says the index holds model {meta['model']}")
     if meta.get("vocab_sha256") != info["vocab_sha256"]:
         return status("stale", "the site's vocabulary changed since the index was built")
     if meta.get("model_fingerprint") != encoder.fingerprint:
@@ -300,7 +328,37 @@ def load_site_index(
             f"index for site '{site}' (model {encoder.spec}) is stale: {status.reason}. "
             f"Run '{status.rebuild_command}'."
         )
-    return read_index(status.folder, status.meta), status.meta
+    try:
+        return read_index(status.folder, status.meta), status.meta
+    except IndexStateError as exc:
+        raise IndexStateError(
+            f"index for site '{site}' (model {encoder.spec}) cannot be used: {exc}. "
+            f"Run '{status.rebuild_command}'."
+        ) from exc
+
+
+def load_pair_indexes(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, source: str, target: str, encoder: Encoder
+) -> tuple[faiss.Index, faiss.Index]:
+    """The source and target indexes for ``encoder``, refused unless their dimensions agree
+    (an index built with another model's dimension would crash or mislead the search)."""
+    pair = (
+        load_site_index(ws, con, source, encoder)[0],
+        load_site_index(ws, con, target, encoder)[0],
+    )
+    if pair[0].d == pair[1].d:
+        return pair
+    # Only on this error path is the model's own dimension worth loading the model for.
+    sites = [(s, index.d) for s, index in zip((source, target), pair, strict=True)]
+    wrong = [s for s, d in sites if d != encoder.dim] or [source, target]
+    rebuild = " and ".join(
+        f"'harmonize build-index --site {s} --model {encoder.spec} --force'" for s in wrong
+    )
+    raise IndexStateError(
+        f"the indexes of '{source}' (dim {pair[0].d}) and '{target}' (dim {pair[1].d}) for "
+        f"model {encoder.spec} differ in dimension; the model gives dim {encoder.dim}. "
+        f"Run {rebuild}."
+    )
 
 
 def site_index_statuses(
@@ -313,7 +371,7 @@ def site_index_statuses(
         return out
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         meta = read_meta(folder)
-        if meta is None or meta.get("corrupt") or "model" not in meta:
+        if meta is None or meta.get("corrupt") or not isinstance(meta.get("model"), str):
             out.append(
                 IndexStatus(site, folder.name, folder, "stale", "meta.json unreadable", meta)
             )

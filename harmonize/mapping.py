@@ -36,7 +36,7 @@ from harmonize.config import (
 )
 from harmonize.embed import get_encoder
 from harmonize.errors import HarmonizeError, InputError
-from harmonize.index import faiss_device, load_site_index, search, vectors_of
+from harmonize.index import faiss_device, load_pair_indexes, search, vectors_of
 from harmonize.review import apply_decisions
 from harmonize.workspace import Workspace, atomic_path
 
@@ -220,10 +220,7 @@ def map_sites(
     with ws.connect(read_only=True) as con:
         ws.require_site(con, source)
         ws.require_site(con, target)
-        pairs = [
-            (load_site_index(ws, con, source, e)[0], load_site_index(ws, con, target, e)[0])
-            for e in encoders
-        ]
+        pairs = [load_pair_indexes(ws, con, source, target, e) for e in encoders]
         source_codes = sql.run_internal(con, "site_concepts", site=source).df()["code"].to_numpy()
         target_codes = sql.run_internal(con, "site_concepts", site=target).df()["code"].to_numpy()
         decisions = sql.run_internal(con, "latest_decisions", source=source, target=target).df()

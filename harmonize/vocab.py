@@ -19,6 +19,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -63,16 +64,33 @@ def _at(path: Path, index: int, frame: pd.DataFrame) -> str:
     return f"{path}, {_row_ref(path, index, frame)}"
 
 
-def _data_lines(text: str, sep: str) -> list[int]:
-    """The physical line on which each non-blank data row starts, as pandas will read them."""
+def _data_lines(text: str, sep: str, path: Path) -> list[int]:
+    """The physical line on which each non-blank data row starts, as pandas will read them.
+    A row with more fields than the header is an InputError (pandas would silently take the
+    first fields of such a row as an index, shifting every column)."""
     reader = csv.reader(io.StringIO(text), delimiter=sep)
     starts = []
     previous_end = 0
-    for row in reader:
-        start = previous_end + 1
-        previous_end = reader.line_num
-        if row:  # csv yields [] for a blank line, which pandas skips too
+    width = None
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))  # one field may be the whole file
+    try:
+        for row in reader:
+            start = previous_end + 1
+            previous_end = reader.line_num
+            if not row:  # csv yields [] for a blank line, which pandas skips too
+                continue
             starts.append(start)
+            if width is None:
+                width = len(row)
+            elif len(row) > width:
+                raise InputError(
+                    f"{path}, line {start}: {len(row)} fields, but the header has {width}"
+                )
+    except csv.Error as exc:
+        raise InputError(f"cannot parse {path}: {exc}") from exc
+    finally:
+        csv.field_size_limit(limit)
     return starts[1:]  # the first is the header
 
 
@@ -108,14 +126,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"{path} is not valid UTF-8: byte 0x{raw[exc.start]:02x} on line {line}. "
             "Re-save the file as UTF-8."
         ) from exc
-    if not raw.strip():
+    text = raw.decode("utf-8-sig")
+    if not text.strip():
         raise InputError(f"{path} is empty: expected a header line and rows")
     sep = _TEXT_SUFFIXES[suffix]
+    lines = _data_lines(text, sep, path)
     try:
         frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, ValueError) as exc:
         raise InputError(f"cannot parse {path}: {exc}") from exc
-    lines = _data_lines(raw.decode("utf-8-sig"), sep)
     if len(lines) == len(frame):
         frame.attrs["lines"] = _SharedList(lines)
     return frame
@@ -140,6 +159,14 @@ def _non_empty(frame: pd.DataFrame, path: Path, columns: tuple[str, ...]) -> lis
     """The stripped text of ``columns``; the first empty cell is an InputError."""
     out = []
     for column in columns:
+        nested = frame[column].map(lambda v: isinstance(v, bytes | list | dict | np.ndarray))
+        if nested.any():
+            i = int(nested.to_numpy().nonzero()[0][0])
+            value = frame[column].iloc[i]
+            kind = {bytes: "bytes", dict: "a struct"}.get(type(value), "a list")
+            raise InputError(
+                f"{_at(path, i, frame)}: column '{column}' holds {kind}, not text or a number"
+            )
         values = _text_column(frame, column).str.strip()
         empty = values.eq("")
         if empty.any():

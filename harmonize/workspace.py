@@ -37,7 +37,7 @@ _SITE_RE = re.compile(SITE_NAME_PATTERN)
 
 def check_site_name(name: str) -> str:
     """Site names become folder names, so they are restricted to a safe alphabet."""
-    if not _SITE_RE.match(name) or name in (".", ".."):
+    if not _SITE_RE.fullmatch(name) or name in (".", ".."):  # fullmatch: no trailing \n
         raise WorkspaceError(
             f"invalid site name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
             "starting with a letter or digit"
@@ -125,6 +125,7 @@ class Workspace:
         """The stored row of ``site`` or an UnknownSiteError listing the known ones."""
         row = sql.run_internal(con, "site_info", site=site).fetchone()
         if row is None:
+            check_site_name(site)  # a name no site can have: say so, not "add it first"
             raise UnknownSiteError(site, self.site_names(con))
         return {"site": row[0], "vocab_sha256": row[1], "n_concepts": row[2]}
 
