@@ -36,6 +36,7 @@ from harmonize.config import (
 )
 from harmonize.embed import Encoder, get_encoder, resolve_device
 from harmonize.errors import HarmonizeError, IndexStateError, InputError
+from harmonize.timing import Stages
 from harmonize.workspace import Workspace, atomic_path, atomic_write_json
 
 
@@ -244,6 +245,7 @@ def build_site_index(
         raise InputError(f"unknown index type '{index_type}': use {' or '.join(INDEX_TYPES)}")
     encoder = get_encoder(model)
     started = time.perf_counter()
+    clock = Stages("build-index", ("read", "embed", "index", "store"))
     # Device problems are reported before anything else, even when there is nothing to build.
     index_device = faiss_device(device)
     torch_device = resolve_device(device) if encoder.cacheable else "cpu"
@@ -266,6 +268,7 @@ def build_site_index(
             f"index for site '{site}' (model {encoder.spec}) is up to date; "
             "nothing to do (use --force to rebuild)",
         )
+    clock.done("read")
     texts = concepts["description"].tolist()
     cache = EmbeddingCache(ws.cache_dir, encoder) if encoder.cacheable else None
     before = len(cache) if cache is not None else 0
@@ -278,7 +281,9 @@ def build_site_index(
         desc=f"embedding {site}",
     )
     n_embedded = (len(cache) - before) if cache is not None else len(set(texts))
+    clock.done("embed")
     index = build_faiss(vectors, index_type, index_device)
+    clock.done("index")
     meta = {
         "site": site,
         "model": encoder.spec,
@@ -295,6 +300,7 @@ def build_site_index(
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_index(status.folder, index, meta)
+    clock.done("store")
     seconds = time.perf_counter() - started
     return BuildResult(
         site,

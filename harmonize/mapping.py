@@ -38,6 +38,7 @@ from harmonize.embed import get_encoder
 from harmonize.errors import HarmonizeError, InputError
 from harmonize.index import faiss_device, load_pair_indexes, search, vectors_of
 from harmonize.review import apply_decisions
+from harmonize.timing import Stages
 from harmonize.workspace import Workspace, atomic_path
 
 
@@ -212,6 +213,7 @@ def map_sites(
             raise InputError(f"--output folder does not exist: {output.parent}")
     floor = -np.inf if min_score is None else float(min_score)
     started = time.perf_counter()
+    clock = Stages("map", ("read", "search", "choose", "store"))
     # "a+b" fuses the rankings of several models (each needs its own index).
     encoders = [get_encoder(spec) for spec in model.split("+")]
     spec = "+".join(e.spec for e in encoders)
@@ -231,8 +233,10 @@ def map_sites(
             f"--min-confidence needs a calibration of model {spec}. Run 'harmonize calibrate "
             "--source S --target T --gold FILE' on a mapped pair with known answers first."
         )
+    clock.done("read")
     forward = [(vectors_of(s), t) for s, t in pairs]
     scores, ids = fused_search(forward, k, dev)
+    clock.done("search")
     if strategy == "best":
         chosen = choose_best(scores, ids, floor)
     elif strategy == "mutual":
@@ -287,6 +291,7 @@ def map_sites(
         "n_source": int(n_source),
         "n_mapped": len(mappings),
     }
+    clock.done("choose")
     with ws.transaction() as con:
         sql.run_internal(con, "delete_pair_candidates", source=source, target=target)
         sql.run_internal(con, "delete_pair_mappings", source=source, target=target)
@@ -301,6 +306,7 @@ def map_sites(
     if output is not None:
         with atomic_path(output) as tmp:
             preview.assign(method=method, run_id=run_id).to_csv(tmp, index=False)
+    clock.done("store")
     return MapResult(
         **run,
         changes=changes,

@@ -24,6 +24,7 @@ from harmonize.patients import (
     read_wide_patients,
     stratified_split,
 )
+from harmonize.timing import Stages
 from harmonize.vocab import read_events, read_table, read_vocab, vocab_sha256
 from harmonize.workspace import Workspace, check_site_name
 
@@ -71,6 +72,7 @@ def add_site(
     label and its positive value. ``patients`` reads a prediction task's patient files.
     """
     check_site_name(name)
+    clock = Stages("add-site", ("read", "store"))
     if (vocab_path is None) == (vocab is None):
         raise InputError("give exactly one vocabulary: a file (--vocab) or a reader's frame")
     vocab = read_vocab(vocab_path) if vocab is None else vocab
@@ -94,6 +96,7 @@ def add_site(
             )
     else:
         exists = False
+    clock.done("read")
     with ws.transaction() as con:
         for table in ("sites", "concepts", "events", "labels", "site_tasks", "level_texts"):
             sql.run_internal(con, f"delete_site_{table}", site=name)
@@ -124,6 +127,7 @@ def add_site(
             con.register("new_levels", levels)
             sql.run_internal(con, "insert_level_texts", site=name)
             con.unregister("new_levels")
+    clock.done("store")
     n_test = 0 if labels is None else int((labels["split"] == "test").sum())
     n_train = 0 if labels is None else len(labels) - n_test
     return AddSiteResult(

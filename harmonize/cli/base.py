@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from harmonize import __version__
+from harmonize import __version__, timing
 from harmonize.config import (
     WORKSPACE_ENV,
 )
@@ -35,6 +35,7 @@ class HarmonizeGroup(click.Group):
         except click.ClickException as exc:
             if not standalone_mode:
                 raise
+            timing.close_bars()
             exc.show()
             sys.exit(1)
         except click.Abort:
@@ -71,9 +72,10 @@ pass_state = click.make_pass_decorator(State)
     help=f"Workspace folder (harmonize.duckdb + indexes/). Env: {WORKSPACE_ENV}.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or chatter, results only.")
+@click.option("--verbose", "-v", is_flag=True, help="Log each stage's wall time to stderr.")
 @click.version_option(__version__, prog_name="harmonize")
 @click.pass_context
-def cli(ctx: click.Context, workspace: Path, quiet: bool) -> None:
+def cli(ctx: click.Context, workspace: Path, quiet: bool, verbose: bool) -> None:
     """Map clinical concept codes between hospital sites with embeddings, FAISS and DuckDB.
 
     \b
@@ -83,6 +85,13 @@ def cli(ctx: click.Context, workspace: Path, quiet: bool) -> None:
       harmonize build-index --site siteA && harmonize build-index --site siteB
       harmonize map --source siteB --target siteA --k 5
     """
+    if quiet and verbose:
+        raise HarmonizeError("--quiet and --verbose contradict each other: give one of them")
+    # Progress bars show only on a terminal (stderr) and never with --quiet.
+    timing.set_progress(not quiet)
+    ctx.call_on_close(lambda: timing.set_progress(False))
+    if verbose:
+        ctx.with_resource(timing.log_stages(sys.stderr))
     source = ctx.get_parameter_source("workspace")
     explicit = source not in (click.core.ParameterSource.DEFAULT, None)
     ctx.obj = State(workspace, quiet, explicit)

@@ -17,6 +17,7 @@ from harmonize.config import (
 )
 from harmonize.errors import HarmonizeError
 from harmonize.output import FORMATS, render
+from harmonize.timing import stage
 
 
 @cli.command("add-site")
@@ -114,7 +115,8 @@ def add_site_cmd(
             from harmonize.omop import read_omop as read
         else:
             from harmonize.meds import read_meds as read
-        frame, site_events = read(omop or meds)
+        with stage("read omop" if omop else "read meds"):
+            frame, site_events = read(omop or meds)
         result = add_site(state.ws, name, None, vocab=frame, events=site_events, replace=replace)
         click.echo(result.message)
         return

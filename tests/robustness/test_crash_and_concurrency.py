@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,3 +91,99 @@ def test_sigkill_during_add_site_and_build_index_keeps_the_previous_state(tmp_pa
     leftovers = [p for p in ws.root.rglob("*.tmp")]
     # A killed atomic write may leave its temporary file, never a half-written real one.
     assert all(p.name.startswith(".") for p in leftovers)
+
+
+@pytest.fixture(scope="module")
+def mapped_big(tmp_path_factory) -> Path:
+    """Two sites of 10,000 concepts with precomputed 16-dim vectors, b mapped onto a (best,
+    k=1), and three people's decisions: big enough that a map takes a while to store."""
+    import numpy as np
+
+    from harmonize.index import build_site_index
+    from harmonize.mapping import map_sites
+    from harmonize.review import decide
+
+    root = tmp_path_factory.mktemp("big")
+    n = 10_000
+    texts = [f"{w} finding {i}" for w in ("a", "b") for i in range(n)]
+    vectors = np.random.default_rng(0).standard_normal((len(texts), 16)).astype("float32")
+    pd.DataFrame({"text": texts, "embedding": list(vectors)}).to_parquet(root / "vec.parquet")
+    ws = Workspace(root / "ws")
+    model = f"precomputed:{root / 'vec.parquet'}"
+    for site in ("a", "b"):
+        add_site(ws, site, _vocab(root / f"{site}.csv", n, site))
+        build_site_index(ws, site, model)
+    map_sites(ws, "b", "a", model=model, k=1)
+    decide(ws, "b", "a", "b0", "accept", reviewer="ana")
+    decide(ws, "b", "a", "b1", "reject", reviewer="ana")
+    decide(ws, "b", "a", "b2", "set", target_code="a7", reviewer="ana", note="by hand")
+    return root
+
+
+def _tables(ws: Workspace) -> dict[str, pd.DataFrame]:
+    with ws.connect(read_only=True) as con:
+        return {
+            table: con.execute(f"SELECT * FROM {table} ORDER BY ALL").df()
+            for table in ("sites", "concepts", "decisions", "runs", "mappings", "candidates")
+        }
+
+
+def test_sigkill_during_map_keeps_the_previous_mapping_and_decisions(mapped_big, tmp_path):
+    """SIGKILL as soon as map logs its "choose" stage (--verbose), so while it stores: the
+    workspace opens, the decisions are untouched, and the pair holds either its previous
+    mapping exactly or the new run complete, never a mix."""
+    shutil.copytree(mapped_big / "ws", tmp_path / "ws")
+    ws = Workspace(tmp_path / "ws")
+    before = _tables(ws)
+    model = f"precomputed:{mapped_big / 'vec.parquet'}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from harmonize.cli import main; main()",
+            "--workspace",
+            str(ws.root),
+            "--verbose",
+            "map",
+            "--source",
+            "b",
+            "--target",
+            "a",
+            "--model",
+            model,
+            "--k",
+            "5",
+            "--strategy",
+            "mutual",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("[harmonize] choose "):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, lines  # killed while map was still running
+    after_kill = _tables(ws)
+    for table in ("sites", "concepts", "decisions"):
+        pd.testing.assert_frame_equal(after_kill[table], before[table])
+    runs = after_kill["runs"]
+    mappings, candidates = after_kill["mappings"], after_kill["candidates"]
+    if len(runs) == len(before["runs"]):  # the kill came first: everything as it was
+        pd.testing.assert_frame_equal(mappings, before["mappings"])
+        pd.testing.assert_frame_equal(candidates, before["candidates"])
+    else:  # the new run landed whole
+        new = runs[~runs["run_id"].isin(before["runs"]["run_id"])]
+        assert len(new) == 1 and new["strategy"].item() == "mutual"
+        assert set(mappings["run_id"]) == set(candidates["run_id"]) == {new["run_id"].item()}
+        assert len(mappings) == new["n_mapped"].item() and len(candidates) == 5 * 10_000
+    # People's decisions still hold in the pair's mapping, whichever it is.
+    chosen = dict(zip(mappings["source_code"], mappings["target_code"], strict=True))
+    decided = before["decisions"].set_index("source_code")
+    assert chosen["b0"] == decided.loc["b0", "target_code"]  # accepted
+    assert chosen.get("b1") != decided.loc["b1", "target_code"]  # rejected
+    assert chosen["b2"] == "a7"  # set by hand
