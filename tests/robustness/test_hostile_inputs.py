@@ -227,17 +227,21 @@ def test_hostile_codes_round_trip_exactly(tmp_path, suffix):
     source = [(c, f"{d} w{i}") for i, (c, d) in enumerate(HOSTILE_ROWS)]
     target = [("T:" + c, d) for c, d in source]
     twin = {c: "T:" + c for c, _ in source}
-    ws = Workspace(tmp_path / "ws")
-    ok(ws, "add-site", "h", "--vocab", str(_write_vocab(tmp_path / f"h{suffix}", source)))
-    ok(ws, "add-site", "t", "--vocab", str(_write_vocab(tmp_path / f"t{suffix}", target)))
     events = pd.DataFrame({"subject_id": [f"{c}|{i}" for i, (c, _) in enumerate(source)]})
     events["code"] = [c for c, _ in source]
     events.to_parquet(tmp_path / "events.parquet", index=False)
-    ok(ws, "add-site", "h", "--vocab", str(tmp_path / f"h{suffix}"), "--replace",
-       "--events", str(tmp_path / "events.parquet"))  # fmt: skip
+    ws = Workspace(tmp_path / "ws")
+    h_vocab = _write_vocab(tmp_path / f"h{suffix}", source)
+    ok(ws, "add-site", "h", "--vocab", str(h_vocab), "--events", str(tmp_path / "events.parquet"))
+    ok(ws, "add-site", "t", "--vocab", str(_write_vocab(tmp_path / f"t{suffix}", target)))
 
-    stored = ok(ws, "sql", "SELECT code, description FROM concepts WHERE site = 'h' "
-                "ORDER BY concept_id", "--format", "json")  # fmt: skip
+    stored = ok(
+        ws,
+        "sql",
+        "SELECT code, description FROM concepts WHERE site = 'h' ORDER BY concept_id",
+        "--format",
+        "json",
+    )
     assert [(r["code"], r["description"]) for r in json.loads(stored.output)] == source
     named = ok(ws, "query", "site_concepts", "--param", "site", "h", "--format", "json")
     assert [r["code"] for r in json.loads(named.output)] == [c for c, _ in source]
@@ -245,8 +249,22 @@ def test_hostile_codes_round_trip_exactly(tmp_path, suffix):
     for site in ("h", "t"):
         ok(ws, "build-index", "--site", site, "--model", "fake")
     out = tmp_path / "m.csv"
-    ok(ws, "map", "--source", "h", "--target", "t", "--model", "fake", "--k", "1",
-       "--limit", "0", "--output", str(out))  # fmt: skip
+    ok(
+        ws,
+        "map",
+        "--source",
+        "h",
+        "--target",
+        "t",
+        "--model",
+        "fake",
+        "--k",
+        "1",
+        "--limit",
+        "0",
+        "--output",
+        str(out),
+    )
     written = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert dict(zip(written["source_code"], written["target_code"], strict=True)) == twin
     assert dict(zip(written["source_code"], written["source_description"], strict=True)) == dict(
@@ -259,24 +277,64 @@ def test_hostile_codes_round_trip_exactly(tmp_path, suffix):
     assert {r["source_code"]: r["target_code"] for r in rows} == twin
     assert {round(r["score"], 5) for r in rows} == {1.0}
 
-    ok(ws, "export", "--source", "h", "--target", "t", "--format", "sssom", "-o",
-       str(tmp_path / "m.sssom.tsv"))  # fmt: skip
+    ok(
+        ws,
+        "export",
+        "--source",
+        "h",
+        "--target",
+        "t",
+        "--format",
+        "sssom",
+        "-o",
+        str(tmp_path / "m.sssom.tsv"),
+    )
     sssom = _sssom_rows(tmp_path / "m.sssom.tsv")
     assert dict(zip(sssom["subject_id"], sssom["object_id"], strict=True)) == {
         f"h:{c}": f"t:{t}" for c, t in twin.items()
     }
     assert set(sssom["subject_label"]) == {d for _, d in source}
-    ok(ws, "export", "--source", "h", "--target", "t", "--format", "fhir", "-o",
-       str(tmp_path / "m.json"))  # fmt: skip
+    ok(
+        ws,
+        "export",
+        "--source",
+        "h",
+        "--target",
+        "t",
+        "--format",
+        "fhir",
+        "-o",
+        str(tmp_path / "m.json"),
+    )
     group = json.loads((tmp_path / "m.json").read_text())["group"][0]
     assert {e["code"]: e["target"][0]["code"] for e in group["element"]} == twin
-    ok(ws, "export", "--source", "h", "--target", "t", "--format", "usagi", "-o",
-       str(tmp_path / "usagi.csv"))  # fmt: skip
+    ok(
+        ws,
+        "export",
+        "--source",
+        "h",
+        "--target",
+        "t",
+        "--format",
+        "usagi",
+        "-o",
+        str(tmp_path / "usagi.csv"),
+    )
     usagi = pd.read_csv(tmp_path / "usagi.csv", dtype=str, keep_default_na=False)
     assert dict(zip(usagi["sourceCode"], usagi["sourceName"], strict=True)) == dict(source)
 
-    ok(ws, "export-events", "--site", "h", "--into", "t", "--format", "parquet", "-o",
-       str(tmp_path / "ev.parquet"))  # fmt: skip
+    ok(
+        ws,
+        "export-events",
+        "--site",
+        "h",
+        "--into",
+        "t",
+        "--format",
+        "parquet",
+        "-o",
+        str(tmp_path / "ev.parquet"),
+    )
     recoded = pd.read_parquet(tmp_path / "ev.parquet")
     assert sorted(zip(recoded["subject_id"], recoded["code"], strict=True)) == sorted(
         zip(events["subject_id"], events["code"].map(twin), strict=True)
@@ -291,8 +349,9 @@ def test_huge_line_round_trips(ws, tmp_path):
     assert ok(ws, "add-site", "huge", "--vocab", str(path)).output == (
         "added site 'huge': 1 concepts\n"
     )
-    stored = ok(ws, "sql", "SELECT description FROM concepts WHERE site = 'huge'", "--format",
-                "json")  # fmt: skip
+    stored = ok(
+        ws, "sql", "SELECT description FROM concepts WHERE site = 'huge'", "--format", "json"
+    )
     assert json.loads(stored.output) == [{"description": text}]
 
 
