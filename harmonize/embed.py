@@ -292,19 +292,31 @@ class LexicalEncoder:
     fingerprint = f"hash-char_wb{LEXICAL_NGRAMS}-{LEXICAL_DIM}"
 
     def encode(self, texts, batch_size=ENCODE_BATCH_SIZE, device="cpu"):
-        from sklearn.feature_extraction.text import HashingVectorizer
+        return lexical_sparse(texts).toarray()
 
-        vectorizer = HashingVectorizer(
-            analyzer="char_wb",
-            ngram_range=LEXICAL_NGRAMS,
-            n_features=LEXICAL_DIM,
-            alternate_sign=False,
-            norm=None,
-            lowercase=True,
-        )
-        counts = vectorizer.transform(list(texts)).astype(np.float32)
-        counts.data = np.log1p(counts.data)
-        return l2_normalize(counts.toarray())
+
+def lexical_sparse(texts: Sequence[str], n_features: int = LEXICAL_DIM):
+    """The lexical encoder's vectors as a sparse CSR matrix (unit rows): the same character
+    n-gram counts, sublinear, for callers that need many more dimensions than fit dense.
+
+    >>> m = lexical_sparse(["fever", "fever"])
+    >>> round(float((m @ m.T).toarray()[0, 1]), 6)
+    1.0
+    """
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.preprocessing import normalize
+
+    vectorizer = HashingVectorizer(
+        analyzer="char_wb",
+        ngram_range=LEXICAL_NGRAMS,
+        n_features=n_features,
+        alternate_sign=False,
+        norm=None,
+        lowercase=True,
+    )
+    counts = vectorizer.transform(list(texts)).astype(np.float32)
+    counts.data = np.log1p(counts.data)
+    return normalize(counts, norm="l2", copy=False)
 
 
 _REGISTRY: dict[str, Callable[[], Encoder]] = {}

@@ -30,6 +30,7 @@ from harmonize.config import (
     DEFAULT_K,
     DEFAULT_MODEL,
     FUSION_DEPTH,
+    KNOWN_DEPTH,
     ONE_TO_ONE_MAX_CELLS,
     RRF_K,
     STRATEGIES,
@@ -37,6 +38,7 @@ from harmonize.config import (
 from harmonize.embed import get_encoder
 from harmonize.errors import HarmonizeError, InputError
 from harmonize.index import faiss_device, load_pair_indexes, search, vectors_of
+from harmonize.known import map_with_known, read_known
 from harmonize.review import apply_decisions
 from harmonize.timing import Stages
 from harmonize.workspace import Workspace, atomic_path
@@ -135,6 +137,7 @@ class MapResult:
     # source_code, source_description, target_code, target_description, score
     mappings: pd.DataFrame
     changes: dict[str, int] | None = None  # against the pair's previous mappings
+    n_known: int | None = None  # source concepts with known targets (map --known)
 
     @property
     def summary(self) -> str:
@@ -144,6 +147,11 @@ class MapResult:
             changed = (
                 "; against the previous mapping: {remapped} remapped, {new} new, "
                 "{dropped} dropped, {kept} unchanged".format(**self.changes)
+            )
+        if self.n_known is not None:
+            changed += (
+                f"; {self.n_known} concepts kept their known targets, the rest were reranked "
+                "by a reranker learned from them"
             )
         return (
             f"mapped {self.n_mapped} of {self.n_source} '{self.source}' concepts onto "
@@ -188,10 +196,14 @@ def map_sites(
     output: str | Path | None = None,
     device: str = "auto",
     min_confidence: float | None = None,
+    known: str | Path | None = None,
 ) -> MapResult:
     """Maps every concept of ``source`` onto ``target`` and stores candidates and mappings.
 
     Re-running a pair replaces that pair's candidates and mappings in one transaction.
+    ``known`` (a CSV of source_code,target_code pairs already mapped) switches on the
+    hierarchy votes and the learned reranker of :mod:`harmonize.known`; its probability is
+    then each mapping's confidence.
 
     >>> # map_sites(Workspace("."), "siteB", "siteA", k=5).mappings.head()
     """
@@ -205,6 +217,10 @@ def map_sites(
         raise InputError(f"--min-confidence is a probability between 0 and 1, got {min_confidence}")
     if source == target:
         raise InputError(f"source and target are the same site '{source}': pick two sites")
+    if known is not None and strategy != "best":
+        raise InputError(
+            f"--known reranks each concept's candidates: use --strategy best, not {strategy}"
+        )
     if output is not None:
         output = Path(output)
         if output.suffix.lower() != ".csv":
@@ -223,21 +239,36 @@ def map_sites(
         ws.require_site(con, source)
         ws.require_site(con, target)
         pairs = [load_pair_indexes(ws, con, source, target, e) for e in encoders]
-        source_codes = sql.run_internal(con, "site_concepts", site=source).df()["code"].to_numpy()
-        target_codes = sql.run_internal(con, "site_concepts", site=target).df()["code"].to_numpy()
+        source_concepts = sql.run_internal(con, "site_hierarchy", site=source).df()
+        target_concepts = sql.run_internal(con, "site_hierarchy", site=target).df()
         decisions = sql.run_internal(con, "latest_decisions", source=source, target=target).df()
         calibration = load_calibration(con, spec)
         previous = sql.run_internal(con, "pair_mappings", source=source, target=target).df()
-    if min_confidence is not None and calibration is None:
+    source_codes = source_concepts["code"].to_numpy(dtype=object)
+    target_codes = target_concepts["code"].to_numpy(dtype=object)
+    known_pairs = None if known is None else read_known(known, source_codes, target_codes)
+    if known_pairs is not None:
+        calibration = None  # the reranker's probability is the confidence
+    elif min_confidence is not None and calibration is None:
         raise InputError(
             f"--min-confidence needs a calibration of model {spec}. Run 'harmonize calibrate "
             "--source S --target T --gold FILE' on a mapped pair with known answers first."
         )
     clock.done("read")
     forward = [(vectors_of(s), t) for s, t in pairs]
-    scores, ids = fused_search(forward, k, dev)
+    scores, ids = fused_search(forward, max(k, KNOWN_DEPTH) if known_pairs else k, dev)
     clock.done("search")
-    if strategy == "best":
+    if known_pairs is not None:
+        reranked = map_with_known(
+            known_pairs, forward[0][0], vectors_of(pairs[0][1]), ids, source_codes,
+            source_concepts["parent_code"].to_numpy(dtype=object),
+            source_concepts["description"].tolist(),
+            target_concepts["parent_code"].to_numpy(dtype=object),
+            target_concepts["description"].tolist(), k,
+        )  # fmt: skip
+        picked = reranked.chosen[reranked.chosen["score"] >= floor]
+        chosen = picked[["source", "target", "score"]].to_numpy(dtype=object).tolist()
+    elif strategy == "best":
         chosen = choose_best(scores, ids, floor)
     elif strategy == "mutual":
         _, reverse_ids = fused_search([(vectors_of(t), s) for s, t in pairs], 1, dev)
@@ -246,16 +277,27 @@ def map_sites(
         chosen = choose_one_to_one(scores, ids, floor)
 
     run_id = new_run_id()
-    method = f"{spec}:{strategy}"
+    method = f"{spec}:{strategy}" + ("+known" if known_pairs is not None else "")
     n_source, width = scores.shape
+    if known_pairs is not None:
+        long = reranked.candidates
+    else:
+        long = pd.DataFrame(
+            {
+                "source": np.repeat(np.arange(n_source), width),
+                "target": ids.reshape(-1),
+                "rank": np.tile(np.arange(1, width + 1), n_source),
+                "score": scores.reshape(-1),
+            }
+        )
     candidates = pd.DataFrame(
         {
             "source_site": source,
-            "source_code": np.repeat(source_codes, width),
+            "source_code": source_codes[long["source"].to_numpy(dtype=np.int64)],
             "target_site": target,
-            "target_code": target_codes[ids.reshape(-1)] if width else np.array([], dtype=object),
-            "rank": np.tile(np.arange(1, width + 1, dtype=np.int32), n_source),
-            "score": scores.reshape(-1).astype(np.float64),
+            "target_code": target_codes[long["target"].to_numpy(dtype=np.int64)],
+            "rank": long["rank"].to_numpy(dtype=np.int32),
+            "score": long["score"].to_numpy(dtype=np.float64),
             "method": method,
             "run_id": run_id,
         }
@@ -269,7 +311,11 @@ def map_sites(
             "method": method,
         }
     )
-    if calibration is not None:
+    if known_pairs is not None:
+        mappings["confidence"] = picked["confidence"].to_numpy(dtype=np.float64)
+        if min_confidence is not None:
+            mappings = mappings[mappings["confidence"] >= min_confidence]
+    elif calibration is not None:
         mappings["confidence"] = confidence(calibration, mappings["score"].to_numpy(float))
         if min_confidence is not None:
             mappings = mappings[mappings["confidence"] >= min_confidence]
@@ -310,6 +356,7 @@ def map_sites(
     return MapResult(
         **run,
         changes=changes,
+        n_known=None if known_pairs is None else reranked.n_known,
         n_candidates=len(candidates),
         seconds=time.perf_counter() - started,
         mappings=preview,

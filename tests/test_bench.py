@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from harmonize.bench import bench_icd
@@ -10,7 +11,7 @@ from harmonize.icd import gem_gold, split_codes
 
 
 def test_bench_icd_scores_held_out_codes_only(workspace):
-    result = bench_icd(workspace, "10to9", sample=40, model="lexical", k=5)
+    result = bench_icd(workspace, "10to9", sample=40, model="lexical", k=5, known=False)
     train, _ = split_codes(gem_gold("10to9")["source_code"], test_fraction=0.5)
     with workspace.connect(read_only=True) as con:
         codes = con.execute("SELECT code FROM concepts WHERE site = 'icd10-heldout'").df()["code"]
@@ -32,3 +33,38 @@ def test_bench_icd_scores_held_out_codes_only(workspace):
     assert result.exact["n"] <= 40 and stored == 2
     assert list(result.rows()["subset"]) == ["held-out GEM sources", "exact 1:1 pairs"]
     assert isinstance(result.rows(), pd.DataFrame)
+
+
+def test_bench_icd_known_learns_from_training_codes_and_scores_held_out_only(workspace):
+    """With known pairs the site also holds the held-out codes' training siblings; those keep
+    their GEM targets, and every metric and the reliability table cover held-out codes only."""
+    result = bench_icd(workspace, "10to9", sample=40, model="lexical", k=5)
+    gold = gem_gold("10to9")
+    train, _ = split_codes(gold["source_code"], test_fraction=0.5)
+    with workspace.connect(read_only=True) as con:
+        maps = con.execute(
+            "SELECT source_code, target_code, confidence, method FROM mappings "
+            "WHERE source_site = 'icd10-known'"
+        ).df()
+        cands = con.execute(
+            "SELECT source_code, target_code, rank FROM candidates "
+            "WHERE source_site = 'icd10-known'"
+        ).df()
+    training = maps[maps["source_code"].isin(set(train))]
+    held = maps[~maps["source_code"].isin(set(train))]
+    assert len(held) == 40 and len(training) > 40
+    assert set(maps["method"]) == {"lexical:best+known"}
+    pairs = set(zip(gold["source_code"], gold["target_code"], strict=True))
+    kept = zip(training["source_code"], training["target_code"], strict=True)
+    assert all(pair in pairs for pair in kept)
+    assert (training["confidence"] == 1.0).all()
+    held_gold = gold[gold["source_code"].isin(set(held["source_code"]))]
+    expected = mapping_metrics(cands, held_gold, maps, ks=(1, 5, 10))
+    assert result.overall["n"] == 40 and result.known
+    for key in ("top1", "top5", "mrr", "precision"):
+        assert result.overall[key] == expected[key]
+    chosen = zip(held["source_code"], held["target_code"], strict=True)
+    hit = np.array([pair in pairs for pair in chosen])
+    prob = held["confidence"].to_numpy(float)
+    assert result.brier == np.mean((prob - hit) ** 2)
+    assert result.reliability["n"].sum() == 40

@@ -212,6 +212,7 @@ def test_read_only_set_is_complete():
         "site_levels",
         "task_events",
         "task_labels",
+        "site_hierarchy",
         "site_info",
         "site_list",
         "site_names",

@@ -59,7 +59,15 @@ from harmonize.output import FORMATS, render, shorten
     type=float,
     default=None,
     help="Calibrated probability below which a concept gets no mapping "
-    "(needs 'harmonize calibrate').",
+    "(needs 'harmonize calibrate', or --known).",
+)
+@click.option(
+    "--known",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="CSV/Parquet of pairs already mapped (source_code,target_code): known concepts keep "
+    "them, the rest are reranked by their hierarchy neighbours' known targets and a reranker "
+    "learned from the known pairs (strategy best only).",
 )
 @pass_state
 def map_cmd(
@@ -74,12 +82,14 @@ def map_cmd(
     device: str,
     limit: int,
     min_confidence: float | None,
+    known: Path | None,
 ) -> None:
     """Map every concept of SOURCE onto its nearest concepts of TARGET.
 
     \b
     Example:
       harmonize map --source siteB --target siteA --k 5 --strategy mutual
+      harmonize map --source icd10 --target icd9 --known reviewed_pairs.csv
     """
     from harmonize.mapping import map_sites
 
@@ -94,6 +104,7 @@ def map_cmd(
         output=output,
         device=device,
         min_confidence=min_confidence,
+        known=known,
     )
     frame = result.mappings.copy()
     if frame["confidence"].isna().all():
@@ -192,6 +203,13 @@ def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
 @click.option("--k", default=10, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
+    "--known/--no-known",
+    default=True,
+    show_default=True,
+    help="Use the training half's GEM pairs as known mappings (map --known); "
+    "--no-known measures plain retrieval.",
+)
+@click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 @pass_state
@@ -203,6 +221,7 @@ def bench_map_cmd(
     model: str,
     k: int,
     seed: int,
+    known: bool,
     fmt: str,
 ) -> None:
     """Map ICD-10-CM onto ICD-9-CM (or back) and score against the CMS GEMs, on held-out codes.
@@ -223,16 +242,19 @@ def bench_map_cmd(
         random_state=seed,
         progress=not state.quiet,
         echo=echo,
+        known=known,
     )
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                {**result.overall, "exact": result.exact, "direction": direction, "model": model},
-                indent=2,
-            )
-        )
+        extra = {"direction": direction, "model": model, "known": known}
+        if result.brier is not None:
+            extra["brier"] = result.brier
+            extra["reliability"] = result.reliability.to_dict(orient="records")
+        click.echo(json.dumps({**result.overall, "exact": result.exact, **extra}, indent=2))
         return
     click.echo(render(result.rows(), "table"), nl=False)
+    if result.reliability is not None:
+        click.echo(f"confidence on held-out codes: Brier {result.brier:.3f}")
+        click.echo(render(result.reliability, "table"), nl=False)
     click.echo(
         f"({result.seconds:.0f}s; {result.n_train_codes} GEM source codes held back "
         "for training learned methods)"

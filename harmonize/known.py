@@ -1,0 +1,346 @@
+"""What is already known: mappings a site has for part of its vocabulary, used to map the rest.
+
+A hospital rarely starts from nothing: some local codes are mapped already (a reviewed subset, a
+published crosswalk for part of the vocabulary). Those pairs carry two kinds of knowledge that
+plain nearest-neighbour search ignores:
+
+- the hierarchy: a concept's *hierarchy neighbours* (concepts with the same parent, and its
+  parent) that are known vote for their targets, each weighted by softmax(cosine / tau) over
+  the neighbours, so the most similar sibling counts most. Voted targets join the candidates
+  even when the dense search missed them;
+- how much to trust each signal: a gradient-boosted reranker learns, from the known pairs
+  themselves, P(candidate is right | cosine, its rank and gap to the best, the neighbours'
+  votes for it and for its parent, how many known concepts already use it, character n-gram
+  overlap). Each known concept is scored leave-one-out (its own pair removed from the votes
+  and counts), exactly as an unknown concept sees the known ones, so the training rows match
+  the rows it is applied to. Its probability is the mapping's confidence.
+
+Concepts that are themselves known keep their known target (the most similar one when a code
+has several), with confidence 1.
+
+>>> votes = hierarchy_votes(
+...     np.eye(3, dtype=np.float32), np.array(["a", "b", "c"], dtype=object),
+...     np.array(["p", "p", "p"], dtype=object), {1: [7], 2: [8]}, queries=np.array([0]))
+>>> {t: round(v, 3) for t, v in votes[0].votes.items()}
+{7: 0.5, 8: 0.5}
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harmonize.config import (
+    KNOWN_MIN_PAIRS,
+    KNOWN_TAU,
+    KNOWN_TRAIN_MAX,
+    RANDOM_STATE,
+)
+from harmonize.errors import InputError
+
+FEATURES = (
+    "cosine",
+    "cosine_gap",
+    "dense_rank",
+    "vote",
+    "max_vote",
+    "vote_share",
+    "known_neighbours",
+    "best_neighbour_cosine",
+    "target_known_uses",
+    "target_parent_vote",
+    "lexical",
+    "lexical_gap",
+)
+
+
+def families(codes: np.ndarray, parents: np.ndarray) -> dict[object, np.ndarray]:
+    """Each parent's family (rows): its children, and the parent itself when it is a concept of
+    the site. A concept's hierarchy neighbours are its family minus itself.
+
+    >>> {p: f.tolist() for p, f in families(np.array(["A", "A1", "A2"], dtype=object),
+    ...                                      np.array([None, "A", "A"], dtype=object)).items()}
+    {'A': [0, 1, 2]}
+    """
+    row_of = {c: i for i, c in enumerate(codes.tolist())}
+    children: dict[object, list[int]] = defaultdict(list)
+    for i, p in enumerate(parents.tolist()):
+        if p is not None and p == p:  # NaN != NaN: a missing parent has no siblings
+            children[p].append(i)
+    return {
+        p: np.array(sorted(kids + ([row_of[p]] if p in row_of else [])), dtype=np.int64)
+        for p, kids in children.items()
+    }
+
+
+@dataclass
+class Votes:
+    """What a query's known hierarchy neighbours say: {target row: vote} (summing to 1, or
+    empty), how many of them are known, and the best cosine among those."""
+
+    votes: dict[int, float]
+    n_voters: int
+    best_cosine: float
+
+
+def hierarchy_votes(
+    vectors: np.ndarray,
+    codes: np.ndarray,
+    parents: np.ndarray,
+    known: dict[int, list[int]],
+    queries: np.ndarray,
+    tau: float = KNOWN_TAU,
+) -> list[Votes]:
+    """For each query row, the votes of its known hierarchy neighbours: softmax of their
+    cosine to the query over ``tau``, split evenly over each neighbour's targets. A query
+    never votes for itself. Queries are grouped by parent, one matrix product per family."""
+    fams = families(codes, parents)
+    is_known = np.zeros(len(codes), dtype=bool)
+    is_known[list(known)] = True
+    out: list[Votes] = [Votes({}, 0, 0.0)] * len(queries)
+    groups: dict[object, list[int]] = defaultdict(list)
+    for pos, q in enumerate(queries.tolist()):
+        p = parents[q]
+        if p is not None and p == p:
+            groups[p].append(pos)
+    for p, positions in groups.items():
+        voters_all = fams[p][is_known[fams[p]]]
+        if not len(voters_all):
+            continue
+        sims_all = vectors[queries[positions]] @ vectors[voters_all].T
+        for row, pos in enumerate(positions):
+            mine = voters_all != queries[pos]
+            voters, sims = voters_all[mine], sims_all[row, mine]
+            if not len(voters):
+                continue
+            weights = np.exp((sims - sims.max()) / tau)
+            # Neighbours far less similar than the best carry no weight worth a loop (< 1e-6).
+            keep = np.flatnonzero(weights >= 1e-6 * weights.sum())
+            weights = weights[keep] / weights[keep].sum()
+            votes: dict[int, float] = {}
+            for w, j in zip(weights.tolist(), voters[keep].tolist(), strict=True):
+                share = w / len(known[j])
+                for t in known[j]:
+                    votes[t] = votes.get(t, 0.0) + share
+            out[pos] = Votes(votes, len(voters), float(sims.max()))
+    return out
+
+
+@dataclass
+class Candidates:
+    """One row per (query, candidate target) with its features, in query order."""
+
+    query: np.ndarray  # position in the query list
+    target: np.ndarray  # target row
+    features: np.ndarray  # len(query) x len(FEATURES)
+
+
+def build_candidates(
+    queries: np.ndarray,
+    source_vectors: np.ndarray,
+    target_vectors: np.ndarray,
+    dense_ids: np.ndarray,
+    votes: list[Votes],
+    known: dict[int, list[int]],
+    target_parents: np.ndarray,
+    source_lexical,
+    target_lexical,
+    leave_one_out: bool = False,
+) -> Candidates:
+    """Features of each query's dense candidates and voted targets. ``dense_ids`` and
+    ``votes`` hold one entry per query; with ``leave_one_out`` each query is a known concept
+    whose own pair is removed from the target use counts (its votes never include itself)."""
+    uses = np.zeros(len(target_vectors), dtype=np.float64)
+    for targets in known.values():
+        uses[targets] += 1
+    depth = dense_ids.shape[1]
+    q_pos, t_rows, ranks, vote = [], [], [], []
+    for pos in range(len(queries)):
+        dense = [int(t) for t in dense_ids[pos] if t >= 0]
+        voted = sorted(set(votes[pos].votes) - set(dense))
+        targets = dense + voted
+        q_pos.append(np.full(len(targets), pos))
+        t_rows.append(targets)
+        ranks.append(list(range(len(dense))) + [depth] * len(voted))
+        vote.append([votes[pos].votes.get(t, 0.0) for t in targets])
+    frame = pd.DataFrame(
+        {
+            "pos": np.concatenate(q_pos).astype(np.int64),
+            "target": np.concatenate([np.asarray(t, dtype=np.int64) for t in t_rows]),
+            "dense_rank": np.concatenate([np.asarray(r, dtype=np.float64) for r in ranks]),
+            "vote": np.concatenate([np.asarray(v, dtype=np.float64) for v in vote]),
+        }
+    )
+    src = queries[frame["pos"].to_numpy()]
+    tgt = frame["target"].to_numpy()
+    frame["cosine"] = np.einsum("ij,ij->i", source_vectors[src], target_vectors[tgt])
+    frame["lexical"] = np.asarray(
+        source_lexical[src].multiply(target_lexical[tgt]).sum(axis=1)
+    ).ravel()
+    by_query = frame.groupby("pos")
+    frame["cosine_gap"] = by_query["cosine"].transform("max") - frame["cosine"]
+    frame["lexical_gap"] = by_query["lexical"].transform("max") - frame["lexical"]
+    frame["max_vote"] = by_query["vote"].transform("max")
+    frame["vote_share"] = np.where(frame["max_vote"] > 0, frame["vote"] / frame["max_vote"], 0)
+    parent = pd.Series(target_parents[tgt], dtype=object).fillna("\0none")
+    frame["target_parent_vote"] = frame.groupby([frame["pos"], parent.to_numpy()])[
+        "vote"
+    ].transform("sum")
+    frame.loc[pd.isna(target_parents[tgt]), "target_parent_vote"] = 0.0
+    n_voters = np.array([v.n_voters for v in votes], dtype=np.float64)
+    best = np.array([v.best_cosine for v in votes], dtype=np.float64)
+    frame["known_neighbours"] = np.log1p(n_voters[frame["pos"].to_numpy()])
+    frame["best_neighbour_cosine"] = best[frame["pos"].to_numpy()]
+    own = np.zeros(len(frame))
+    if leave_one_out:  # the query's own known pair is not evidence about itself
+        own = np.array([t in known.get(int(q), ()) for q, t in zip(src, tgt, strict=True)])
+    frame["target_known_uses"] = np.log1p(uses[tgt] - own)
+    return Candidates(
+        frame["pos"].to_numpy(),
+        tgt,
+        frame[list(FEATURES)].to_numpy(dtype=np.float64),
+    )
+
+
+def fit_reranker(cands: Candidates, known: dict[int, list[int]], queries: np.ndarray):
+    """A gradient-boosted classifier of "candidate is one of the query's known targets"."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    labels = np.array(
+        [t in known[int(queries[q])] for q, t in zip(cands.query, cands.target, strict=True)]
+    )
+    if labels.sum() < KNOWN_MIN_PAIRS or (~labels).sum() < KNOWN_MIN_PAIRS:
+        raise InputError(
+            f"--known: only {int(labels.sum())} known pairs have their target among the "
+            f"candidates; the reranker needs at least {KNOWN_MIN_PAIRS} to learn from"
+        )
+    from threadpoolctl import threadpool_limits
+
+    model = HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.05, random_state=RANDOM_STATE
+    )
+    # One OpenMP thread: on a busy machine its threads spin against each other (a 2-core
+    # machine with one other job took 290 s to fit what one thread fits in seconds).
+    with threadpool_limits(1):
+        return model.fit(cands.features, labels)
+
+
+def rank_candidates(model, cands: Candidates, n_queries: int, k: int) -> pd.DataFrame:
+    """The top ``k`` candidates of each query by the reranker's probability: query, target,
+    rank (1 = best), probability."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        prob = model.predict_proba(cands.features)[:, 1]
+    frame = pd.DataFrame({"query": cands.query, "target": cands.target, "probability": prob})
+    # Ties keep the dense order (the candidates were built dense first).
+    frame = frame.sort_values(["query", "probability"], ascending=[True, False], kind="stable")
+    frame["rank"] = frame.groupby("query").cumcount() + 1
+    frame = frame[frame["rank"] <= k].reset_index(drop=True)
+    missing = set(range(n_queries)) - set(frame["query"].tolist())
+    if missing:  # every query has at least its dense candidates
+        raise AssertionError(f"queries without candidates: {sorted(missing)[:5]}")
+    return frame
+
+
+def training_queries(known: dict[int, list[int]], limit: int = KNOWN_TRAIN_MAX) -> np.ndarray:
+    """The known concepts the reranker learns from: all of them, or a seeded sample."""
+    rows = np.array(sorted(known), dtype=np.int64)
+    if len(rows) > limit:
+        rng = np.random.default_rng(RANDOM_STATE)
+        rows = np.sort(rng.choice(rows, limit, replace=False))
+    return rows
+
+
+def read_known(path, source_codes: np.ndarray, target_codes: np.ndarray) -> dict[int, list[int]]:
+    """Known pairs from a CSV with columns source_code,target_code, as {source row: [target
+    rows]}; pairs naming a code that is not in the sites are ignored (counted by the caller)."""
+    from harmonize.evaluate import read_gold
+
+    gold = read_gold(path)
+    src = {c: i for i, c in enumerate(source_codes.tolist())}
+    tgt = {c: i for i, c in enumerate(target_codes.tolist())}
+    known: dict[int, list[int]] = defaultdict(list)
+    for s, t in zip(gold["source_code"].tolist(), gold["target_code"].tolist(), strict=True):
+        if s in src and t in tgt and tgt[t] not in known[src[s]]:
+            known[src[s]].append(tgt[t])
+    return {s: sorted(ts) for s, ts in known.items() if ts}
+
+
+@dataclass
+class KnownMapping:
+    """Result of :func:`map_with_known`: candidate rows (source, target, rank, cosine) and one
+    chosen row per source concept (source, target, cosine, confidence)."""
+
+    candidates: pd.DataFrame
+    chosen: pd.DataFrame
+    n_known: int
+    n_trained_on: int
+
+
+def map_with_known(
+    known: dict[int, list[int]],
+    source_vectors: np.ndarray,
+    target_vectors: np.ndarray,
+    dense_ids: np.ndarray,
+    source_codes: np.ndarray,
+    source_parents: np.ndarray,
+    source_texts: list[str],
+    target_parents: np.ndarray,
+    target_texts: list[str],
+    k: int,
+    tau: float = KNOWN_TAU,
+) -> KnownMapping:
+    """Known concepts keep their known targets; every other concept's candidates (its dense
+    ones and its neighbours' voted ones) are reranked by a reranker fitted on the known ones."""
+    if len(known) < KNOWN_MIN_PAIRS:
+        raise InputError(
+            f"--known: only {len(known)} source concepts of the file are in the source site "
+            f"with a target in the target site; at least {KNOWN_MIN_PAIRS} are needed"
+        )
+    from harmonize.embed import lexical_sparse
+
+    train = training_queries(known)
+    unknown = np.array([i for i in range(len(source_codes)) if i not in known], dtype=np.int64)
+    needed = set(train.tolist()) | set(unknown.tolist())  # only these are ever queries
+    source_lex = lexical_sparse(
+        [t if i in needed else "" for i, t in enumerate(source_texts)], n_features=2**18
+    )
+    target_lex = lexical_sparse(target_texts, n_features=2**18)
+    common = (source_vectors, target_vectors)
+
+    def candidates_of(rows: np.ndarray, leave_one_out: bool) -> Candidates:
+        votes = hierarchy_votes(source_vectors, source_codes, source_parents, known, rows, tau)
+        return build_candidates(
+            rows, *common, dense_ids[rows], votes, known, target_parents,
+            source_lex, target_lex, leave_one_out,
+        )  # fmt: skip
+
+    model = fit_reranker(candidates_of(train, True), known, train)
+    frames = []
+    if len(unknown):
+        cands = candidates_of(unknown, False)
+        ranked = rank_candidates(model, cands, len(unknown), k)
+        ranked["source"] = unknown[ranked["query"].to_numpy()]
+        frames.append(ranked)
+    rows = []  # known concepts: their known targets, most similar first
+    for s, targets in sorted(known.items()):
+        cos = target_vectors[targets] @ source_vectors[s]
+        for r, j in enumerate(np.argsort(-cos, kind="stable")[:k].tolist(), start=1):
+            rows.append((s, targets[j], r, 1.0))
+    frames.append(pd.DataFrame(rows, columns=["source", "target", "rank", "probability"]))
+    cands = pd.concat(frames, ignore_index=True).sort_values(["source", "rank"], kind="stable")
+    cands["score"] = np.einsum(
+        "ij,ij->i",
+        source_vectors[cands["source"].to_numpy()],
+        target_vectors[cands["target"].to_numpy()],
+    ).astype(np.float64)
+    cands = cands[["source", "target", "rank", "score", "probability"]].reset_index(drop=True)
+    chosen = cands[cands["rank"] == 1].rename(columns={"probability": "confidence"})
+    return KnownMapping(
+        cands.drop(columns="probability"), chosen.drop(columns="rank").reset_index(drop=True),
+        len(known), len(train),
+    )  # fmt: skip

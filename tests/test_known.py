@@ -1,0 +1,162 @@
+"""Known pairs: hierarchy votes by hand, leave-one-out features, and map --known end to end."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy.sparse import csr_matrix
+
+from harmonize.cli import cli
+from harmonize.errors import InputError
+from harmonize.index import build_site_index
+from harmonize.known import FEATURES, build_candidates, families, hierarchy_votes, read_known
+from harmonize.mapping import map_sites
+from harmonize.sites import add_site
+from tests.helpers import snapshot
+
+
+def test_families_include_the_parent_concept_and_skip_missing_parents():
+    codes = np.array(["A", "A1", "A2", "B1", "Z"], dtype=object)
+    parents = np.array([None, "A", "A", "B", np.nan], dtype=object)
+    fams = {p: f.tolist() for p, f in families(codes, parents).items()}
+    assert fams == {"A": [0, 1, 2], "B": [3]}
+
+
+def test_votes_are_a_softmax_of_neighbour_cosines_split_over_their_targets():
+    """Query 0 has known siblings 1 (cosine 0.8, targets 10 and 11) and 2 (cosine 0.6, target
+    12); sibling 3 is unknown and row 4 is in another family, so neither votes."""
+    vectors = np.array(
+        [[1, 0], [0.8, 0.6], [0.6, 0.8], [1, 0], [1, 0]],
+        dtype=np.float64,
+    )
+    codes = np.array(["q", "s1", "s2", "s3", "x"], dtype=object)
+    parents = np.array(["p", "p", "p", "p", "other"], dtype=object)
+    known = {1: [10, 11], 2: [12], 4: [13]}
+    (votes,) = hierarchy_votes(vectors, codes, parents, known, np.array([0]), tau=0.1)
+    w1 = 1 / (1 + math.exp((0.6 - 0.8) / 0.1))  # softmax over cosines 0.8 and 0.6
+    assert votes.votes == pytest.approx({10: w1 / 2, 11: w1 / 2, 12: 1 - w1})
+    assert votes.n_voters == 2 and votes.best_cosine == pytest.approx(0.8)
+    # A known query never votes for itself: sibling 1 sees only sibling 2.
+    (own,) = hierarchy_votes(vectors, codes, parents, known, np.array([1]), tau=0.1)
+    assert own.votes == pytest.approx({12: 1.0}) and own.n_voters == 1
+
+
+def test_leave_one_out_removes_the_query_own_pair_from_target_uses():
+    vectors = np.eye(3)
+    codes = np.array(["a", "b", "c"], dtype=object)
+    parents = np.array(["p", "p", "p"], dtype=object)
+    known = {0: [1], 1: [1]}  # two known concepts use target 1
+    targets = np.eye(3)
+    lex = csr_matrix(np.eye(3))
+    queries = np.array([0])
+    votes = hierarchy_votes(vectors, codes, parents, known, queries)
+    dense = np.array([[1, 2]])
+    parents_t = np.array([None, None, None], dtype=object)
+    col = FEATURES.index("target_known_uses")
+    plain = build_candidates(queries, vectors, targets, dense, votes, known, parents_t, lex, lex)
+    loo = build_candidates(
+        queries, vectors, targets, dense, votes, known, parents_t, lex, lex, leave_one_out=True
+    )
+    assert plain.target.tolist() == [1, 2] == loo.target.tolist()
+    assert plain.features[:, col].tolist() == pytest.approx([math.log1p(2), 0.0])
+    assert loo.features[:, col].tolist() == pytest.approx([math.log1p(1), 0.0])
+
+
+N_FAMILIES = 20
+THEMES = [f"{a}{b}" for a, b in zip("bcdfghjklmnpqrstvwxz", "aeiouaeiouaeiouaeiou", strict=True)]
+
+
+def _sites(tmp_path):
+    """Each family f has five children under parent Pf; the right target of all five is Tf
+    ("<theme> condition"). Children 3 and 4 are worded exactly like a decoy target Df, so
+    plain retrieval maps them onto the decoy; children 0-3 are known. The reranker can only
+    learn from child 3 (known, decoy-worded) that the siblings' votes beat a perfect cosine."""
+    local, standard, known, truth = [], [], [], []
+    for f, theme in enumerate(THEMES[:N_FAMILIES]):
+        standard.append((f"T{f}", f"{theme} condition"))
+        standard.append((f"D{f}", f"zy{theme}q marker {f}"))
+        for j in range(5):
+            text = f"zy{theme}q marker {f}" if j >= 3 else f"{theme} condition type {j}"
+            code = f"c{f}_{j}"
+            local.append((code, text, f"P{f}"))
+            (known if j < 4 else truth).append((code, f"T{f}"))
+    paths = {}
+    for name, rows, cols in (
+        ("local", local, ["code", "description", "parent_code"]),
+        ("standard", standard, ["code", "description"]),
+        ("known", known, ["source_code", "target_code"]),
+        ("truth", truth, ["source_code", "target_code"]),
+    ):
+        paths[name] = tmp_path / f"{name}.csv"
+        pd.DataFrame(rows, columns=cols).to_csv(paths[name], index=False)
+    return paths
+
+
+@pytest.fixture
+def known_ws(workspace, tmp_path):
+    paths = _sites(tmp_path)
+    add_site(workspace, "local", paths["local"])
+    add_site(workspace, "standard", paths["standard"])
+    build_site_index(workspace, "local", "lexical")
+    build_site_index(workspace, "standard", "lexical")
+    return workspace, paths
+
+
+def _hits(mappings: pd.DataFrame, truth_path) -> int:
+    truth = dict(pd.read_csv(truth_path).itertuples(index=False))
+    chosen = dict(zip(mappings["source_code"], mappings["target_code"], strict=True))
+    return sum(chosen.get(s) == t for s, t in truth.items())
+
+
+def test_known_pairs_fix_what_retrieval_gets_wrong(known_ws):
+    ws, paths = known_ws
+    plain = map_sites(ws, "local", "standard", model="lexical", k=3)
+    assert _hits(plain.mappings, paths["truth"]) == 0  # every held-out child takes its decoy
+    result = map_sites(ws, "local", "standard", model="lexical", k=3, known=paths["known"])
+    assert _hits(result.mappings, paths["truth"]) == N_FAMILIES
+    assert result.n_known == 4 * N_FAMILIES
+    m = result.mappings.set_index("source_code")
+    # Known concepts keep their known target, with confidence 1; the rest get a probability.
+    assert (m.loc["c0_3", "target_code"], m.loc["c0_3", "confidence"]) == ("T0", 1.0)
+    unknown = m.loc[[f"c{f}_4" for f in range(N_FAMILIES)], "confidence"]
+    assert ((unknown > 0) & (unknown < 1)).all()
+    with ws.connect(read_only=True) as con:
+        methods = con.sql("SELECT DISTINCT method FROM mappings").fetchall()
+        ranks = con.sql(
+            "SELECT rank, target_code FROM candidates WHERE source_code = 'c0_4' ORDER BY rank"
+        ).fetchall()
+    assert methods == [("lexical:best+known",)]
+    assert ranks[0] == (1, "T0") and [r for r, _ in ranks] == list(range(1, len(ranks) + 1))
+    assert "80 concepts kept their known targets" in result.summary
+
+
+def test_read_known_ignores_codes_outside_the_sites(tmp_path):
+    path = tmp_path / "k.csv"
+    pd.DataFrame(
+        {"source_code": ["a", "a", "b", "zz", "a"], "target_code": ["x", "y", "x", "x", "x"]}
+    ).to_csv(path, index=False)
+    codes = np.array(["a", "b"], dtype=object)
+    assert read_known(path, codes, np.array(["x", "y"], dtype=object)) == {0: [0, 1], 1: [0]}
+
+
+def test_known_errors_change_nothing(known_ws, tmp_path):
+    ws, paths = known_ws
+    few = tmp_path / "few.csv"
+    pd.read_csv(paths["known"]).head(3).to_csv(few, index=False)
+    before = snapshot(ws)
+    with pytest.raises(InputError, match="only 3 source concepts of the file are in the source"):
+        map_sites(ws, "local", "standard", model="lexical", known=few)
+    runner = CliRunner()
+    args = ["--workspace", str(ws.root), "map", "--source", "local", "--target", "standard"]
+    out = runner.invoke(
+        cli, [*args, "--model", "lexical", "--known", str(paths["known"]), "--strategy", "mutual"]
+    )
+    assert out.exit_code == 1
+    assert out.output == (
+        "Error: --known reranks each concept's candidates: use --strategy best, not mutual\n"
+    )
+    assert snapshot(ws) == before
