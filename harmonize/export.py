@@ -25,6 +25,7 @@ from harmonize.workspace import Workspace, atomic_path, atomic_write_text
 EXPORT_FORMATS = ("sssom", "fhir", "omop-stcm", "usagi")
 SSSOM_PREDICATE = "skos:closeMatch"
 SSSOM_JUSTIFICATION = "semapv:SemanticSimilarityThresholdMatching"
+SSSOM_MANUAL = "semapv:ManualMappingCuration"  # a person's accept or set decision
 
 
 def cardinality(sources: pd.Series, targets: pd.Series) -> pd.Series:
@@ -50,11 +51,16 @@ def to_sssom(frame: pd.DataFrame, source: str, target: str) -> str:
         f"# mapping_date: {date.today().isoformat()}",
         f"# mapping_tool: harmonize {__version__}",
         "# curie_map:",
-        f"#   {sp}: urn:harmonize:{source}:",
-        f"#   {tp}: urn:harmonize:{target}:",
-        "#   skos: http://www.w3.org/2004/02/skos/core#",
-        "#   semapv: https://w3id.org/semapv/vocab/",
+        # Quoted: a YAML value ending in ':' would otherwise parse as a nested mapping.
+        f"#   {sp}: {json.dumps(f'urn:harmonize:{source}:')}",
+        f"#   {tp}: {json.dumps(f'urn:harmonize:{target}:')}",
+        '#   skos: "http://www.w3.org/2004/02/skos/core#"',
+        '#   semapv: "https://w3id.org/semapv/vocab/"',
     ]
+    manual = frame["method"].str.startswith("manual:")
+    # The stored probability of being right where there is one (calibration or --known),
+    # else the cosine clipped to [0, 1].
+    confidence = frame["confidence"].astype("float64").fillna(frame["score"].clip(0, 1))
     rows = pd.DataFrame(
         {
             "subject_id": sp + ":" + frame["source_code"],
@@ -62,8 +68,10 @@ def to_sssom(frame: pd.DataFrame, source: str, target: str) -> str:
             "predicate_id": SSSOM_PREDICATE,
             "object_id": tp + ":" + frame["target_code"],
             "object_label": frame["target_description"],
-            "mapping_justification": SSSOM_JUSTIFICATION,
-            "confidence": frame["score"].clip(0, 1).round(6),
+            "mapping_justification": manual.map(
+                {True: SSSOM_MANUAL, False: SSSOM_JUSTIFICATION}
+            ),
+            "confidence": confidence.round(6),
             "similarity_score": frame["score"].round(6),
             "similarity_measure": "cosine",
             "mapping_cardinality": cardinality(frame["source_code"], frame["target_code"]),

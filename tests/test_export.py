@@ -13,6 +13,7 @@ from harmonize.evaluate import evaluate_mapping
 from harmonize.export import cardinality, export_mappings
 from harmonize.index import build_site_index
 from harmonize.mapping import map_sites
+from harmonize.review import decide
 from harmonize.sites import add_site
 from tests.helpers import snapshot
 
@@ -80,7 +81,7 @@ def test_sssom_round_trip(mapped, tmp_path):
     out = tmp_path / "m.sssom.tsv"
     assert export_mappings(mapped, "siteB", "siteA", "sssom", out) == 4
     meta, table = _sssom(out)
-    assert "# curie_map:" in meta and "#   siteB: urn:harmonize:siteB:" in meta
+    assert "# curie_map:" in meta and '#   siteB: "urn:harmonize:siteB:"' in meta
     pairs = dict(zip(table["subject_id"], table["object_id"], strict=True))
     assert pairs == {
         "siteB:B1": "siteA:A2",
@@ -181,3 +182,28 @@ def _b_vocab(tmp_path):
         "code,description\nB1,fever reported\nB2,cough dry\nB3,dyspnea acute\nB4,ear ache\n"
     )
     return path
+
+
+def test_sssom_validates_with_the_sssom_package(mapped, tmp_path):
+    """The SSSOM reference implementation parses the file (YAML metadata block included) and
+    finds nothing wrong against the SSSOM JSON schema or the prefix map; a person's decision
+    is exported as manual curation."""
+    from sssom.constants import SchemaValidationType
+    from sssom.parsers import parse_sssom_table
+    from sssom.validators import validate
+
+    decide(mapped, "siteB", "siteA", "B2", "set", target_code="A5", reviewer="ana")
+    out = tmp_path / "m.sssom.tsv"
+    export_mappings(mapped, "siteB", "siteA", "sssom", out)
+    msdf = parse_sssom_table(out)
+    assert msdf.metadata["mapping_set_id"] == "urn:harmonize:mappings:siteB:siteA"
+    assert msdf.converter.expand("siteB:B1") == "urn:harmonize:siteB:B1"
+    kinds = [SchemaValidationType.JsonSchema, SchemaValidationType.PrefixMapCompleteness]
+    reports = validate(msdf, kinds, fail_on_error=False)
+    assert {kind: report.results for kind, report in reports.items()} == {k: [] for k in kinds}
+    rows = msdf.df.set_index("subject_id")
+    assert rows.loc["siteB:B2", "object_id"] == "siteA:A5"
+    assert rows.loc["siteB:B2", "mapping_justification"] == "semapv:ManualMappingCuration"
+    assert rows.loc["siteB:B1", "mapping_justification"] == (
+        "semapv:SemanticSimilarityThresholdMatching"
+    )

@@ -9,6 +9,7 @@ SELECT
     t.description AS target_description,
     t.system AS target_system,
     m.score,
+    m.confidence,
     m.method,
     m.run_id,
     m.created_at
