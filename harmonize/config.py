@@ -62,10 +62,12 @@ SQL_DIR = PACKAGE_DIR.parent / "sql"
 # Known pairs (map --known FILE, harmonize/known.py): hierarchy neighbours vote for their
 # targets with softmax(cosine / KNOWN_TAU) weights; tau chosen on a validation part of the ICD
 # training half (0.005-0.02 within 1 point of top-1; 0.02 gave the best top-10). The reranker
-# learns from at most KNOWN_TRAIN_MAX known concepts (seeded sample) and needs KNOWN_MIN_PAIRS
-# right and wrong candidates; each query keeps its KNOWN_DEPTH nearest targets as candidates.
+# learns from at most KNOWN_TRAIN_MAX known concepts (seeded sample), cross-fitted in
+# KNOWN_FOLDS folds, and needs KNOWN_MIN_PAIRS right and wrong candidates; each query keeps its
+# KNOWN_DEPTH nearest targets as candidates.
 KNOWN_TAU = 0.02
 KNOWN_TRAIN_MAX = 4000
+KNOWN_FOLDS = 5
 KNOWN_MIN_PAIRS = 10
 KNOWN_DEPTH = 10
 RANDOM_STATE = 0

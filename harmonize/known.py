@@ -11,9 +11,12 @@ plain nearest-neighbour search ignores:
 - how much to trust each signal: a gradient-boosted reranker learns, from the known pairs
   themselves, P(candidate is right | cosine, its rank and gap to the best, the neighbours'
   votes for it and for its parent, how many known concepts already use it, character n-gram
-  overlap). Each known concept is scored leave-one-out (its own pair removed from the votes
-  and counts), exactly as an unknown concept sees the known ones, so the training rows match
-  the rows it is applied to. Its probability is the mapping's confidence.
+  overlap). It is cross-fitted: the known concepts it learns from are split into folds, and
+  each fold is scored as if unknown (its pairs removed from the votes and counts), so the
+  training rows look like the rows it is applied to. (Leave-one-out scoring, which hides only
+  the concept itself, trained a worse reranker: ICD-10-CM top-10 0.858 against 0.971, since
+  unknown concepts are also unknown to each other.) Its probability is the mapping's
+  confidence.
 
 Concepts that are themselves known keep their known target (the most similar one when a code
 has several), with confidence 1.
@@ -34,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from harmonize.config import (
+    KNOWN_FOLDS,
     KNOWN_MIN_PAIRS,
     KNOWN_TAU,
     KNOWN_TRAIN_MAX,
@@ -41,6 +45,8 @@ from harmonize.config import (
 )
 from harmonize.errors import InputError
 
+# The reranker's features, per (query, candidate). Monotone constraints (probability rising
+# with cosine, vote and lexical overlap) were tried and cost 2.6 points of ICD-10-CM top-1.
 FEATURES = (
     "cosine",
     "cosine_gap",
@@ -148,11 +154,10 @@ def build_candidates(
     target_parents: np.ndarray,
     source_lexical,
     target_lexical,
-    leave_one_out: bool = False,
 ) -> Candidates:
     """Features of each query's dense candidates and voted targets. ``dense_ids`` and
-    ``votes`` hold one entry per query; with ``leave_one_out`` each query is a known concept
-    whose own pair is removed from the target use counts (its votes never include itself)."""
+    ``votes`` hold one entry per query; ``known`` is what the queries may know (for training,
+    without the queries' own pairs)."""
     uses = np.zeros(len(target_vectors), dtype=np.float64)
     for targets in known.values():
         uses[targets] += 1
@@ -194,10 +199,7 @@ def build_candidates(
     best = np.array([v.best_cosine for v in votes], dtype=np.float64)
     frame["known_neighbours"] = np.log1p(n_voters[frame["pos"].to_numpy()])
     frame["best_neighbour_cosine"] = best[frame["pos"].to_numpy()]
-    own = np.zeros(len(frame))
-    if leave_one_out:  # the query's own known pair is not evidence about itself
-        own = np.array([t in known.get(int(q), ()) for q, t in zip(src, tgt, strict=True)])
-    frame["target_known_uses"] = np.log1p(uses[tgt] - own)
+    frame["target_known_uses"] = np.log1p(uses[tgt])
     return Candidates(
         frame["pos"].to_numpy(),
         tgt,
@@ -205,13 +207,10 @@ def build_candidates(
     )
 
 
-def fit_reranker(cands: Candidates, known: dict[int, list[int]], queries: np.ndarray):
+def fit_reranker(features: np.ndarray, labels: np.ndarray):
     """A gradient-boosted classifier of "candidate is one of the query's known targets"."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    labels = np.array(
-        [t in known[int(queries[q])] for q, t in zip(cands.query, cands.target, strict=True)]
-    )
     if labels.sum() < KNOWN_MIN_PAIRS or (~labels).sum() < KNOWN_MIN_PAIRS:
         raise InputError(
             f"--known: only {int(labels.sum())} known pairs have their target among the "
@@ -220,12 +219,14 @@ def fit_reranker(cands: Candidates, known: dict[int, list[int]], queries: np.nda
     from threadpoolctl import threadpool_limits
 
     model = HistGradientBoostingClassifier(
-        max_iter=200, learning_rate=0.05, random_state=RANDOM_STATE
+        max_iter=200,
+        learning_rate=0.05,
+        random_state=RANDOM_STATE,
     )
     # One OpenMP thread: on a busy machine its threads spin against each other (a 2-core
     # machine with one other job took 290 s to fit what one thread fits in seconds).
     with threadpool_limits(1):
-        return model.fit(cands.features, labels)
+        return model.fit(features, labels)
 
 
 def rank_candidates(model, cands: Candidates, n_queries: int, k: int) -> pd.DataFrame:
@@ -235,9 +236,24 @@ def rank_candidates(model, cands: Candidates, n_queries: int, k: int) -> pd.Data
 
     with threadpool_limits(1):
         prob = model.predict_proba(cands.features)[:, 1]
-    frame = pd.DataFrame({"query": cands.query, "target": cands.target, "probability": prob})
-    # Ties keep the dense order (the candidates were built dense first).
-    frame = frame.sort_values(["query", "probability"], ascending=[True, False], kind="stable")
+    features = dict(zip(FEATURES, cands.features.T, strict=True))
+    frame = pd.DataFrame(
+        {
+            "query": cands.query,
+            "target": cands.target,
+            "probability": prob,
+            "vote": features["vote"],
+            "cosine": features["cosine"],
+        }
+    )
+    # The boosted trees give many candidates the same probability; ties go to the
+    # neighbours' vote, then the cosine (sorting by probability alone left a right target
+    # outside the top 10 for 12 % of held-out ICD-10-CM codes).
+    frame = frame.sort_values(
+        ["query", "probability", "vote", "cosine"],
+        ascending=[True, False, False, False],
+        kind="stable",
+    ).drop(columns=["vote", "cosine"])
     frame["rank"] = frame.groupby("query").cumcount() + 1
     frame = frame[frame["rank"] <= k].reset_index(drop=True)
     missing = set(range(n_queries)) - set(frame["query"].tolist())
@@ -247,12 +263,10 @@ def rank_candidates(model, cands: Candidates, n_queries: int, k: int) -> pd.Data
 
 
 def training_queries(known: dict[int, list[int]], limit: int = KNOWN_TRAIN_MAX) -> np.ndarray:
-    """The known concepts the reranker learns from: all of them, or a seeded sample."""
+    """The known concepts the reranker learns from, in a seeded random order (so that
+    consecutive folds are random): all of them, or the first ``limit``."""
     rows = np.array(sorted(known), dtype=np.int64)
-    if len(rows) > limit:
-        rng = np.random.default_rng(RANDOM_STATE)
-        rows = np.sort(rng.choice(rows, limit, replace=False))
-    return rows
+    return np.random.default_rng(RANDOM_STATE).permutation(rows)[:limit]
 
 
 def read_known(path, source_codes: np.ndarray, target_codes: np.ndarray) -> dict[int, list[int]]:
@@ -312,17 +326,23 @@ def map_with_known(
     target_lex = lexical_sparse(target_texts, n_features=2**18)
     common = (source_vectors, target_vectors)
 
-    def candidates_of(rows: np.ndarray, leave_one_out: bool) -> Candidates:
-        votes = hierarchy_votes(source_vectors, source_codes, source_parents, known, rows, tau)
+    def candidates_of(rows: np.ndarray, knowing: dict[int, list[int]]) -> Candidates:
+        votes = hierarchy_votes(source_vectors, source_codes, source_parents, knowing, rows, tau)
         return build_candidates(
-            rows, *common, dense_ids[rows], votes, known, target_parents,
-            source_lex, target_lex, leave_one_out,
-        )  # fmt: skip
+            rows, *common, dense_ids[rows], votes, knowing, target_parents, source_lex, target_lex
+        )
 
-    model = fit_reranker(candidates_of(train, True), known, train)
+    features, labels = [], []
+    for fold in np.array_split(train, KNOWN_FOLDS):
+        hidden = set(fold.tolist())
+        cands = candidates_of(fold, {s: t for s, t in known.items() if s not in hidden})
+        features.append(cands.features)
+        pairs = zip(fold[cands.query].tolist(), cands.target.tolist(), strict=True)
+        labels.append([t in known[q] for q, t in pairs])
+    model = fit_reranker(np.concatenate(features), np.concatenate(labels).astype(bool))
     frames = []
     if len(unknown):
-        cands = candidates_of(unknown, False)
+        cands = candidates_of(unknown, known)
         ranked = rank_candidates(model, cands, len(unknown), k)
         ranked["source"] = unknown[ranked["query"].to_numpy()]
         frames.append(ranked)

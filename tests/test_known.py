@@ -45,25 +45,22 @@ def test_votes_are_a_softmax_of_neighbour_cosines_split_over_their_targets():
     assert own.votes == pytest.approx({12: 1.0}) and own.n_voters == 1
 
 
-def test_leave_one_out_removes_the_query_own_pair_from_target_uses():
+def test_target_known_uses_counts_the_known_pairs_given():
     vectors = np.eye(3)
     codes = np.array(["a", "b", "c"], dtype=object)
     parents = np.array(["p", "p", "p"], dtype=object)
     known = {0: [1], 1: [1]}  # two known concepts use target 1
-    targets = np.eye(3)
     lex = csr_matrix(np.eye(3))
-    queries = np.array([0])
+    queries = np.array([2])
     votes = hierarchy_votes(vectors, codes, parents, known, queries)
-    dense = np.array([[1, 2]])
     parents_t = np.array([None, None, None], dtype=object)
-    col = FEATURES.index("target_known_uses")
-    plain = build_candidates(queries, vectors, targets, dense, votes, known, parents_t, lex, lex)
-    loo = build_candidates(
-        queries, vectors, targets, dense, votes, known, parents_t, lex, lex, leave_one_out=True
+    cands = build_candidates(
+        queries, vectors, np.eye(3), np.array([[1, 2]]), votes, known, parents_t, lex, lex
     )
-    assert plain.target.tolist() == [1, 2] == loo.target.tolist()
-    assert plain.features[:, col].tolist() == pytest.approx([math.log1p(2), 0.0])
-    assert loo.features[:, col].tolist() == pytest.approx([math.log1p(1), 0.0])
+    col = FEATURES.index("target_known_uses")
+    assert cands.target.tolist() == [1, 2]
+    assert cands.features[:, col].tolist() == pytest.approx([math.log1p(2), 0.0])
+    assert cands.features[:, FEATURES.index("vote")].tolist() == [1.0, 0.0]
 
 
 N_FAMILIES = 20
