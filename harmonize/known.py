@@ -15,8 +15,8 @@ plain nearest-neighbour search ignores:
   each fold is scored as if unknown (its pairs removed from the votes and counts), so the
   training rows look like the rows it is applied to. (Leave-one-out scoring, which hides only
   the concept itself, trained a worse reranker: ICD-10-CM top-10 0.858 against 0.971, since
-  unknown concepts are also unknown to each other.) Its probability is the mapping's
-  confidence.
+  unknown concepts are also unknown to each other.) Its probability for the chosen target,
+  calibrated by isotonic regression on out-of-fold predictions, is the mapping's confidence.
 
 Concepts that are themselves known keep their known target (the most similar one when a code
 has several), with confidence 1.
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from harmonize.calibration import Calibration, confidence, fit_isotonic
 from harmonize.config import (
     KNOWN_FOLDS,
     KNOWN_MIN_PAIRS,
@@ -284,6 +285,33 @@ def read_known(path, source_codes: np.ndarray, target_codes: np.ndarray) -> dict
     return {s: sorted(ts) for s, ts in known.items() if ts}
 
 
+def _top1_calibration(
+    folds: list[np.ndarray],
+    fold_cands: list[Candidates],
+    labels: list[np.ndarray],
+    known: dict[int, list[int]],
+) -> Calibration:
+    """Isotonic P(top candidate is right | reranker probability), fitted on out-of-fold
+    predictions: each fold ranked by a reranker fitted on the other folds. The reranker's own
+    probability is per candidate and ran low for the top one (0.36 predicted where 0.43 of
+    held-out ICD-10-CM codes were right)."""
+    probs, hits = [], []
+    for i, (fold, cands) in enumerate(zip(folds, fold_cands, strict=True)):
+        others = [j for j in range(len(folds)) if j != i]
+        if not others:
+            raise InputError("--known: too few known pairs to calibrate the reranker")
+        model = fit_reranker(
+            np.concatenate([fold_cands[j].features for j in others]),
+            np.concatenate([labels[j] for j in others]),
+        )
+        ranked = rank_candidates(model, cands, len(fold), 1)
+        targets = ranked["target"].tolist()
+        probs.append(ranked["probability"].to_numpy())
+        queries = fold[ranked["query"].to_numpy()].tolist()
+        hits.append([t in known[q] for q, t in zip(queries, targets, strict=True)])
+    return fit_isotonic(np.concatenate(probs), np.concatenate(hits).astype(float))
+
+
 @dataclass
 class KnownMapping:
     """Result of :func:`map_with_known`: candidate rows (source, target, rank, cosine) and one
@@ -332,19 +360,25 @@ def map_with_known(
             rows, *common, dense_ids[rows], votes, knowing, target_parents, source_lex, target_lex
         )
 
-    features, labels = [], []
-    for fold in np.array_split(train, KNOWN_FOLDS):
+    folds = [f for f in np.array_split(train, KNOWN_FOLDS) if len(f)]
+    fold_cands, labels = [], []
+    for fold in folds:
         hidden = set(fold.tolist())
         cands = candidates_of(fold, {s: t for s, t in known.items() if s not in hidden})
-        features.append(cands.features)
+        fold_cands.append(cands)
         pairs = zip(fold[cands.query].tolist(), cands.target.tolist(), strict=True)
-        labels.append([t in known[q] for q, t in pairs])
-    model = fit_reranker(np.concatenate(features), np.concatenate(labels).astype(bool))
+        labels.append(np.array([t in known[q] for q, t in pairs], dtype=bool))
+    model = fit_reranker(np.concatenate([c.features for c in fold_cands]), np.concatenate(labels))
+    calibration = _top1_calibration(folds, fold_cands, labels, known)
     frames = []
     if len(unknown):
         cands = candidates_of(unknown, known)
         ranked = rank_candidates(model, cands, len(unknown), k)
         ranked["source"] = unknown[ranked["query"].to_numpy()]
+        top = ranked["rank"] == 1
+        ranked.loc[top, "probability"] = confidence(
+            calibration, ranked.loc[top, "probability"].to_numpy()
+        )
         frames.append(ranked)
     rows = []  # known concepts: their known targets, most similar first
     for s, targets in sorted(known.items()):
