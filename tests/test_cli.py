@@ -192,8 +192,9 @@ def test_query_unmapped_and_list(runner, mapped):
         ),
         (
             ["map", "--source", "siteB", "--target", "siteA", "--model", "nosuch"],
-            "Error: unknown model 'nosuch'. Use minilm, lexical, hf-cls:PATH, hf-mean:PATH, "
-            "precomputed:FILE.parquet, or the path of a local sentence-transformers folder.\n",
+            "Error: unknown model 'nosuch'. Use minilm, minilm-int8, lexical, hf-cls:PATH, "
+            "hf-mean:PATH, precomputed:FILE.parquet, or the path of a local "
+            "sentence-transformers folder.\n",
         ),
         (
             ["sql", "DELETE FROM concepts"],
