@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -182,19 +183,42 @@ def bench_cmd(quick: bool, device: str, fmt: str) -> None:
         {
             "stage": "sql recode",
             **{k: result["sql"][k] for k in ("ours_per_s", "reference_per_s", "ratio")},
-            "note": f"{result['sql']['n_events']:,} events vs bare group-by",
+            "note": f"{result['sql']['n_events']:,} events, recode_counts.sql vs bare group-by; "
+            f"per-event join {result['sql']['row_join_ratio']:.2f}, naive "
+            f"{result['sql']['naive_join_ratio']:.2f}",
         }
     )
     enc = result["encode"]
+    probe = enc.get("agreement_probe")
+    agree = (
+        f"; probe: min cos {probe['min_cosine']:.3f}, top-1 agreement ICD "
+        f"{probe['top1_agreement_icd']:.3f}, demo {probe['top1_agreement_demo']:.3f}"
+        if probe
+        else ""
+    )
     rows.append(
         {
-            "stage": "encode",
+            "stage": f"encode {enc['encoder']}",
             **{k: enc[k] for k in ("ours_per_s", "reference_per_s", "ratio")},
-            "note": f"{enc['n_texts']} texts on {enc['device']} vs plain encode()",
+            "note": f"{enc['n_texts']} texts on {enc['device']} vs plain encode(); min cos "
+            f"{enc['min_cosine_to_reference']:.3f}{agree}",
+        }
+    )
+    fp32 = enc["fp32_path"]
+    rows.append(
+        {
+            "stage": "encode minilm (fp32)",
+            "ours_per_s": fp32["ours_per_s"],
+            "reference_per_s": enc["reference_per_s"],
+            "ratio": fp32["ratio"],
+            "note": "our fp32 path (chunks, cache look-ups), same vectors",
         }
     )
     click.echo(render(pd.DataFrame(rows), "table", floatfmt=".2f"), nl=False)
-    click.echo(f"peak RSS {result['peak_rss_mb']:.0f} MB")
+    click.echo(
+        f"peak RSS {result['peak_rss_mb']:.0f} MB; load average at the encode stage "
+        f"{enc['load_average_1min']:.1f} on {os.cpu_count()} cores (ratios are same-run)"
+    )
 
 
 @cli.command("demo")
