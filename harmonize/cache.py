@@ -52,7 +52,13 @@ class EmbeddingCache:
         if meta.get(b"fingerprint", b"").decode() != self.fingerprint:
             return  # the model changed: old vectors are not valid any more
         keys = table.column("sha256").to_pylist()
-        matrix = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32)
+        column = table.column("embedding").combine_chunks()
+        if isinstance(column, pa.FixedSizeListArray) and column.null_count == 0:
+            # no Python lists: a million cached vectors load in a second, not a minute
+            matrix = column.values.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+            matrix = matrix.reshape(len(keys), column.type.list_size)
+        else:
+            matrix = np.asarray(column.to_pylist(), dtype=np.float32)
         self._keys = keys
         self._vectors = list(matrix)
         self._index = {k: i for i, k in enumerate(keys)}
@@ -98,11 +104,13 @@ def embed_texts(
     batch_size: int = ENCODE_BATCH_SIZE,
     progress: bool = False,
     desc: str = "embedding",
+    save: bool = True,
 ) -> np.ndarray:
     """Embeds ``texts`` (one row each, in order), reusing and filling ``cache``.
 
     Each distinct text is embedded once; the rest are copies. Texts go to the encoder in
-    chunks so progress shows and the cache is saved even if a long run is interrupted.
+    chunks so progress shows and the cache is saved even if a long run is interrupted
+    (``save=False`` leaves saving to the caller, who embeds many parts then saves once).
     """
     unique = list(dict.fromkeys(texts))
     vectors: dict[str, np.ndarray] = {}
@@ -125,7 +133,7 @@ def embed_texts(
                     cache.put(chunk, out)
                 bar.update(len(chunk))
     finally:
-        if cache is not None:
+        if cache is not None and save:
             cache.save()
     if not texts:
         return np.zeros((0, encoder.dim), dtype=np.float32)

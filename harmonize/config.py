@@ -31,6 +31,9 @@ DEVICES = ("auto", "cpu", "gpu")
 # Texts are embedded in chunks so the cache can be saved and progress shown between them.
 ENCODE_BATCH_SIZE = 64
 ENCODE_CHUNK_SIZE = 2048
+# build-index embeds and adds to the index this many texts at a time (bounded memory; the
+# lexical encoder's dense 4096-dim rows make 20k texts about 330 MB).
+BUILD_CHUNK_SIZE = 20_000
 
 # HNSW: M links per node; efConstruction/efSearch trade build and query time for recall.
 HNSW_M = 32

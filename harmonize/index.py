@@ -25,8 +25,9 @@ import faiss
 import numpy as np
 
 from harmonize import __version__, sql
-from harmonize.cache import EmbeddingCache, embed_texts
+from harmonize.cache import EmbeddingCache, _progress, embed_texts
 from harmonize.config import (
+    BUILD_CHUNK_SIZE,
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,
     HNSW_M,
@@ -213,6 +214,52 @@ def index_status(
     return status("fresh", "up to date")
 
 
+def build_streamed(
+    encoder: Encoder,
+    texts: list[str],
+    kind: str = "flat",
+    cache: EmbeddingCache | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+    site: str = "",
+    chunk: int | None = None,
+) -> faiss.Index:
+    """A CPU index of ``texts`` embedded ``chunk`` at a time, each chunk added to the index as
+    it comes, so memory holds the index plus one chunk of vectors, never a second full copy
+    (``chunk``: default ``config.BUILD_CHUNK_SIZE``).
+    The cache is saved once, at the end (or when interrupted).
+
+    >>> from harmonize.embed import get_encoder
+    >>> build_streamed(get_encoder("lexical"), ["a b", "b c", "c d"], chunk=2).ntotal
+    3
+    """
+    if kind not in INDEX_TYPES:
+        raise InputError(f"unknown index type '{kind}': use {' or '.join(INDEX_TYPES)}")
+    chunk = chunk or BUILD_CHUNK_SIZE
+    index: faiss.Index | None = None
+    try:
+        with _progress(len(texts), f"embedding {site}".strip(), progress) as bar:
+            for start in range(0, len(texts), chunk):
+                part = texts[start : start + chunk]
+                vectors = embed_texts(encoder, part, cache=cache, device=device, save=False)
+                if index is None:
+                    index = _empty_index(vectors.shape[1], kind)
+                index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+                bar.update(len(part))
+    finally:
+        if cache is not None:
+            cache.save()
+    return index if index is not None else _empty_index(encoder.dim, kind)
+
+
+def _empty_index(dim: int, kind: str) -> faiss.Index:
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        return index
+    return faiss.IndexFlatIP(dim)
+
+
 @dataclass
 class BuildResult:
     site: str
@@ -270,25 +317,33 @@ def build_site_index(
         )
     clock.done("read")
     texts = concepts["description"].tolist()
+    del concepts
     cache = EmbeddingCache(ws.cache_dir, encoder) if encoder.cacheable else None
     before = len(cache) if cache is not None else 0
-    vectors = embed_texts(
-        encoder,
-        texts,
-        cache=cache,
-        device=torch_device,
-        progress=progress,
-        desc=f"embedding {site}",
-    )
+    if index_device == "gpu":  # filled on the GPU in one go
+        vectors = embed_texts(
+            encoder,
+            texts,
+            cache=cache,
+            device=torch_device,
+            progress=progress,
+            desc=f"embedding {site}",
+        )
+        clock.done("embed")
+        index = build_faiss(vectors, index_type, index_device)
+        dim = int(vectors.shape[1])
+        del vectors
+    else:
+        index = build_streamed(encoder, texts, index_type, cache, torch_device, progress, site)
+        dim = int(index.d)
+        clock.done("embed")  # embedding and adding to the index alternate, chunk by chunk
     n_embedded = (len(cache) - before) if cache is not None else len(set(texts))
-    clock.done("embed")
-    index = build_faiss(vectors, index_type, index_device)
     clock.done("index")
     meta = {
         "site": site,
         "model": encoder.spec,
         "model_fingerprint": encoder.fingerprint,
-        "dim": int(vectors.shape[1]),
+        "dim": dim,
         "count": int(index.ntotal),
         "index_type": index_type,
         "metric": "inner_product",
@@ -308,13 +363,13 @@ def build_site_index(
         status.folder,
         True,
         int(index.ntotal),
-        int(vectors.shape[1]),
+        dim,
         index_type,
         index_device,
         seconds,
         n_embedded,
         f"built {index_type} index for site '{site}' with model {encoder.spec}: "
-        f"{index.ntotal} concepts, dim {vectors.shape[1]}, {n_embedded} newly embedded, "
+        f"{index.ntotal} concepts, dim {dim}, {n_embedded} newly embedded, "
         f"{seconds:.1f}s on {index_device}",
     )
 
