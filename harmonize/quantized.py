@@ -339,7 +339,9 @@ class _Runner:
         weights = mask[..., None].astype(np.float32)
         return (hidden * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
 
-    def encode(self, texts: Sequence[str], batch_size: int = ENCODE_BATCH_SIZE) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], batch_size: int = ENCODE_BATCH_SIZE, workers: int | None = None
+    ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
@@ -350,7 +352,7 @@ class _Runner:
         def run(rows: np.ndarray) -> None:
             out[rows] = self._batch([ids[i] for i in rows])
 
-        with ThreadPoolExecutor(min(_workers(), len(batches))) as pool:
+        with ThreadPoolExecutor(min(workers or _workers(), len(batches))) as pool:
             list(pool.map(run, batches))
         return l2_normalize(out)
 
@@ -367,6 +369,7 @@ class QuantizedEncoder:
         self.slug = spec
         self.path = path
         self._runner: _Runner | None = None
+        self.workers: int | None = None  # parallel batches; None: one per usable core
 
     @property
     def fingerprint(self) -> str:
@@ -407,4 +410,4 @@ class QuantizedEncoder:
 
     def encode(self, texts, batch_size=ENCODE_BATCH_SIZE, device="cpu"):
         """Always on the CPU (``device`` is accepted for the common interface)."""
-        return self._load().encode(list(texts), batch_size=batch_size)
+        return self._load().encode(list(texts), batch_size=batch_size, workers=self.workers)

@@ -192,7 +192,7 @@ def bench_cmd(quick: bool, device: str, fmt: str) -> None:
     probe = enc.get("agreement_probe")
     agree = (
         f"; probe: min cos {probe['min_cosine']:.3f}, top-1 agreement ICD "
-        f"{probe['top1_agreement_icd']:.3f}, demo {probe['top1_agreement_demo']:.3f}"
+        f"{probe['top1_agreement_icd']:.3f}, demo {probe['top1_agreement_demo']:.3f} (at build)"
         if probe
         else ""
     )
@@ -204,6 +204,15 @@ def bench_cmd(quick: bool, device: str, fmt: str) -> None:
             f"{enc['min_cosine_to_reference']:.3f}{agree}",
         }
     )
+    single = enc.get("single_thread")
+    if single:
+        rows.append(
+            {
+                "stage": f"encode {enc['encoder']}, 1 thread",
+                **{k: single[k] for k in ("ours_per_s", "reference_per_s", "ratio")},
+                "note": f"{single['n_texts']} texts; plain encode() with torch on 1 thread",
+            }
+        )
     fp32 = enc["fp32_path"]
     rows.append(
         {
