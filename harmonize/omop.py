@@ -13,6 +13,25 @@ concept in use that has no row (or an empty name) in ``concept`` gets its concep
 description, so none of its events is lost. Source values (``*_source_value``,
 ``*_source_concept_id``) are not read: the site speaks in its standard concepts.
 
+With ``codes="source"`` (``add-site --omop-codes source``) the site speaks in its local codes
+instead: each event's code is its table's ``<domain>_source_value`` (``condition_source_value``,
+``drug_source_value``, ...; trimmed), and the vocabulary is the distinct source values in use:
+
+- ``description``: the ``concept_name`` of the row's ``<domain>_source_concept_id`` when that is
+  non-zero and in ``concept``, else the source value itself; ``system``: that concept's
+  ``vocabulary_id``, else the event table's name;
+- a source value used with several such source concepts takes the most frequent one (ties: the
+  smallest concept_id); with none, its most frequent table (ties: the order of the tables below);
+- the same text in two tables (a SNOMED code as condition and as observation) is one code, its
+  frequency the sum;
+- ``extra``: the chosen ``source_concept_id`` (``""`` if none) with its ``domain_id`` and
+  ``concept_code``, and ``standard_concept_id``: the most frequent non-zero
+  ``<domain>_concept_id`` its events map to (ties: the smallest; ``""`` if none).
+
+Events keep their rows whatever their standard concept (0 included); a row with a NULL or blank
+source value is left out and counted (:func:`read_omop_site`). A table without its source value
+column is skipped like an absent one; none having one is an error.
+
 Events: ``person_id`` as subject_id; the table's start datetime, else its start date, as time
 (a time with a time zone becomes its UTC time); the concept_id as code; ``value_as_number`` as
 text (``"5.0"``) for measurement and observation, for observation else ``value_as_string``;
@@ -41,6 +60,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 import pandas as pd
@@ -73,6 +93,16 @@ class EventTable:
     times: tuple[str, ...]
     numbers: tuple[str, ...] = ()
     texts: tuple[str, ...] = ()
+
+    @property
+    def source_value(self) -> str:
+        """``condition_concept_id`` -> ``condition_source_value``."""
+        return self.concept.removesuffix("_concept_id") + "_source_value"
+
+    @property
+    def source_concept(self) -> str:
+        """``condition_concept_id`` -> ``condition_source_concept_id``."""
+        return self.concept.removesuffix("_concept_id") + "_source_concept_id"
 
 
 EVENT_TABLES = (
@@ -123,6 +153,8 @@ KNOWN_TABLES = (CONCEPT, *EVENT_TABLE_NAMES)
 _SUFFIXES = (".csv.gz", ".tsv.gz", ".csv", ".tsv", ".parquet")
 # The alias under which a DuckDB file is attached (a name its own schemas are unlikely to use).
 _CATALOG = "harmonize_omop_source"
+CODES = ("standard", "source")
+Codes = Literal["standard", "source"]
 
 
 @dataclass(frozen=True)
@@ -135,13 +167,38 @@ class _Source:
     columns: dict[str, str]
 
 
-def read_omop(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+@dataclass(frozen=True)
+class OmopSite:
+    """What :func:`read_omop_site` read: the vocabulary, the events, and how many event rows
+    with a person_id were left out for a NULL or blank source value (always 0 for
+    ``codes="standard"``)."""
+
+    vocab: pd.DataFrame
+    events: pd.DataFrame
+    skipped: int
+
+
+def read_omop(path: str | Path, codes: Codes = "standard") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(vocabulary, events) of the OMOP CDM at ``path``, a DuckDB file or a folder of tables.
 
     The vocabulary is validated (:func:`harmonize.vocab.validate_vocab`), ready for
     ``add_site(ws, name, None, vocab=vocab, events=events)``; events have columns subject_id,
-    time, code, value. See the module docstring for the rules.
+    time, code, value. ``codes`` is ``"standard"`` (concept_ids) or ``"source"`` (the
+    ``*_source_value`` local codes). See the module docstring for the rules.
     """
+    site = read_omop_site(path, codes)
+    return site.vocab, site.events
+
+
+def read_omop_site(path: str | Path, codes: Codes = "standard") -> OmopSite:
+    """:func:`read_omop` with the count of events left out for a blank source value.
+
+    >>> read_omop_site("no/such/cdm", "local")
+    Traceback (most recent call last):
+    harmonize.errors.InputError: codes must be one of standard, source; got 'local'
+    """
+    if codes not in CODES:
+        raise InputError(f"codes must be one of {', '.join(CODES)}; got {codes!r}")
     path = Path(path)
     if not path.exists():
         raise InputError(f"OMOP source not found: {path}")
@@ -149,7 +206,7 @@ def read_omop(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     try:
         con.execute("SET TimeZone = 'UTC'")  # a time with a zone is stored as its UTC time
         tables = _open_folder(con, path) if path.is_dir() else _open_database(con, path)
-        return _read(con, path, tables)
+        return _read(con, path, tables, codes)
     finally:
         con.close()
 
@@ -274,8 +331,8 @@ def _blank(con: duckdb.DuckDBPyConnection, source: _Source, required: tuple[str,
 
 
 def _read(
-    con: duckdb.DuckDBPyConnection, path: Path, tables: dict[str, _Source]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    con: duckdb.DuckDBPyConnection, path: Path, tables: dict[str, _Source], codes: Codes
+) -> OmopSite:
     kind = "file" if path.is_dir() else "table"
     if CONCEPT not in tables:
         what = "concept.csv or concept.parquet" if path.is_dir() else "concept"
@@ -290,6 +347,8 @@ def _read(
             f"{path}: no OMOP event table (expected a {kind} named one of: "
             f"{', '.join(EVENT_TABLE_NAMES)})"
         )
+    if codes == "source":
+        return _read_source(con, path, concept, [(t, tables[t.name]) for t in present])
     con.execute(
         "CREATE TEMP TABLE omop_events "
         "(tbl INTEGER, person BIGINT, time TIMESTAMP, concept BIGINT, value VARCHAR)"
@@ -309,9 +368,27 @@ def _read(
         f"CAST(concept AS VARCHAR) AS {CODE}, value AS {VALUE} FROM omop_events "
         "ORDER BY person, time NULLS FIRST, tbl, concept, value NULLS FIRST"
     ).df()
+    return OmopSite(validate_vocab(vocab, path), _as_objects(events), 0)
+
+
+def _as_objects(events: pd.DataFrame) -> pd.DataFrame:
     for column in (SUBJECT_ID, CODE, VALUE):
         events[column] = events[column].astype(object).where(events[column].notna(), None)
-    return validate_vocab(vocab, path), events
+    return events
+
+
+def _time_value(table: EventTable, cols: dict[str, str]) -> tuple[str, str]:
+    """SQL of an event's time and value (first non-NULL of the table's columns)."""
+    times = [f"CAST({_quote(cols[c])} AS TIMESTAMP)" for c in table.times if c in cols]
+    values = [
+        f"CAST(CAST({_quote(cols[c])} AS DOUBLE) AS VARCHAR)" for c in table.numbers if c in cols
+    ]
+    values += [
+        f"NULLIF(TRIM(CAST({_quote(cols[c])} AS VARCHAR)), '')" for c in table.texts if c in cols
+    ]
+    time = f"COALESCE({', '.join(times)})" if times else "CAST(NULL AS TIMESTAMP)"
+    value = f"COALESCE({', '.join(values)})" if values else "CAST(NULL AS VARCHAR)"
+    return time, value
 
 
 def _insert_events(
@@ -324,15 +401,7 @@ def _insert_events(
             return
         raise _missing_error(source, required, missing)
     cols = source.columns
-    times = [f"CAST({_quote(cols[c])} AS TIMESTAMP)" for c in table.times if c in cols]
-    values = [
-        f"CAST(CAST({_quote(cols[c])} AS DOUBLE) AS VARCHAR)" for c in table.numbers if c in cols
-    ]
-    values += [
-        f"NULLIF(TRIM(CAST({_quote(cols[c])} AS VARCHAR)), '')" for c in table.texts if c in cols
-    ]
-    time = f"COALESCE({', '.join(times)})" if times else "CAST(NULL AS TIMESTAMP)"
-    value = f"COALESCE({', '.join(values)})" if values else "CAST(NULL AS VARCHAR)"
+    time, value = _time_value(table, cols)
     used = [cols[c] for c in (*required, *table.times, *table.numbers, *table.texts) if c in cols]
     try:
         con.execute(
@@ -348,8 +417,9 @@ def _insert_events(
         ) from exc
 
 
-def _vocab(con: duckdb.DuckDBPyConnection, concept: _Source) -> pd.DataFrame:
-    """The concepts in use, in concept_id order, with their names from ``concept``."""
+def _concepts(con: duckdb.DuckDBPyConnection, concept: _Source, used: str) -> list[str]:
+    """Copies the rows of ``concept`` whose concept_id is in the SQL query ``used`` into temp
+    table omop_concepts (each concept_id once); returns the extra columns it has."""
     cols = concept.columns
     extras = [c for c in CONCEPT_EXTRA if c in cols]
     system = (
@@ -366,7 +436,7 @@ def _vocab(con: duckdb.DuckDBPyConnection, concept: _Source) -> pd.DataFrame:
     try:
         con.execute(
             f"CREATE TEMP TABLE omop_concepts AS SELECT * FROM (SELECT {selected} "
-            f"FROM {concept.sql}) WHERE concept_id IN (SELECT concept FROM omop_events)"
+            f"FROM {concept.sql}) WHERE concept_id IN ({used})"
         )
     except duckdb.Error as exc:
         raise InputError(
@@ -381,6 +451,12 @@ def _vocab(con: duckdb.DuckDBPyConnection, concept: _Source) -> pd.DataFrame:
             f"{concept.where}: concept_id {duplicate[0]} appears {duplicate[1]} times; "
             "each concept_id must appear once"
         )
+    return extras
+
+
+def _vocab(con: duckdb.DuckDBPyConnection, concept: _Source) -> pd.DataFrame:
+    """The concepts in use, in concept_id order, with their names from ``concept``."""
+    extras = _concepts(con, concept, "SELECT concept FROM omop_events")
     extra_sql = "".join(f", COALESCE(c.{c}, '') AS {c}" for c in extras)
     return con.execute(
         f"SELECT CAST(e.concept AS VARCHAR) AS {CODE}, "
@@ -389,3 +465,102 @@ def _vocab(con: duckdb.DuckDBPyConnection, concept: _Source) -> pd.DataFrame:
         "FROM (SELECT concept, count(*) AS n FROM omop_events GROUP BY concept) AS e "
         "LEFT JOIN omop_concepts AS c ON c.concept_id = e.concept ORDER BY e.concept"
     ).df()
+
+
+def _read_source(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    concept: _Source,
+    present: list[tuple[EventTable, _Source]],
+) -> OmopSite:
+    """The site of ``codes="source"``: the source values in use (see the module docstring)."""
+    con.execute(
+        "CREATE TEMP TABLE omop_source_events (tbl INTEGER, person BIGINT, time TIMESTAMP, "
+        "code VARCHAR, source_concept BIGINT, concept BIGINT, value VARCHAR)"
+    )
+    states = [_insert_source_events(con, table, source) for table, source in present]
+    if "read" not in states and "no column" in states:
+        expected = ", ".join(f"{t.name}.{t.source_value}" for t, _ in present)
+        raise InputError(
+            f"{path}: no OMOP event table has its source value column (expected one of: {expected})"
+        )
+    skipped = con.execute("SELECT count(*) FROM omop_source_events WHERE code IS NULL").fetchone()
+    con.execute("DELETE FROM omop_source_events WHERE code IS NULL")
+    if not con.execute("SELECT count(*) FROM omop_source_events").fetchone()[0]:
+        names = ", ".join(t.name for t, _ in present)
+        raise InputError(
+            f"{path}: no events: the OMOP event tables ({names}) have no rows with a person_id "
+            "and a source value"
+        )
+    extras = _concepts(
+        con, concept, "SELECT source_concept FROM omop_source_events WHERE source_concept <> 0"
+    )
+    extra_sql = "".join(f", COALESCE(c.{c}, '') AS {c}" for c in extras)
+    table_name = " ".join(f"WHEN {i} THEN '{t.name}'" for i, t in enumerate(EVENT_TABLES))
+    vocab = con.execute(
+        "WITH freq AS (SELECT code, count(*) AS n FROM omop_source_events GROUP BY code), "
+        # the most frequent of each code's source concepts found in `concept`, ties: smallest
+        "src AS (SELECT code, id, row_number() OVER (PARTITION BY code ORDER BY n DESC, id) "
+        "AS r FROM (SELECT e.code, e.source_concept AS id, count(*) AS n "
+        "FROM omop_source_events AS e JOIN omop_concepts AS c ON c.concept_id = e.source_concept "
+        "GROUP BY 1, 2)), "
+        "std AS (SELECT code, id, row_number() OVER (PARTITION BY code ORDER BY n DESC, id) "
+        "AS r FROM (SELECT code, concept AS id, count(*) AS n FROM omop_source_events "
+        "WHERE concept <> 0 GROUP BY 1, 2)), "
+        "tbl AS (SELECT code, tbl, row_number() OVER (PARTITION BY code ORDER BY n DESC, tbl) "
+        "AS r FROM (SELECT code, tbl, count(*) AS n FROM omop_source_events GROUP BY 1, 2)) "
+        f"SELECT f.code AS {CODE}, "
+        f"COALESCE(NULLIF(TRIM(c.concept_name), ''), f.code) AS {DESCRIPTION}, "
+        f"CASE WHEN s.id IS NULL THEN CASE t.tbl {table_name} END ELSE c.vocabulary_id END "
+        f"AS {SYSTEM}, f.n AS {FREQUENCY}, "
+        f"COALESCE(CAST(s.id AS VARCHAR), '') AS source_concept_id{extra_sql}, "
+        "COALESCE(CAST(d.id AS VARCHAR), '') AS standard_concept_id "
+        "FROM freq AS f LEFT JOIN src AS s ON s.code = f.code AND s.r = 1 "
+        "LEFT JOIN omop_concepts AS c ON c.concept_id = s.id "
+        "LEFT JOIN std AS d ON d.code = f.code AND d.r = 1 "
+        "JOIN tbl AS t ON t.code = f.code AND t.r = 1 ORDER BY f.code"
+    ).df()
+    events = con.execute(
+        f"SELECT CAST(person AS VARCHAR) AS {SUBJECT_ID}, time AS {TIME}, code AS {CODE}, "
+        f"value AS {VALUE} FROM omop_source_events "
+        "ORDER BY person, time NULLS FIRST, tbl, code, value NULLS FIRST"
+    ).df()
+    return OmopSite(validate_vocab(vocab, path), _as_objects(events), skipped[0])
+
+
+def _insert_source_events(
+    con: duckdb.DuckDBPyConnection, table: EventTable, source: _Source
+) -> Literal["read", "blank", "no column"]:
+    """Copies the table's rows with a person_id into omop_source_events, code NULL where the
+    source value is NULL or blank; a table without its source value column is not read."""
+    required = (PERSON_ID, table.source_value)
+    missing = _missing(source, required)
+    if missing:
+        if _blank(con, source, required) or _blank(con, source, (PERSON_ID, table.concept)):
+            return "blank"
+        if missing == table.source_value:
+            return "no column"
+        raise _missing_error(source, required, missing)
+    cols = source.columns
+    time, value = _time_value(table, cols)
+    optional = (table.source_concept, table.concept)
+    source_concept, concept = (
+        f"CAST({_quote(cols[c])} AS BIGINT)" if c in cols else "CAST(NULL AS BIGINT)"
+        for c in optional
+    )
+    names = (*required, *optional, *table.times, *table.numbers, *table.texts)
+    used = [cols[c] for c in names if c in cols]
+    try:
+        con.execute(
+            f"INSERT INTO omop_source_events SELECT * FROM ("
+            f"SELECT {EVENT_TABLES.index(table)} AS tbl, "
+            f"CAST({_quote(cols[PERSON_ID])} AS BIGINT) AS person, {time} AS time, "
+            f"NULLIF(TRIM(CAST({_quote(cols[table.source_value])} AS VARCHAR)), '') AS code, "
+            f"{source_concept} AS source_concept, {concept} AS concept, {value} AS value "
+            f"FROM {source.sql}) WHERE person IS NOT NULL"
+        )
+    except duckdb.Error as exc:
+        raise InputError(
+            f"{source.where}: cannot read columns {', '.join(used)}: {_first_line(exc)}"
+        ) from exc
+    return "read"

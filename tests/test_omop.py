@@ -444,3 +444,229 @@ def test_cli_add_site_from_omop(runner, workspace):
     both = runner.invoke(cli, [*args[:3], "x", "--omop", str(cdm), "--vocab", "v.csv"])
     assert both.exit_code == 1
     assert both.output == "Error: give exactly one of --vocab FILE, --omop PATH or --meds DIR\n"
+
+
+# --- --omop-codes source: the local *_source_value codes ------------------------------------
+
+SOURCE_CONCEPTS = (
+    CONCEPT_CSV
+    + """35208414,"Gastrointestinal hemorrhage, unspecified",Condition,ICD10CM,K92.2
+1569000,Code A,Condition,ICD10CM,A00
+1568999,Code A alt,Condition,ICD9CM,001
+"""
+)
+SOURCE_TABLES = {
+    "condition_occurrence.csv": "person_id,condition_concept_id,condition_start_date,"
+    "condition_source_value,condition_source_concept_id\n"
+    "1,192671,2020-01-01,K92.2,35208414\n"
+    "2,192671,2020-01-02, K92.2 ,35208414\n"  # trimmed
+    "2,0,2020-01-03,A00,1569000\n"
+    "3,0,2020-01-03,A00,1568999\n"  # A00: two source concepts once each, the smaller wins
+    "3,201826,2020-01-04,,201826\n"  # blank source value: left out, counted
+    "3,201826,2020-01-05,   ,\n"  # blank too
+    ",201826,2020-01-05,X1,\n"  # no person: left out, not counted
+    "1,201826,2020-01-06,LOCAL-DM2,0\n"  # source concept 0
+    "1,201826,2020-01-07,LOCAL-DM2,99999\n"  # source concept not in `concept`
+    "2,0,2020-01-08,LOCAL-X,0\n",  # no source concept at all: its own text, its table
+    "OBSERVATION.csv": "person_id,observation_concept_id,observation_date,value_as_number,"
+    "value_as_string,observation_source_value,observation_source_concept_id\n"
+    "1,4254663,2020-01-01,,positive,LOCAL-DM2,201826\n"  # same text as a condition: one code
+    "2,0,2020-01-03,1.5,,K92.2,1569000\n",  # K92.2: 35208414 twice beats 1569000 once
+}
+
+
+def write_source_cdm(folder: Path) -> Path:
+    """The hand-made CDM with source values in two tables; measurement.parquet and
+    Visit_Occurrence.CSV have no source value column, so they are skipped."""
+    write_cdm(folder, skip=("CONCEPT.csv", "condition_occurrence.csv", "OBSERVATION.csv"))
+    (folder / "CONCEPT.csv").write_text(SOURCE_CONCEPTS, encoding="utf-8")
+    for name, text in SOURCE_TABLES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_source_codes_exact(tmp_path: Path) -> None:
+    from harmonize.omop import read_omop_site
+
+    folder = write_source_cdm(tmp_path / "cdm")
+    site = read_omop_site(folder, "source")
+    extra = [json.loads(e) for e in site.vocab["extra"]]
+    rows = [
+        (c, d, s, f, e["source_concept_id"], e["concept_code"], e["standard_concept_id"])
+        for c, d, s, f, e in zip(
+            site.vocab["code"],
+            site.vocab["description"],
+            site.vocab["system"],
+            site.vocab["frequency"],
+            extra,
+            strict=True,
+        )
+    ]
+    assert rows == [
+        ("A00", "Code A alt", "ICD9CM", 2, "1568999", "001", ""),
+        (
+            "K92.2",
+            "Gastrointestinal hemorrhage, unspecified",
+            "ICD10CM",
+            3,
+            "35208414",
+            "K92.2",
+            "192671",
+        ),
+        ("LOCAL-DM2", "Type 2 diabetes mellitus", "SNOMED", 3, "201826", "44054006", "201826"),
+        ("LOCAL-X", "LOCAL-X", "condition_occurrence", 1, "", "", ""),
+    ]
+    assert list(extra[0]) == [
+        "source_concept_id",
+        "domain_id",
+        "concept_code",
+        "standard_concept_id",
+    ]
+    assert site.events.values.tolist() == [
+        ["1", T("2020-01-01"), "K92.2", None],
+        ["1", T("2020-01-01"), "LOCAL-DM2", "positive"],
+        ["1", T("2020-01-06"), "LOCAL-DM2", None],
+        ["1", T("2020-01-07"), "LOCAL-DM2", None],
+        ["2", T("2020-01-02"), "K92.2", None],
+        ["2", T("2020-01-03"), "A00", None],
+        ["2", T("2020-01-03"), "K92.2", "1.5"],
+        ["2", T("2020-01-08"), "LOCAL-X", None],
+        ["3", T("2020-01-03"), "A00", None],
+    ]
+    assert site.skipped == 2
+    # the same CDM as a typed DuckDB file reads the same
+    db = to_duckdb(folder, tmp_path / "cdm.duckdb")
+    typed = read_omop_site(db, "source")
+    pd.testing.assert_frame_equal(typed.vocab, site.vocab)
+    pd.testing.assert_frame_equal(typed.events, site.events)
+    assert typed.skipped == 2
+
+
+def test_source_codes_errors(tmp_path: Path) -> None:
+    folder = write_cdm(tmp_path / "plain")  # no table has a source value column
+    with pytest.raises(InputError) as err:
+        read_omop(folder, "source")
+    assert str(err.value) == (
+        f"{folder}: no OMOP event table has its source value column (expected one of: "
+        "condition_occurrence.condition_source_value, drug_exposure.drug_source_value, "
+        "measurement.measurement_source_value, observation.observation_source_value, "
+        "device_exposure.device_source_value, visit_occurrence.visit_source_value)"
+    )
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    (blank / "concept.csv").write_text(CONCEPT_CSV)
+    (blank / "condition_occurrence.csv").write_text(
+        "person_id,condition_concept_id,condition_source_value\n1,201826,\n2,201826,  \n"
+    )
+    with pytest.raises(InputError) as err:
+        read_omop(blank, "source")
+    assert str(err.value) == (
+        f"{blank}: no events: the OMOP event tables (condition_occurrence) have no rows with a "
+        "person_id and a source value"
+    )
+    with pytest.raises(InputError) as err:
+        read_omop(blank, "local")  # type: ignore[arg-type]
+    assert str(err.value) == "codes must be one of standard, source; got 'local'"
+
+
+EUNOMIA_SOURCE = {  # event table -> its source value and source concept columns
+    t: (
+        c.removesuffix("_concept_id") + "_source_value",
+        c.removesuffix("_concept_id") + "_source_concept_id",
+    )
+    for t, c in EUNOMIA_TABLES.items()
+}
+
+
+def test_eunomia_source_codes_against_plain_sql(eunomia: Path, eunomia_site) -> None:
+    from harmonize.omop import read_omop_site
+
+    site = read_omop_site(eunomia, "source")
+    union = " UNION ALL ".join(
+        f"SELECT TRIM(CAST({value} AS VARCHAR)) AS code, {concept} AS source_concept "
+        f"FROM {table} WHERE person_id IS NOT NULL"
+        for table, (value, concept) in EUNOMIA_SOURCE.items()
+    )
+    with duckdb.connect(str(eunomia), read_only=True) as con:
+        rows = con.execute(union).df()
+        names = dict(con.execute("SELECT concept_id, concept_name FROM concept").fetchall())
+    blank = rows["code"].isna() | (rows["code"] == "")
+    used = rows[~blank]
+    counts = used["code"].value_counts().to_dict()
+    # description: the most frequent source concept found in `concept` (ties: smallest id)
+    known = used[used["source_concept"].isin(set(names) - {0})]
+    best = (
+        known.groupby(["code", "source_concept"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .sort_values(["code", "n", "source_concept"], ascending=[True, False, True])
+        .drop_duplicates("code")
+    )
+    descriptions = {code: code for code in counts}
+    descriptions.update(
+        {c: names[s] for c, s in zip(best["code"], best["source_concept"], strict=True)}
+    )
+    assert site.skipped == int(blank.sum()) == 0  # Eunomia has no blank source value
+    assert len(site.events) == len(used) == 217015
+    assert len(site.vocab) == len(counts) == 1357
+    assert dict(zip(site.vocab["code"], site.vocab["frequency"], strict=True)) == counts
+    assert dict(zip(site.vocab["code"], site.vocab["description"], strict=True)) == descriptions
+    assert site.events["code"].value_counts().to_dict() == counts
+    row = site.vocab.set_index("code").loc["444814009"]  # Viral sinusitis, as SNOMED code
+    assert (row["description"], row["system"], row["frequency"]) == (
+        names[40481087],
+        "SNOMED",
+        counts["444814009"],
+    )
+    assert json.loads(row["extra"])["standard_concept_id"] == "40481087"
+    # Synthea's visit_source_value is the encounter id: one code per visit
+    visits = site.vocab[site.vocab["system"] == "visit_occurrence"]
+    assert len(visits) == 1037 and set(visits["frequency"]) == {1}
+    # the standard codes are unchanged
+    standard = read_omop(eunomia, "standard")
+    pd.testing.assert_frame_equal(standard[0], eunomia_site[0])
+    pd.testing.assert_frame_equal(standard[1], eunomia_site[1])
+
+
+def test_cli_omop_codes(runner, eunomia: Path, workspace: Workspace) -> None:
+    from harmonize.cli import cli
+
+    base = ["--workspace", str(workspace.root), "add-site"]
+    bad = runner.invoke(cli, [*base, "x", "--omop", str(eunomia), "--omop-codes", "local"])
+    assert bad.exit_code == 1
+    assert bad.output == (
+        "Usage: cli add-site [OPTIONS] NAME\n"
+        "Try 'cli add-site --help' for help.\n\n"
+        "Error: Invalid value for '--omop-codes': 'local' is not one of 'standard', 'source'.\n"
+    )
+    alone = runner.invoke(cli, [*base, "x", "--meds", "m", "--omop-codes", "source"])
+    assert (alone.exit_code, alone.output) == (1, "Error: --omop-codes needs --omop\n")
+    assert not workspace.db_path.exists()  # refused before anything is written
+    standard = runner.invoke(
+        cli, [*base, "std", "--omop", str(eunomia), "--omop-codes", "standard"]
+    )
+    assert (standard.exit_code, standard.output) == (
+        0,
+        "added site 'std': 321 concepts and 217015 events\n",
+    )
+    source = runner.invoke(cli, [*base, "src", "--omop", str(eunomia), "--omop-codes", "source"])
+    assert (source.exit_code, source.output) == (
+        0,
+        "added site 'src': 1357 concepts and 217015 events "
+        "(0 events without a source value left out)\n",
+    )
+    with duckdb.connect(str(eunomia), read_only=True) as con:
+        expected = con.execute(
+            "SELECT c.concept_name, c.vocabulary_id, count(*) FROM measurement m "
+            "JOIN concept c ON c.concept_id = m.measurement_source_concept_id "
+            "WHERE m.measurement_source_value = '8331-1' GROUP BY 1, 2"
+        ).fetchall()
+    with workspace.connect(read_only=True) as con:
+        assert [
+            con.execute(
+                "SELECT description, system, frequency FROM concepts "
+                "WHERE site = 'src' AND code = '8331-1'"
+            ).fetchone()
+        ] == expected
+        assert expected[0][0] == "Oral temperature"

@@ -34,6 +34,12 @@ from harmonize.timing import stage
     help="An OMOP CDM (DuckDB file or folder of tables): concepts in use and events.",
 )
 @click.option(
+    "--omop-codes",
+    type=click.Choice(["standard", "source"]),
+    help="With --omop: the codes of the site, standard concept_ids (the default) or the local "
+    "*_source_value codes.",
+)
+@click.option(
     "--meds",
     type=click.Path(path_type=Path),
     help="A MEDS dataset folder (metadata/codes.parquet, data/**/*.parquet).",
@@ -82,6 +88,7 @@ def add_site_cmd(
     name: str,
     vocab: Path | None,
     omop: Path | None,
+    omop_codes: str | None,
     meds: Path | None,
     events: Path | None,
     patients: Path | None,
@@ -100,6 +107,7 @@ def add_site_cmd(
       harmonize add-site siteA --vocab a.csv --events a_events.csv
       harmonize add-site siteA --vocab a.csv --patients a_patients.csv --label diagnosis=I
       harmonize add-site eunomia --omop cdm.duckdb
+      harmonize add-site eunomia_src --omop cdm.duckdb --omop-codes source
       harmonize add-site mimic --meds meds_dataset/
     """
     from harmonize.patients import LabelSpec
@@ -110,15 +118,25 @@ def add_site_cmd(
         raise HarmonizeError("give exactly one of --vocab FILE, --omop PATH or --meds DIR")
     if (omop or meds) and any(x is not None for x in (events, patients)):
         raise HarmonizeError(f"{given[0]} brings its own events: drop --events/--patients")
+    if omop_codes is not None and not omop:
+        raise HarmonizeError("--omop-codes needs --omop")
     if omop or meds:
+        skipped = ""
         if omop:
-            from harmonize.omop import read_omop as read
+            from harmonize.omop import read_omop_site
+
+            with stage("read omop"):
+                site = read_omop_site(omop, "source" if omop_codes == "source" else "standard")
+            frame, site_events = site.vocab, site.events
+            if omop_codes == "source":
+                skipped = f" ({site.skipped} events without a source value left out)"
         else:
-            from harmonize.meds import read_meds as read
-        with stage("read omop" if omop else "read meds"):
-            frame, site_events = read(omop or meds)
+            from harmonize.meds import read_meds
+
+            with stage("read meds"):
+                frame, site_events = read_meds(meds)
         result = add_site(state.ws, name, None, vocab=frame, events=site_events, replace=replace)
-        click.echo(result.message)
+        click.echo(result.message + skipped)
         return
 
     patient_input = None
