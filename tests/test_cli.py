@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
 from harmonize.cli import cli
-from tests.helpers import snapshot
-
-
-def run(runner, ws, *args):
-    return runner.invoke(cli, ["--workspace", str(ws.root), *args])
-
-
-def normalise(text: str) -> str:
-    """Timings and run ids vary between runs; everything else must match exactly."""
-    text = re.sub(r"\d+\.\ds", "<t>s", text)
-    return re.sub(r"run \d{8}T\d{6}-[0-9a-f]{6}", "run <id>", text)
+from tests.helpers import normalise, run, snapshot
 
 
 @pytest.fixture

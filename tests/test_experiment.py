@@ -11,7 +11,6 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from harmonize.cli import cli
 from harmonize.errors import InputError
 from harmonize.evaluate import binary_metrics
 from harmonize.experiment import (
@@ -27,7 +26,7 @@ from harmonize.output import render
 from harmonize.patients import LabelSpec, stratified_split
 from harmonize.sites import add_site
 from harmonize.workspace import Workspace
-from tests.helpers import snapshot
+from tests.helpers import run, snapshot
 
 FAST = {"epochs": 2, "steps_per_epoch": 5, "bootstrap": 20}
 # conftest's two vocabularies (importing conftest again would re-register the fake encoder),
@@ -396,10 +395,6 @@ def test_mapped_reading_with_logreg_notes_dropped_events(world, fake_encoder):
 
 
 # --- the CLI -------------------------------------------------------------------------------
-
-
-def run(runner, ws, *args):
-    return runner.invoke(cli, ["--workspace", str(ws.root), *args])
 
 
 def test_cli_evaluate_prints_the_summary(runner, world):

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harmonize.cli import cli
 from harmonize.errors import InputError
 from harmonize.patients import (
     LabelSpec,
@@ -20,7 +19,7 @@ from harmonize.patients import (
     stratified_split,
 )
 from harmonize.sites import PatientInput, add_site
-from tests.helpers import snapshot
+from tests.helpers import run, snapshot
 
 CODES = {"A1", "A2", "A3", "A4", "A5"}
 TASK = LabelSpec("diagnosis", "I")
@@ -493,10 +492,6 @@ def test_add_site_refuses_events_and_patients_together(tmp_path, workspace, voca
 
 
 # --- through the CLI -----------------------------------------------------------------------
-
-
-def run(runner, ws, *args):
-    return runner.invoke(cli, ["--workspace", str(ws.root), *args])
 
 
 @pytest.fixture

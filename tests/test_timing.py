@@ -15,23 +15,13 @@ import termios
 import pytest
 
 from harmonize.cli import cli
-from tests.helpers import snapshot
+from tests.helpers import normalise, run, snapshot
 
 STAGES = {
     "add-site": ["read", "store"],
     "build-index": ["read", "embed", "index", "store"],
     "map": ["read", "search", "choose", "store"],
 }
-
-
-def run(runner, ws, *args):
-    return runner.invoke(cli, ["--workspace", str(ws.root), *args])
-
-
-def normalise(text: str) -> str:
-    """Timings and run ids vary between runs; everything else must match exactly."""
-    text = re.sub(r"\d+\.\ds", "<t>s", text)
-    return re.sub(r"run \d{8}T\d{6}-[0-9a-f]{6}", "run <id>", text)
 
 
 @pytest.fixture
