@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from harmonize.embed import l2_normalize
 from harmonize.speed import bench_sql, brute_force_topk
@@ -20,3 +21,27 @@ def test_brute_force_topk_is_exact_and_ordered():
 def test_sql_stage_accounts_for_every_event():
     result = bench_sql(n_events=5000, n_codes=50)
     assert result["n_events"] == 5000 and result["ratio"] > 0
+
+
+def test_sql_stage_times_every_recode_form():
+    result = bench_sql(n_events=3000, n_codes=20, rounds=1)
+    assert {"row_join_ratio", "naive_join_ratio"} <= set(result)
+    assert result["ours_per_s"] > 0 and result["reference_per_s"] > 0
+
+
+@pytest.mark.model
+def test_encode_stage_reports_int8_against_plain_with_agreement():
+    import torch
+
+    from harmonize.icd import icd_vocab
+    from harmonize.speed import bench_encode
+
+    threads = torch.get_num_threads()
+    texts = icd_vocab("icd9")["description"].tolist()[:40]
+    result = bench_encode(texts, rounds=1)
+    assert (result["encoder"], result["device"], result["n_texts"]) == ("minilm-int8", "cpu", 40)
+    assert result["min_cosine_to_reference"] >= 0.99
+    assert result["fp32_path"]["mean_cosine_to_reference"] == pytest.approx(1.0, abs=1e-5)
+    assert result["agreement_probe"]["top1_agreement_icd"] >= 0.98
+    assert result["single_thread"]["n_texts"] == 40
+    assert torch.get_num_threads() == threads  # the one-thread comparison puts it back

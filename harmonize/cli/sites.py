@@ -193,7 +193,8 @@ def sites_cmd(state: State, fmt: str) -> None:
     "--model",
     default=DEFAULT_MODEL,
     show_default=True,
-    help="minilm, lexical, hf-cls:PATH, hf-mean:PATH, precomputed:FILE, or a folder.",
+    help="minilm, minilm-int8 (int8, CPU, ~2.5x faster), lexical, hf-cls:PATH, hf-mean:PATH, "
+    "precomputed:FILE, or a folder.",
 )
 @click.option("--device", type=click.Choice(DEVICES), default=DEFAULT_DEVICE, show_default=True)
 @click.option(
