@@ -15,6 +15,8 @@ The model is made once per machine from the local fp32 weights (no network) and 
 
 It always runs on the CPU, in length-sorted batches spread over the cores. Its vectors
 differ slightly from ``minilm``'s, so it has its own fingerprint, cache file and indexes.
+Activation scales are set per batch, so a text's vector depends a little on its batch-mates
+(cosine >= 0.99 either way); near ties between two candidates can flip.
 
 >>> QuantizedEncoder.__name__
 'QuantizedEncoder'
