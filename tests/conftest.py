@@ -84,3 +84,19 @@ def workspace(tmp_path: Path) -> Workspace:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture
+def indexed(runner, workspace, vocab_files, fake_encoder) -> Workspace:
+    """siteA and siteB added and indexed with the fake encoder, through the CLI."""
+    from tests.helpers import run
+
+    for site, key in (("siteA", "a"), ("siteB", "b")):
+        assert (
+            run(runner, workspace, "add-site", site, "--vocab", str(vocab_files[key])).exit_code
+            == 0
+        )
+        assert (
+            run(runner, workspace, "build-index", "--site", site, "--model", "fake").exit_code == 0
+        )
+    return workspace

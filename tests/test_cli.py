@@ -10,19 +10,6 @@ from harmonize.cli import cli
 from tests.helpers import normalise, run, snapshot
 
 
-@pytest.fixture
-def mapped(runner, workspace, vocab_files, fake_encoder):
-    for site, key in (("siteA", "a"), ("siteB", "b")):
-        assert (
-            run(runner, workspace, "add-site", site, "--vocab", str(vocab_files[key])).exit_code
-            == 0
-        )
-        assert (
-            run(runner, workspace, "build-index", "--site", site, "--model", "fake").exit_code == 0
-        )
-    return workspace
-
-
 def test_add_site_and_sites(runner, workspace, vocab_files):
     result = run(runner, workspace, "add-site", "siteA", "--vocab", str(vocab_files["a"]))
     assert (result.exit_code, result.output) == (0, "added site 'siteA': 5 concepts\n")
@@ -50,10 +37,10 @@ def test_build_index_then_up_to_date(runner, workspace, vocab_files, fake_encode
     assert json.loads(sites.output)[0]["indexes"] == "fake (fresh)"
 
 
-def test_map_prints_a_table_and_summary(runner, mapped):
+def test_map_prints_a_table_and_summary(runner, indexed):
     result = run(
         runner,
-        mapped,
+        indexed,
         "map",
         "--source",
         "siteB",
@@ -85,20 +72,20 @@ def test_map_prints_a_table_and_summary(runner, mapped):
     )
 
 
-def test_sql_formats(runner, mapped):
-    run(runner, mapped, "map", "--source", "siteB", "--target", "siteA", "--model", "fake")
+def test_sql_formats(runner, indexed):
+    run(runner, indexed, "map", "--source", "siteB", "--target", "siteA", "--model", "fake")
     query = (
         "SELECT source_code, target_code, round(score, 3) AS score FROM mapped_concepts "
         "WHERE source_site = 'siteB' ORDER BY source_code LIMIT 2"
     )
-    assert run(runner, mapped, "sql", query, "--format", "csv").output == (
+    assert run(runner, indexed, "sql", query, "--format", "csv").output == (
         "source_code,target_code,score\nB1,A2,1.0\nB2,A3,1.0\n"
     )
-    assert json.loads(run(runner, mapped, "sql", query, "--format", "json").output) == [
+    assert json.loads(run(runner, indexed, "sql", query, "--format", "json").output) == [
         {"source_code": "B1", "target_code": "A2", "score": 1.0},
         {"source_code": "B2", "target_code": "A3", "score": 1.0},
     ]
-    assert run(runner, mapped, "sql", query).output == (
+    assert run(runner, indexed, "sql", query).output == (
         "source_code    target_code      score\n"
         "-------------  -------------  -------\n"
         "B1             A2               1.000\n"
@@ -106,10 +93,10 @@ def test_sql_formats(runner, mapped):
     )
 
 
-def test_query_unmapped_and_list(runner, mapped):
+def test_query_unmapped_and_list(runner, indexed):
     run(
         runner,
-        mapped,
+        indexed,
         "map",
         "--source",
         "siteA",
@@ -122,7 +109,7 @@ def test_query_unmapped_and_list(runner, mapped):
     )
     result = run(
         runner,
-        mapped,
+        indexed,
         "query",
         "unmapped",
         "--param",
@@ -135,7 +122,7 @@ def test_query_unmapped_and_list(runner, mapped):
         "csv",
     )
     assert result.output == "code,description\nA5,muscle pain\n"
-    listing = run(runner, mapped, "query", "--list", "--format", "json")
+    listing = run(runner, indexed, "query", "--list", "--format", "json")
     names = {q["query"]: q["params"] for q in json.loads(listing.output)}
     assert names["unmapped"] == "source, target" and names["mapping_summary"] == "-"
     assert names["recode_events"] == "source, target"
@@ -193,15 +180,15 @@ def test_query_unmapped_and_list(runner, mapped):
         (["build-index", "--site", "siteA", "--model", "fake", "--device", "gpu"], None),
     ],
 )
-def test_errors_exit_1_and_change_nothing(runner, mapped, args, message):
-    before = snapshot(mapped)
-    result = run(runner, mapped, *args)
+def test_errors_exit_1_and_change_nothing(runner, indexed, args, message):
+    before = snapshot(indexed)
+    result = run(runner, indexed, *args)
     assert result.exit_code == 1
     if message is not None:
         assert result.output == message
     else:
         assert result.output.startswith("Error: --device gpu:")
-    assert snapshot(mapped) == before
+    assert snapshot(indexed) == before
 
 
 @pytest.mark.parametrize(
@@ -232,18 +219,18 @@ def test_errors_exit_1_and_change_nothing(runner, mapped, args, message):
     ],
 )
 def test_bad_vocabulary_leaves_workspace_unchanged(
-    runner, mapped, tmp_path, content, suffix, message
+    runner, indexed, tmp_path, content, suffix, message
 ):
     bad = tmp_path / f"bad{suffix}"
     if isinstance(content, bytes):
         bad.write_bytes(content)
     else:
         bad.write_text(content)
-    before = snapshot(mapped)
-    result = run(runner, mapped, "add-site", "siteA", "--vocab", str(bad), "--replace")
+    before = snapshot(indexed)
+    result = run(runner, indexed, "add-site", "siteA", "--vocab", str(bad), "--replace")
     assert result.exit_code == 1
     assert result.output == "Error: " + message.format(p=bad) + "\n"
-    assert snapshot(mapped) == before
+    assert snapshot(indexed) == before
 
 
 def test_bad_vocabulary_in_a_new_folder_creates_no_workspace(runner, workspace, tmp_path):
@@ -254,17 +241,17 @@ def test_bad_vocabulary_in_a_new_folder_creates_no_workspace(runner, workspace, 
     assert not workspace.db_path.exists()
 
 
-def test_existing_site_needs_replace(runner, mapped, vocab_files):
-    before = snapshot(mapped)
-    result = run(runner, mapped, "add-site", "siteA", "--vocab", str(vocab_files["b"]))
+def test_existing_site_needs_replace(runner, indexed, vocab_files):
+    before = snapshot(indexed)
+    result = run(runner, indexed, "add-site", "siteA", "--vocab", str(vocab_files["b"]))
     assert result.exit_code == 1
     assert result.output == (
-        f"Error: site 'siteA' already exists in {mapped.root}. "
+        f"Error: site 'siteA' already exists in {indexed.root}. "
         "Use 'harmonize add-site siteA --vocab FILE --replace' to replace it.\n"
     )
-    assert snapshot(mapped) == before
+    assert snapshot(indexed) == before
     replaced = run(
-        runner, mapped, "add-site", "siteA", "--vocab", str(vocab_files["b"]), "--replace"
+        runner, indexed, "add-site", "siteA", "--vocab", str(vocab_files["b"]), "--replace"
     )
     assert replaced.output == "replaced site 'siteA': 4 concepts\n"
 
@@ -302,13 +289,15 @@ def test_workspace_from_environment(runner, workspace, vocab_files):
     assert result.exit_code == 0 and workspace.db_path.is_file()
 
 
-def test_stale_index_is_refused_with_the_rebuild_command(runner, mapped, vocab_files, tmp_path):
+def test_stale_index_is_refused_with_the_rebuild_command(runner, indexed, vocab_files, tmp_path):
     edited = tmp_path / "a2.csv"
     edited.write_text(vocab_files["a"].read_text().replace("dry cough", "cough"))
-    run(runner, mapped, "add-site", "siteA", "--vocab", str(edited), "--replace")
-    sites = run(runner, mapped, "sites", "--format", "csv")
+    run(runner, indexed, "add-site", "siteA", "--vocab", str(edited), "--replace")
+    sites = run(runner, indexed, "sites", "--format", "csv")
     assert "siteA,5,0,0,fake (stale)" in sites.output
-    result = run(runner, mapped, "map", "--source", "siteB", "--target", "siteA", "--model", "fake")
+    result = run(
+        runner, indexed, "map", "--source", "siteB", "--target", "siteA", "--model", "fake"
+    )
     assert result.exit_code == 1
     assert result.output == (
         "Error: index for site 'siteA' (model fake) is stale: the site's vocabulary changed since "

@@ -25,22 +25,12 @@ STAGES = {
 
 
 @pytest.fixture
-def mapped(runner, workspace, vocab_files, fake_encoder):
-    for site, key in (("siteA", "a"), ("siteB", "b")):
-        assert (
-            run(runner, workspace, "add-site", site, "--vocab", str(vocab_files[key])).exit_code
-            == 0
-        )
-        assert (
-            run(runner, workspace, "build-index", "--site", site, "--model", "fake").exit_code == 0
-        )
-    assert (
-        run(
-            runner, workspace, "map", "--source", "siteB", "--target", "siteA", "--model", "fake"
-        ).exit_code
-        == 0
+def mapped(runner, indexed):
+    result = run(
+        runner, indexed, "map", "--source", "siteB", "--target", "siteA", "--model", "fake"
     )
-    return workspace
+    assert result.exit_code == 0
+    return indexed
 
 
 def _commands(vocab_files) -> dict[str, list[str]]:
