@@ -319,8 +319,6 @@ class KnownMapping:
 
     candidates: pd.DataFrame
     chosen: pd.DataFrame
-    n_known: int
-    n_trained_on: int
 
 
 def map_with_known(
@@ -395,6 +393,5 @@ def map_with_known(
     cands = cands[["source", "target", "rank", "score", "probability"]].reset_index(drop=True)
     chosen = cands[cands["rank"] == 1].rename(columns={"probability": "confidence"})
     return KnownMapping(
-        cands.drop(columns="probability"), chosen.drop(columns="rank").reset_index(drop=True),
-        len(known), len(train),
-    )  # fmt: skip
+        cands.drop(columns="probability"), chosen.drop(columns="rank").reset_index(drop=True)
+    )

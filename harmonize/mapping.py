@@ -239,8 +239,10 @@ def map_sites(
         ws.require_site(con, source)
         ws.require_site(con, target)
         pairs = [load_pair_indexes(ws, con, source, target, e) for e in encoders]
-        source_concepts = sql.run_internal(con, "site_hierarchy", site=source).df()
-        target_concepts = sql.run_internal(con, "site_hierarchy", site=target).df()
+        # Descriptions and parents are read only when --known needs them.
+        concepts = "site_hierarchy" if known is not None else "site_concepts"
+        source_concepts = sql.run_internal(con, concepts, site=source).df()
+        target_concepts = sql.run_internal(con, concepts, site=target).df()
         decisions = sql.run_internal(con, "latest_decisions", source=source, target=target).df()
         calibration = load_calibration(con, spec)
         previous = sql.run_internal(con, "pair_mappings", source=source, target=target).df()
@@ -256,7 +258,7 @@ def map_sites(
         )
     clock.done("read")
     forward = [(vectors_of(s), t) for s, t in pairs]
-    scores, ids = fused_search(forward, max(k, KNOWN_DEPTH) if known_pairs else k, dev)
+    scores, ids = fused_search(forward, max(k, KNOWN_DEPTH) if known_pairs is not None else k, dev)
     clock.done("search")
     if known_pairs is not None:
         reranked = map_with_known(
@@ -356,7 +358,7 @@ def map_sites(
     return MapResult(
         **run,
         changes=changes,
-        n_known=None if known_pairs is None else reranked.n_known,
+        n_known=None if known_pairs is None else len(known_pairs),
         n_candidates=len(candidates),
         seconds=time.perf_counter() - started,
         mappings=preview,
