@@ -99,9 +99,7 @@ class Workspace:
         except duckdb.Error as exc:
             raise WorkspaceError(f"cannot open {self.db_path}: {exc}") from exc
         try:
-            if not read_only:
-                con.execute(sql.internal("schema").text)
-                _check_schema_version(con, self.root)
+            _check_schema_version(con, self.root, create=not read_only)
             yield con
         finally:
             con.close()
@@ -148,11 +146,26 @@ class Workspace:
         return self.index_root / check_site_name(site) / model_slug
 
 
-def _check_schema_version(con: duckdb.DuckDBPyConnection, root: Path) -> None:
-    rows = sql.run_internal(con, "schema_version").fetchall()
+def _check_schema_version(con: duckdb.DuckDBPyConnection, root: Path, create: bool) -> None:
+    """Refuses a workspace made by another schema version before anything touches it; with
+    ``create``, puts the schema in place (a new database gets the current version)."""
+    n_tables, has_version = sql.run_internal(con, "workspace_tables").fetchone()
+    if n_tables and not has_version:
+        # Tables but no version: made before schema versions existed, so its tables may lack
+        # columns this harmonize needs. Running the schema script would half-upgrade it.
+        raise WorkspaceError(
+            f"workspace {root} was made by an older harmonize (no schema version), this "
+            f"harmonize needs schema version {SCHEMA_VERSION}. Re-create it (add-site again) "
+            "in a new folder."
+        )
+    if create:
+        con.execute(sql.internal("schema").text)
+    rows = sql.run_internal(con, "schema_version").fetchall() if has_version or create else []
     if not rows:
-        sql.run_internal(con, "insert_schema_version", version=SCHEMA_VERSION)
-    elif rows[0][0] != SCHEMA_VERSION:
+        if create:
+            sql.run_internal(con, "insert_schema_version", version=SCHEMA_VERSION)
+        return
+    if rows[0][0] != SCHEMA_VERSION:
         raise WorkspaceError(
             f"workspace {root} has schema version {rows[0][0]}, this harmonize needs "
             f"{SCHEMA_VERSION}. Re-create it (add-site again) in a new folder."

@@ -166,6 +166,11 @@ def statement_kind(path):
     return body.split()[0].upper()
 
 
+def _schema_objects() -> int:
+    text = (SQL_DIR / "internal" / "schema.sql").read_text()
+    return len(re.findall(r"^CREATE (?:TABLE|OR REPLACE VIEW) ", text, flags=re.MULTILINE))
+
+
 READ_ONLY = [p for p in ALL_FILES if statement_kind(p) in ("SELECT", "WITH")]
 
 
@@ -180,6 +185,8 @@ def test_read_only_query_runs_on_empty_schema(tmp_path, path):
         "schema_version": [(SCHEMA_VERSION,)],
         "site_count": [(0,)],
         "count_unmapped_events": [(0,)],
+        # every table and view that schema.sql creates, workspace_info among them
+        "workspace_tables": [(_schema_objects(), 1)],
     }
     assert rows == stamped.get(path.stem, [])
 
@@ -217,6 +224,7 @@ def test_read_only_set_is_complete():
         "site_info",
         "site_list",
         "site_names",
+        "workspace_tables",
     }
 
 
@@ -385,3 +393,42 @@ def test_parameter_values_are_data_not_sql(tmp_path):
         assert sql.run_internal(con, "site_concepts", site="x").fetchall() == []
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     assert {"sites", "concepts", "events", "labels", "runs", "candidates", "mappings"} <= tables
+
+
+def _old_workspace(root, version: int | None):
+    """A workspace database as another harmonize left it: stamped with ``version``, or (None)
+    from before schema versions, with a mappings table that lacks today's columns."""
+    import duckdb
+
+    root.mkdir()
+    con = duckdb.connect(str(root / "harmonize.duckdb"))
+    con.execute("CREATE TABLE mappings (source_site VARCHAR, source_code VARCHAR, score DOUBLE)")
+    if version is not None:
+        con.execute("CREATE TABLE workspace_info (schema_version INTEGER)")
+        con.execute("INSERT INTO workspace_info VALUES (?)", [version])
+    con.close()
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (SCHEMA_VERSION - 1, f"has schema version {SCHEMA_VERSION - 1}, this harmonize needs"),
+        (None, "was made by an older harmonize (no schema version)"),
+    ],
+)
+@pytest.mark.parametrize("command", [["sites"], ["add-site", "x", "--vocab", "v.csv"]])
+def test_a_workspace_of_another_schema_is_refused_untouched(
+    tmp_path, runner, version, message, command
+):
+    from tests.helpers import run, snapshot
+
+    ws = Workspace(tmp_path / "ws")
+    _old_workspace(ws.root, version)
+    (tmp_path / "v.csv").write_text("code,description\nA,a\n")
+    command = [str(tmp_path / c) if c.endswith(".csv") else c for c in command]
+    before = snapshot(ws)
+    result = run(runner, ws, *command)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: workspace ") and message in result.output
+    assert "Re-create it (add-site again) in a new folder." in result.output
+    assert snapshot(ws) == before
