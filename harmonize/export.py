@@ -68,9 +68,7 @@ def to_sssom(frame: pd.DataFrame, source: str, target: str) -> str:
             "predicate_id": SSSOM_PREDICATE,
             "object_id": tp + ":" + frame["target_code"],
             "object_label": frame["target_description"],
-            "mapping_justification": manual.map(
-                {True: SSSOM_MANUAL, False: SSSOM_JUSTIFICATION}
-            ),
+            "mapping_justification": manual.map({True: SSSOM_MANUAL, False: SSSOM_JUSTIFICATION}),
             "confidence": confidence.round(6),
             "similarity_score": frame["score"].round(6),
             "similarity_measure": "cosine",
