@@ -17,7 +17,7 @@ WORKSPACE_ENV = "HARMONIZE_WORKSPACE"
 DEMO_WORKSPACE = "demo-workspace"
 
 # Bump when a table of sql/internal/schema.sql changes shape.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 DEFAULT_MODEL = "minilm"
 DEFAULT_DEVICE = "auto"

@@ -3,7 +3,10 @@ OMOP ``source_to_concept_map`` CSV and OHDSI Usagi CSV.
 
 Automatic embedding matches are similarity matches, not reviewed equivalences, so they are
 exported as such: SSSOM ``skos:closeMatch`` with ``semapv:SemanticSimilarityThresholdMatching``,
-FHIR ``relatedto``, Usagi ``UNCHECKED``.
+FHIR ``relatedto``, Usagi ``UNCHECKED``/``UNREVIEWED``. A predicate someone asserted (a known
+pair's, or a person's ``--predicate``) is exported in each format's terms (see
+:mod:`harmonize.predicates`); people's decisions are ``semapv:ManualMappingCuration`` and
+Usagi ``APPROVED``.
 
 >>> cardinality(pd.Series(["a", "b", "c"]), pd.Series(["x", "x", "y"])).tolist()
 ['n:1', 'n:1', '1:1']
@@ -20,10 +23,10 @@ import pandas as pd
 
 from harmonize import __version__, sql
 from harmonize.errors import InputError
+from harmonize.predicates import UNASSERTED, fhir_equivalence, usagi_equivalence
 from harmonize.workspace import Workspace, atomic_path, atomic_write_text
 
 EXPORT_FORMATS = ("sssom", "fhir", "omop-stcm", "usagi")
-SSSOM_PREDICATE = "skos:closeMatch"
 SSSOM_JUSTIFICATION = "semapv:SemanticSimilarityThresholdMatching"
 SSSOM_MANUAL = "semapv:ManualMappingCuration"  # a person's accept or set decision
 
@@ -65,7 +68,9 @@ def to_sssom(frame: pd.DataFrame, source: str, target: str) -> str:
         {
             "subject_id": sp + ":" + frame["source_code"],
             "subject_label": frame["source_description"],
-            "predicate_id": SSSOM_PREDICATE,
+            "predicate_id": frame["predicate"]
+            .astype(object)
+            .where(frame["predicate"].map(lambda p: isinstance(p, str)), UNASSERTED),
             "object_id": tp + ":" + frame["target_code"],
             "object_label": frame["target_description"],
             "mapping_justification": manual.map({True: SSSOM_MANUAL, False: SSSOM_JUSTIFICATION}),
@@ -90,7 +95,7 @@ def to_fhir(frame: pd.DataFrame, source: str, target: str) -> str:
                 {
                     "code": row.target_code,
                     "display": row.target_description,
-                    "equivalence": "relatedto",
+                    "equivalence": fhir_equivalence(row.predicate),
                     "comment": f"cosine similarity {row.score:.4f} ({row.method})",
                 }
             ],
@@ -150,7 +155,7 @@ def to_omop_stcm(frame: pd.DataFrame, source: str, target: str) -> str:
 
 
 def to_usagi(frame: pd.DataFrame, source: str, target: str) -> str:
-    """An OHDSI Usagi mapping CSV, every row UNCHECKED for review in Usagi."""
+    """An OHDSI Usagi mapping CSV: people's decisions APPROVED, the rest UNCHECKED for review."""
     numeric = pd.to_numeric(frame["target_code"], errors="coerce")
     concept_id = numeric.where(numeric.notna() & (numeric % 1 == 0), 0).astype("int64")
     rows = pd.DataFrame(
@@ -160,8 +165,10 @@ def to_usagi(frame: pd.DataFrame, source: str, target: str) -> str:
             "sourceFrequency": frame["source_frequency"].fillna(-1).astype("int64"),
             "sourceAutoAssignedConceptIds": "",
             "matchScore": frame["score"].round(6),
-            "mappingStatus": "UNCHECKED",
-            "equivalence": "UNREVIEWED",
+            "mappingStatus": frame["method"]
+            .str.startswith("manual:")
+            .map({True: "APPROVED", False: "UNCHECKED"}),
+            "equivalence": frame["predicate"].map(usagi_equivalence),
             "statusSetBy": "",
             "statusSetOn": 0,
             "conceptId": concept_id,

@@ -45,6 +45,8 @@ from harmonize.config import (
     RANDOM_STATE,
 )
 from harmonize.errors import InputError
+from harmonize.predicates import parse_predicates
+from harmonize.usage import Usage
 
 # The reranker's features, per (query, candidate). Monotone constraints (probability rising
 # with cosine, vote and lexical overlap) were tried and cost 2.6 points of ICD-10-CM top-1.
@@ -62,6 +64,8 @@ FEATURES = (
     "lexical",
     "lexical_gap",
 )
+# Added after FEATURES when both sites have patients (see harmonize.usage).
+USAGE_FEATURES = ("prevalence_gap", "cooccurrence")
 
 
 def families(codes: np.ndarray, parents: np.ndarray) -> dict[object, np.ndarray]:
@@ -237,7 +241,8 @@ def rank_candidates(model, cands: Candidates, n_queries: int, k: int) -> pd.Data
 
     with threadpool_limits(1):
         prob = model.predict_proba(cands.features)[:, 1]
-    features = dict(zip(FEATURES, cands.features.T, strict=True))
+    # Usage features, when there are any, follow the FEATURES columns.
+    features = dict(zip(FEATURES, cands.features.T[: len(FEATURES)], strict=True))
     frame = pd.DataFrame(
         {
             "query": cands.query,
@@ -283,6 +288,27 @@ def read_known(path, source_codes: np.ndarray, target_codes: np.ndarray) -> dict
         if s in src and t in tgt and tgt[t] not in known[src[s]]:
             known[src[s]].append(tgt[t])
     return {s: sorted(ts) for s, ts in known.items() if ts}
+
+
+def known_predicates(path) -> dict[tuple[str, str], str]:
+    """The mapping predicates of a known-pairs file, {(source_code, target_code): SKOS CURIE},
+    from its optional ``predicate`` column (exact, close, broad, narrow, related); empty cells
+    assert nothing.
+
+    >>> # known_predicates("pairs.csv")  # A,X,exact and B,Y,(empty) give:
+    >>> # {('A', 'X'): 'skos:exactMatch'}
+    """
+    from harmonize.evaluate import read_gold
+
+    gold = read_gold(path)
+    if "predicate" not in gold.columns:
+        return {}
+    parsed = parse_predicates(gold["predicate"], f"{path}: column predicate")
+    return {
+        (s, t): p
+        for s, t, p in zip(gold["source_code"], gold["target_code"], parsed, strict=True)
+        if p is not None
+    }
 
 
 def _top1_calibration(
@@ -333,9 +359,11 @@ def map_with_known(
     target_texts: list[str],
     k: int,
     tau: float = KNOWN_TAU,
+    usage: Usage | None = None,
 ) -> KnownMapping:
     """Known concepts keep their known targets; every other concept's candidates (its dense
-    ones and its neighbours' voted ones) are reranked by a reranker fitted on the known ones."""
+    ones and its neighbours' voted ones) are reranked by a reranker fitted on the known ones.
+    With ``usage`` (both sites' occurrences) the reranker also sees USAGE_FEATURES."""
     if len(known) < KNOWN_MIN_PAIRS:
         raise InputError(
             f"--known: only {len(known)} source concepts of the file are in the source site "
@@ -354,9 +382,13 @@ def map_with_known(
 
     def candidates_of(rows: np.ndarray, knowing: dict[int, list[int]]) -> Candidates:
         votes = hierarchy_votes(source_vectors, source_codes, source_parents, knowing, rows, tau)
-        return build_candidates(
+        cands = build_candidates(
             rows, *common, dense_ids[rows], votes, knowing, target_parents, source_lex, target_lex
         )
+        if usage is not None:
+            extra = usage.features(rows[cands.query], cands.target, knowing)
+            cands.features = np.hstack([cands.features, extra])
+        return cands
 
     folds = [f for f in np.array_split(train, KNOWN_FOLDS) if len(f)]
     fold_cands, labels = [], []

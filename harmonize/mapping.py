@@ -38,9 +38,10 @@ from harmonize.config import (
 from harmonize.embed import get_encoder
 from harmonize.errors import HarmonizeError, InputError
 from harmonize.index import faiss_device, load_pair_indexes, search, vectors_of
-from harmonize.known import map_with_known, read_known
+from harmonize.known import known_predicates, map_with_known, read_known
 from harmonize.review import apply_decisions
 from harmonize.timing import Stages
+from harmonize.usage import Usage, occurrence_matrix
 from harmonize.workspace import Workspace, atomic_path
 
 
@@ -138,6 +139,7 @@ class MapResult:
     mappings: pd.DataFrame
     changes: dict[str, int] | None = None  # against the pair's previous mappings
     n_known: int | None = None  # source concepts with known targets (map --known)
+    used_usage: bool = False  # the reranker also compared both sites' usage
 
     @property
     def summary(self) -> str:
@@ -152,6 +154,7 @@ class MapResult:
             changed += (
                 f"; {self.n_known} concepts kept their known targets, the rest were reranked "
                 "by a reranker learned from them"
+                + (" (with both sites' usage signals)" if self.used_usage else "")
             )
         return (
             f"mapped {self.n_mapped} of {self.n_source} '{self.source}' concepts onto "
@@ -197,10 +200,13 @@ def map_sites(
     device: str = "auto",
     min_confidence: float | None = None,
     known: str | Path | None = None,
+    usage: bool = False,
 ) -> MapResult:
     """Maps every concept of ``source`` onto ``target`` and stores candidates and mappings.
 
     Re-running a pair replaces that pair's candidates and mappings in one transaction.
+    ``usage`` (with ``known``) adds both sites' usage signals to the reranker when both have
+    events (:mod:`harmonize.usage`).
     ``known`` (a CSV of source_code,target_code pairs already mapped) switches on the
     hierarchy votes and the learned reranker of :mod:`harmonize.known`; its probability is
     then each mapping's confidence.
@@ -217,6 +223,8 @@ def map_sites(
         raise InputError(f"--min-confidence is a probability between 0 and 1, got {min_confidence}")
     if source == target:
         raise InputError(f"source and target are the same site '{source}': pick two sites")
+    if usage and known is None:
+        raise InputError("--usage compares usage inside the --known reranker: add --known FILE")
     if known is not None and strategy != "best":
         raise InputError(
             f"--known reranks each concept's candidates: use --strategy best, not {strategy}"
@@ -246,9 +254,27 @@ def map_sites(
         decisions = sql.run_internal(con, "latest_decisions", source=source, target=target).df()
         calibration = load_calibration(con, spec)
         previous = sql.run_internal(con, "pair_mappings", source=source, target=target).df()
+        occurrences = (
+            [sql.run_internal(con, "site_occurrences", site=s).df() for s in (source, target)]
+            if known is not None and usage
+            else None
+        )
     source_codes = source_concepts["code"].to_numpy(dtype=object)
     target_codes = target_concepts["code"].to_numpy(dtype=object)
     known_pairs = None if known is None else read_known(known, source_codes, target_codes)
+    asserted = {} if known is None else known_predicates(known)
+    signals = None
+    if occurrences is not None:
+        for site, occ in zip((source, target), occurrences, strict=True):
+            if occ.empty:
+                raise InputError(
+                    f"--usage needs events at both sites; site '{site}' has none "
+                    "(add-site --events, --patients, --omop or --meds)"
+                )
+        signals = Usage(
+            occurrence_matrix(occurrences[0], source_codes),
+            occurrence_matrix(occurrences[1], target_codes),
+        )
     if known_pairs is not None:
         calibration = None  # the reranker's probability is the confidence
     elif min_confidence is not None and calibration is None:
@@ -266,7 +292,7 @@ def map_sites(
             source_concepts["parent_code"].to_numpy(dtype=object),
             source_concepts["description"].tolist(),
             target_concepts["parent_code"].to_numpy(dtype=object),
-            target_concepts["description"].tolist(), k,
+            target_concepts["description"].tolist(), k, usage=signals,
         )  # fmt: skip
         picked = reranked.chosen[reranked.chosen["score"] >= floor]
         chosen = picked[["source", "target", "score"]].to_numpy(dtype=object).tolist()
@@ -323,6 +349,8 @@ def map_sites(
             mappings = mappings[mappings["confidence"] >= min_confidence]
     else:
         mappings["confidence"] = np.nan
+    pairs_chosen = zip(mappings["source_code"], mappings["target_code"], strict=True)
+    mappings["predicate"] = pd.Series([asserted.get(p) for p in pairs_chosen], dtype=object)
     # Site and run columns are the same on every row, people's decisions included.
     mappings = apply_decisions(decisions, mappings, candidates).assign(
         source_site=source, target_site=target, run_id=run_id
@@ -359,6 +387,7 @@ def map_sites(
         **run,
         changes=changes,
         n_known=None if known_pairs is None else len(known_pairs),
+        used_usage=signals is not None,
         n_candidates=len(candidates),
         seconds=time.perf_counter() - started,
         mappings=preview,

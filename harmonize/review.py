@@ -17,6 +17,7 @@ import pandas as pd
 
 from harmonize import sql
 from harmonize.errors import InputError
+from harmonize.predicates import parse_predicate
 from harmonize.workspace import Workspace
 
 DECISIONS = ("accept", "reject", "set")
@@ -40,12 +41,18 @@ def decide(
     target_code: str | None = None,
     reviewer: str | None = None,
     note: str | None = None,
+    predicate: str | None = None,
 ) -> str:
-    """Records one decision and applies it to the stored mapping at once; returns a message."""
+    """Records one decision and applies it to the stored mapping at once; returns a message.
+    ``predicate`` (exact, close, broad, narrow, related) says how the target relates; an
+    accept without one keeps the predicate the mapping already had."""
     if decision not in DECISIONS:
         raise InputError(f"unknown decision '{decision}': use {', '.join(DECISIONS)}")
     if (decision == "set") != (target_code is not None):
         raise InputError("'set' needs a target code; 'accept' and 'reject' take none")
+    if decision == "reject" and predicate is not None:
+        raise InputError("'reject' takes no --predicate: a rejected mapping relates nothing")
+    predicate = parse_predicate(predicate)
     ws.require()
     # Every check runs on a read-only connection: a refused decision leaves the file untouched.
     with ws.connect(read_only=True) as con:
@@ -68,6 +75,8 @@ def decide(
             )
         else:
             target_code = current[0]
+            if predicate is None and isinstance(current[2], str):
+                predicate = current[2]
     who = _reviewer(reviewer)
     with ws.transaction() as con:
         sql.run_internal(
@@ -80,6 +89,7 @@ def decide(
             decision=decision,
             reviewer=who,
             note=note,
+            predicate=predicate,
         )
         sql.run_internal(con, "delete_mapping", source=source, target=target, code=code)
         if decision != "reject":
@@ -93,15 +103,17 @@ def decide(
                 target_code=target_code,
                 score=score,
                 method=f"manual:{decision}",
+                predicate=predicate,
             )
     verb = {"accept": "accepted", "reject": "rejected", "set": "set"}[decision]
-    return f"{verb} {source}:{code} -> {target}:{target_code} (by {who})"
+    relation = "" if predicate is None else f" as {predicate}"
+    return f"{verb} {source}:{code} -> {target}:{target_code}{relation} (by {who})"
 
 
 def apply_decisions(
     decisions: pd.DataFrame, mappings: pd.DataFrame, candidates: pd.DataFrame
 ) -> pd.DataFrame:
-    """The chosen ``mappings`` (source_code, target_code, score, method, confidence) with
+    """The chosen ``mappings`` (source_code, target_code, score, method, confidence, predicate) with
     people's newest ``decisions`` applied: accepted and set targets replace the model's choice;
     a rejected target is dropped (the concept stays unmapped rather than silently re-mapped to
     it). The caller adds the columns that are the same on every row (sites, run)."""
@@ -130,6 +142,7 @@ def apply_decisions(
                     "score": scores.get((code, d["target_code"]), np.nan),
                     "method": f"manual:{d['decision']}",
                     "confidence": np.nan,
+                    "predicate": d["predicate"] if isinstance(d["predicate"], str) else None,
                 }
             )
     return pd.DataFrame(keep, columns=mappings.columns)

@@ -127,16 +127,23 @@ def test_a_decision_survives_when_the_model_maps_nothing():
 
     from harmonize.review import apply_decisions
 
-    columns = ["source_code", "target_code", "score", "method", "confidence"]
+    columns = ["source_code", "target_code", "score", "method", "confidence", "predicate"]
     decisions = pd.DataFrame(
-        {"source_code": ["A5"], "target_code": ["B4"], "decision": ["set"], "reviewer": ["ana"]}
+        {
+            "source_code": ["A5"],
+            "target_code": ["B4"],
+            "decision": ["set"],
+            "reviewer": ["ana"],
+            "predicate": ["skos:broadMatch"],
+        }
     )
     candidates = pd.DataFrame({"source_code": ["A5"], "target_code": ["B4"], "score": [0.3]})
     out = apply_decisions(decisions, pd.DataFrame(columns=columns), candidates)
     assert list(out.columns) == columns
-    assert out.iloc[0][["source_code", "target_code", "score", "method"]].tolist() == [
+    assert out.iloc[0][["source_code", "target_code", "score", "method", "predicate"]].tolist() == [
         "A5",
         "B4",
         0.3,
         "manual:set",
+        "skos:broadMatch",
     ]

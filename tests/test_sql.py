@@ -66,6 +66,7 @@ RELATIONS = {
         "method",
         "run_id",
         "confidence",
+        "predicate",
     ],
 }
 NUMERIC_PARAMS = {

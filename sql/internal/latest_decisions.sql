@@ -1,6 +1,6 @@
 -- latest_decisions: the newest decision per source concept of one pair.
 -- params: source, target
-SELECT source_code, target_code, decision, reviewer, note, decided_at
+SELECT source_code, target_code, decision, reviewer, note, decided_at, predicate
 FROM decisions
 WHERE source_site = $source AND target_site = $target
 QUALIFY row_number() OVER (PARTITION BY source_code ORDER BY decided_at DESC) = 1;

@@ -10,6 +10,7 @@ SELECT
     t.system AS target_system,
     m.score,
     m.confidence,
+    m.predicate,
     m.method,
     m.run_id,
     m.created_at

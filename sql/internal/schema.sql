@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS mappings (
     method        VARCHAR NOT NULL,   -- model:strategy, or manual:accept / manual:set
     run_id        VARCHAR NOT NULL,
     created_at    TIMESTAMP NOT NULL,
-    confidence    DOUBLE              -- calibrated P(right) from `harmonize calibrate`, else NULL
+    confidence    DOUBLE,             -- calibrated P(right) from `harmonize calibrate`, else NULL
+    predicate     VARCHAR             -- SKOS relation asserted (skos:exactMatch...), else NULL
 );
 CREATE TABLE IF NOT EXISTS calibrations (
     model         VARCHAR NOT NULL,   -- the encoder spec whose cosines it calibrates
@@ -116,6 +117,7 @@ SELECT
     t.description AS target_description,
     m.score,
     m.confidence,
+    m.predicate,
     m.method,
     m.run_id,
     m.created_at
@@ -148,5 +150,6 @@ CREATE TABLE IF NOT EXISTS decisions (
     decision      VARCHAR NOT NULL,   -- accept, reject or set
     reviewer      VARCHAR NOT NULL,
     note          VARCHAR,
-    decided_at    TIMESTAMP NOT NULL
+    decided_at    TIMESTAMP NOT NULL,
+    predicate     VARCHAR             -- SKOS relation the person asserted, else NULL
 );
