@@ -226,6 +226,7 @@ def test_read_only_set_is_complete():
         "site_list",
         "site_names",
         "workspace_tables",
+        "site_occurrences",
     }
 
 
