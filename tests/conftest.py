@@ -100,3 +100,28 @@ def indexed(runner, workspace, vocab_files, fake_encoder) -> Workspace:
             run(runner, workspace, "build-index", "--site", site, "--model", "fake").exit_code == 0
         )
     return workspace
+
+
+@pytest.fixture
+def known_ws(workspace, tmp_path):
+    """Sites 'local' (families under parents) and 'standard', lexical indexes, and the files of
+    :func:`tests.helpers.known_vocab_files`."""
+    from harmonize.index import build_site_index
+    from harmonize.sites import add_site
+    from tests.helpers import known_vocab_files
+
+    paths = known_vocab_files(tmp_path)
+    add_site(workspace, "local", paths["local"])
+    add_site(workspace, "standard", paths["standard"])
+    build_site_index(workspace, "local", "lexical")
+    build_site_index(workspace, "standard", "lexical")
+    return workspace, paths
+
+
+@pytest.fixture
+def mapped_ba(indexed):
+    """``indexed`` with siteB mapped onto siteA (fake encoder, k=3)."""
+    from harmonize.mapping import map_sites
+
+    map_sites(indexed, "siteB", "siteA", model="fake", k=3)
+    return indexed

@@ -19,13 +19,8 @@ from tests.helpers import snapshot
 
 
 @pytest.fixture
-def mapped(workspace, vocab_files, fake_encoder):
-    add_site(workspace, "siteA", vocab_files["a"])
-    add_site(workspace, "siteB", vocab_files["b"])
-    build_site_index(workspace, "siteA", "fake")
-    build_site_index(workspace, "siteB", "fake")
-    map_sites(workspace, "siteB", "siteA", model="fake", k=3)
-    return workspace
+def mapped(mapped_ba):
+    return mapped_ba
 
 
 def test_eval_map_by_hand_and_stored(mapped, tmp_path):

@@ -69,6 +69,11 @@ def sites(tmp_path, runner: CliRunner):
     return ws, known
 
 
+def _fine_tune(runner, ws, known, out, *args):
+    common = ["--source", "src", "--target", "tgt", "--known", str(known), "-o", str(out)]
+    return run(runner, ws, "fine-tune", *common, *args)
+
+
 def _encode(path, texts):
     from sentence_transformers import SentenceTransformer
 
@@ -87,23 +92,7 @@ def _brute_top1(path, rows):
 def test_fine_tune_reports_held_out_top1_as_brute_force_recomputes_it(sites, runner, tmp_path):
     ws, known = sites
     out = tmp_path / "ft"
-    result = run(
-        runner,
-        ws,
-        "fine-tune",
-        "--source",
-        "src",
-        "--target",
-        "tgt",
-        "--known",
-        str(known),
-        "-o",
-        str(out),
-        "--holdout",
-        "0.5",
-        "--epochs",
-        "2",
-    )
+    result = _fine_tune(runner, ws, known, out, "--holdout", "0.5", "--epochs", "2")
     assert result.exit_code == 0, result.output
     assert "fine-tuned minilm on 6 known pairs" in result.output
     assert f"use it with: --model {out}" in result.output
@@ -127,23 +116,7 @@ def test_training_pulls_the_known_pairs_together(sites, runner, tmp_path):
     """After training on all 12 pairs, each pair's cosine margin over the other targets grows."""
     ws, known = sites
     out = tmp_path / "ft"
-    result = run(
-        runner,
-        ws,
-        "fine-tune",
-        "--source",
-        "src",
-        "--target",
-        "tgt",
-        "--known",
-        str(known),
-        "-o",
-        str(out),
-        "--holdout",
-        "0",
-        "--epochs",
-        "3",
-    )
+    result = _fine_tune(runner, ws, known, out, "--holdout", "0", "--epochs", "3")
     assert result.exit_code == 0, result.output
     assert "held-out top-1" not in result.output  # nothing held out, nothing to report
 
@@ -206,19 +179,7 @@ def test_a_failure_while_training_leaves_no_folder(sites, runner, tmp_path, monk
     monkeypatch.setattr(ft, "_train", broken)
     ws, known = sites
     out = tmp_path / "ft"
-    result = run(
-        runner,
-        ws,
-        "fine-tune",
-        "--source",
-        "src",
-        "--target",
-        "tgt",
-        "--known",
-        str(known),
-        "-o",
-        str(out),
-    )
+    result = _fine_tune(runner, ws, known, out)
     assert isinstance(result.exception, RuntimeError)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -12,11 +12,9 @@ from scipy.sparse import csr_matrix
 
 from harmonize.cli import cli
 from harmonize.errors import InputError
-from harmonize.index import build_site_index
 from harmonize.known import FEATURES, build_candidates, families, hierarchy_votes, read_known
 from harmonize.mapping import map_sites
-from harmonize.sites import add_site
-from tests.helpers import snapshot
+from tests.helpers import N_FAMILIES, snapshot
 
 
 def test_families_include_the_parent_concept_and_skip_missing_parents():
@@ -63,46 +61,6 @@ def test_target_known_uses_counts_the_known_pairs_given():
     assert cands.features[:, FEATURES.index("vote")].tolist() == [1.0, 0.0]
 
 
-N_FAMILIES = 20
-THEMES = [f"{a}{b}" for a, b in zip("bcdfghjklmnpqrstvwxz", "aeiouaeiouaeiouaeiou", strict=True)]
-
-
-def _sites(tmp_path):
-    """Each family f has five children under parent Pf; the right target of all five is Tf
-    ("<theme> condition"). Children 3 and 4 are worded exactly like a decoy target Df, so
-    plain retrieval maps them onto the decoy; children 0-3 are known. The reranker can only
-    learn from child 3 (known, decoy-worded) that the siblings' votes beat a perfect cosine."""
-    local, standard, known, truth = [], [], [], []
-    for f, theme in enumerate(THEMES[:N_FAMILIES]):
-        standard.append((f"T{f}", f"{theme} condition"))
-        standard.append((f"D{f}", f"zy{theme}q marker {f}"))
-        for j in range(5):
-            text = f"zy{theme}q marker {f}" if j >= 3 else f"{theme} condition type {j}"
-            code = f"c{f}_{j}"
-            local.append((code, text, f"P{f}"))
-            (known if j < 4 else truth).append((code, f"T{f}"))
-    paths = {}
-    for name, rows, cols in (
-        ("local", local, ["code", "description", "parent_code"]),
-        ("standard", standard, ["code", "description"]),
-        ("known", known, ["source_code", "target_code"]),
-        ("truth", truth, ["source_code", "target_code"]),
-    ):
-        paths[name] = tmp_path / f"{name}.csv"
-        pd.DataFrame(rows, columns=cols).to_csv(paths[name], index=False)
-    return paths
-
-
-@pytest.fixture
-def known_ws(workspace, tmp_path):
-    paths = _sites(tmp_path)
-    add_site(workspace, "local", paths["local"])
-    add_site(workspace, "standard", paths["standard"])
-    build_site_index(workspace, "local", "lexical")
-    build_site_index(workspace, "standard", "lexical")
-    return workspace, paths
-
-
 def _hits(mappings: pd.DataFrame, truth_path) -> int:
     truth = dict(pd.read_csv(truth_path).itertuples(index=False))
     chosen = dict(zip(mappings["source_code"], mappings["target_code"], strict=True))
@@ -132,7 +90,7 @@ def test_known_pairs_fix_what_retrieval_gets_wrong(known_ws):
     assert "80 concepts kept their known targets" in result.summary
 
 
-def test_read_known_ignores_codes_outside_the_sites(tmp_path):
+def test_read_known_ignores_codes_outside_theknown_vocab_files(tmp_path):
     path = tmp_path / "k.csv"
     pd.DataFrame(
         {"source_code": ["a", "a", "b", "zz", "a"], "target_code": ["x", "y", "x", "x", "x"]}

@@ -10,7 +10,6 @@ import pytest
 
 from harmonize.errors import InputError
 from harmonize.export import export_mappings
-from harmonize.index import build_site_index
 from harmonize.mapping import map_sites
 from harmonize.predicates import (
     PREDICATES,
@@ -19,8 +18,7 @@ from harmonize.predicates import (
     usagi_equivalence,
 )
 from harmonize.review import decide
-from harmonize.sites import add_site
-from tests.helpers import run, snapshot
+from tests.helpers import N_FAMILIES, run, snapshot
 
 
 @pytest.mark.parametrize(
@@ -58,13 +56,8 @@ def test_every_predicate_has_a_fhir_and_usagi_term():
 
 
 @pytest.fixture
-def mapped(workspace, vocab_files, fake_encoder):
-    add_site(workspace, "siteA", vocab_files["a"])
-    add_site(workspace, "siteB", vocab_files["b"])
-    build_site_index(workspace, "siteA", "fake")
-    build_site_index(workspace, "siteB", "fake")
-    map_sites(workspace, "siteB", "siteA", model="fake", k=3)
-    return workspace
+def mapped(mapped_ba):
+    return mapped_ba
 
 
 def _stored(ws) -> dict[str, object]:
@@ -129,16 +122,10 @@ def test_cli_predicate_choices_and_reject_takes_none(runner, mapped):
     assert ok.output == "accepted siteB:B2 -> siteA:A3 as skos:narrowMatch (by bo)\n"
 
 
-def test_known_files_assert_predicates_and_accept_keeps_them(workspace, tmp_path):
+def test_known_files_assert_predicates_and_accept_keeps_them(known_ws, tmp_path):
     """The known-pairs file's predicate column reaches the known concepts' mappings; an accept
     without --predicate keeps it."""
-    from tests.test_known import _sites
-
-    paths = _sites(tmp_path)
-    add_site(workspace, "local", paths["local"])
-    add_site(workspace, "standard", paths["standard"])
-    build_site_index(workspace, "local", "lexical")
-    build_site_index(workspace, "standard", "lexical")
+    workspace, paths = known_ws
     known = pd.read_csv(paths["known"])
     known["predicate"] = ["broad" if s.endswith("_0") else "" for s in known["source_code"]]
     with_predicates = tmp_path / "known_p.csv"
@@ -146,21 +133,15 @@ def test_known_files_assert_predicates_and_accept_keeps_them(workspace, tmp_path
     map_sites(workspace, "local", "standard", model="lexical", k=3, known=with_predicates)
     stored = _stored(workspace)
     assert {c for c, p in stored.items() if p == "skos:broadMatch"} == {
-        f"c{f}_0" for f in range(20)
+        f"c{f}_0" for f in range(N_FAMILIES)
     }
     assert {p for c, p in stored.items() if not c.endswith("_0")} == {None}
     decide(workspace, "local", "standard", "c0_0", "accept", reviewer="ana")
     assert _stored(workspace)["c0_0"] == "skos:broadMatch"
 
 
-def test_a_bad_predicate_in_a_known_file_changes_nothing(workspace, tmp_path):
-    from tests.test_known import _sites
-
-    paths = _sites(tmp_path)
-    add_site(workspace, "local", paths["local"])
-    add_site(workspace, "standard", paths["standard"])
-    build_site_index(workspace, "local", "lexical")
-    build_site_index(workspace, "standard", "lexical")
+def test_a_bad_predicate_in_a_known_file_changes_nothing(known_ws, tmp_path):
+    workspace, paths = known_ws
     known = pd.read_csv(paths["known"]).assign(predicate="exact")
     known.loc[5, "predicate"] = "equivalent"
     bad = tmp_path / "bad.csv"
