@@ -37,6 +37,7 @@ from harmonize.cache import EmbeddingCache, embed_texts
 from harmonize.config import (
     FINETUNE_BATCH_SIZE,
     FINETUNE_EPOCHS,
+    FINETUNE_HARD_NEGATIVES,
     FINETUNE_HOLDOUT,
     FINETUNE_LR,
     FINETUNE_THREADS,
@@ -96,6 +97,37 @@ def training_pairs(
     return list(pairs)
 
 
+def mine_hard_negatives(
+    pairs: list[tuple[str, str]],
+    source_vectors: np.ndarray,
+    target_vectors: np.ndarray,
+    target_texts: Sequence[str],
+    depth: int = 10,
+) -> list[str]:
+    """For each pair, the target description nearest its source description (by the base
+    model, one row of ``source_vectors`` per pair) that is none of that source's known targets:
+    the near miss the model must learn to tell apart ("unspecified" against "other").
+
+    >>> v = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]], dtype=np.float32)
+    >>> mine_hard_negatives([("a", "x")], v[:1], v, ["x", "y", "z"])
+    ['y']
+    """
+    right: dict[str, set[str]] = {}
+    for s, t in pairs:
+        right.setdefault(s, set()).add(t)
+    depth = min(depth + max(len(r) for r in right.values()), len(target_texts))
+    negatives = []
+    for start in range(0, len(pairs), 1024):  # bounded memory for large vocabularies
+        sims = source_vectors[start : start + 1024] @ target_vectors.T
+        top = np.argpartition(-sims, depth - 1, axis=1)[:, :depth]
+        for row, cands in enumerate(top):
+            source = pairs[start + row][0]
+            order = cands[np.argsort(-sims[row, cands], kind="stable")]
+            wrong = [target_texts[j] for j in order if target_texts[j] not in right[source]]
+            negatives.append(wrong[0] if wrong else target_texts[order[-1]])
+    return negatives
+
+
 def split_holdout(
     rows: Sequence[int], fraction: float, random_state: int = RANDOM_STATE
 ) -> tuple[list[int], list[int]]:
@@ -127,6 +159,61 @@ def top1_hits(
     return float(np.mean([b in set(r) for b, r in zip(best.tolist(), right, strict=True)]))
 
 
+class DistinctTextBatches:
+    """Batches in which no text appears twice, reshuffled each epoch, for the in-batch
+    negatives loss (a text repeated in a batch would be its own false negative). Each example
+    goes into the first open batch it does not clash with; examples that clash with every open
+    batch start a new one, so batches may come out smaller but every example is used.
+    (sentence-transformers' NoDuplicatesDataLoader loops forever when a batch cannot be filled,
+    for instance when most known pairs share one target.)
+
+    >>> batches = DistinctTextBatches([("a", "x"), ("b", "x"), ("c", "y")], 2, seed=0)
+    >>> sorted(sorted(b) for b in batches.batches())
+    [[('a', 'x')], [('b', 'x'), ('c', 'y')]]
+    """
+
+    def __init__(self, examples: Sequence, batch_size: int, seed: int = RANDOM_STATE):
+        self.examples = list(examples)
+        self.batch_size = batch_size
+        self.rng = random.Random(seed)
+        self.collate_fn: Callable | None = None  # set by sentence-transformers' old_fit
+        self._len = len(self.batches())
+
+    @staticmethod
+    def _texts(example) -> set[str]:
+        texts = example.texts if hasattr(example, "texts") else example
+        return {str(t).strip().lower() for t in texts}
+
+    def batches(self) -> list[list]:
+        order = self.examples[:]
+        self.rng.shuffle(order)
+        full: list[list] = []
+        open_: list[tuple[list, set[str]]] = []
+        for example in order:
+            texts = self._texts(example)
+            for i, (batch, seen) in enumerate(open_):
+                if seen.isdisjoint(texts):
+                    batch.append(example)
+                    seen.update(texts)
+                    if len(batch) == self.batch_size:
+                        full.append(batch)
+                        del open_[i]
+                    break
+            else:
+                if self.batch_size == 1:
+                    full.append([example])
+                else:
+                    open_.append(([example], texts))
+        return full + [batch for batch, _ in open_]
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self):
+        for batch in self.batches():
+            yield self.collate_fn(batch) if self.collate_fn is not None else batch
+
+
 def _check_output(output: Path) -> Path:
     output = Path(output).expanduser()
     if output.exists():
@@ -153,7 +240,7 @@ def _check_settings(epochs: int, batch_size: int, max_pairs: int | None, holdout
 
 def _train(
     base: SentenceTransformerEncoder,
-    pairs: list[tuple[str, str]],
+    pairs: list[tuple[str, ...]],
     folder: Path,
     epochs: int,
     batch_size: int,
@@ -164,7 +251,6 @@ def _train(
 ):
     import torch
     from sentence_transformers import InputExample, SentenceTransformer
-    from sentence_transformers.sentence_transformer.datasets import NoDuplicatesDataLoader
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     _quiet_transformers()
@@ -172,12 +258,11 @@ def _train(
     # One thread by default: on a shared 2-core machine two torch threads spinning against
     # another job ran several times slower than one.
     torch.set_num_threads(threads)
-    random.seed(random_state)  # the loader's shuffle
     torch.manual_seed(random_state)
     try:
         model = SentenceTransformer(str(base.path), device=device, local_files_only=True)
-        examples = [InputExample(texts=[s, t]) for s, t in pairs]
-        loader = NoDuplicatesDataLoader(examples, batch_size=min(batch_size, len(examples)))
+        examples = [InputExample(texts=list(texts)) for texts in pairs]
+        loader = DistinctTextBatches(examples, min(batch_size, len(examples)), random_state)
         loss = MultipleNegativesRankingLoss(model)
         model.old_fit(
             [(loader, loss)],
@@ -207,6 +292,7 @@ def fine_tune(
     random_state: int = RANDOM_STATE,
     progress: bool = False,
     echo: Callable[[str], None] = lambda _: None,
+    hard_negatives: bool = FINETUNE_HARD_NEGATIVES,
 ) -> FineTuneResult:
     """Fine-tunes ``model`` on the known pairs between two sites and writes a
     sentence-transformers folder at ``output`` (all or nothing). The workspace is only read.
@@ -245,10 +331,22 @@ def fine_tune(
     if len(pairs) < 2:
         raise InputError("--known: fewer than 2 distinct description pairs to train on")
     torch_device = resolve_device(device)
+    cache = EmbeddingCache(ws.cache_dir, encoder)  # read, never saved: ws is read-only
+    examples: list[tuple[str, ...]] = list(pairs)
+    if hard_negatives:
+        echo(f"mining hard negatives among {len(target_texts)} '{target}' concepts with {model}")
+        negatives = mine_hard_negatives(
+            pairs,
+            embed_texts(encoder, [s for s, _ in pairs], cache, torch_device, save=False),
+            embed_texts(encoder, target_texts, cache, torch_device, progress=progress,
+                        desc=f"embedding {target} ({model})", save=False),
+            target_texts,
+        )  # fmt: skip
+        examples = [(s, t, n) for (s, t), n in zip(pairs, negatives, strict=True)]
     echo(
         f"fine-tuning {model} on {len(pairs)} pairs from {len(train_rows)} known '{source}' "
         f"concepts ({len(held_rows)} kept out for the report), {epochs} epoch(s), batch "
-        f"{batch_size}, on {torch_device}"
+        f"{batch_size}{', with hard negatives' if hard_negatives else ''}, on {torch_device}"
     )
     started = time.perf_counter()
     staging = output.parent / f".{output.name}.partial-{os.getpid()}"
@@ -256,7 +354,7 @@ def fine_tune(
     try:
         _train(
             encoder,
-            pairs,
+            examples,
             staging,
             epochs,
             batch_size,
@@ -270,7 +368,6 @@ def fine_tune(
             echo(f"measuring held-out top-1 among {len(target_texts)} '{target}' concepts")
             right = [known[r] for r in held_rows]
             queries = [source_texts[r] for r in held_rows]
-            cache = EmbeddingCache(ws.cache_dir, encoder)  # read, never saved: ws is read-only
             base_top1 = top1_hits(
                 embed_texts(encoder, queries, cache, torch_device, save=False),
                 embed_texts(
@@ -309,6 +406,7 @@ def fine_tune(
             "batch_size": batch_size,
             "learning_rate": FINETUNE_LR,
             "loss": "MultipleNegativesRankingLoss",
+            "hard_negatives": hard_negatives,
             "random_state": random_state,
             "held_out_top1_base": base_top1,
             "held_out_top1_fine_tuned": tuned_top1,

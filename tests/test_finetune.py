@@ -10,7 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from harmonize.embed import minilm_path
-from harmonize.finetune import PROVENANCE_FILE, split_holdout, training_pairs
+from harmonize.finetune import (
+    PROVENANCE_FILE,
+    DistinctTextBatches,
+    mine_hard_negatives,
+    split_holdout,
+    training_pairs,
+)
 from harmonize.workspace import Workspace
 from tests.helpers import run, snapshot
 
@@ -48,6 +54,30 @@ def test_training_pairs_skip_repeats_and_unlisted_rows():
     known = {0: [0, 1], 1: [1], 2: [0]}
     pairs = training_pairs(known, ["a", "a", "c"], ["x", "y"], rows=[0, 1])
     assert pairs == [("a", "x"), ("a", "y")]  # row 1 repeats ("a", "y"); row 2 is not listed
+
+
+def test_hard_negatives_are_the_nearest_targets_not_known_for_the_source():
+    # Source "a" knows targets x and y (its two nearest); source "b" knows z, which is not
+    # among its nearest, so its nearest target of all is its hard negative.
+    targets = ["x", "y", "z", "w"]
+    tv = np.array([[1.0, 0.0], [0.98, 0.2], [0.0, 1.0], [0.8, 0.6]], dtype=np.float32)
+    sv = np.array([[1.0, 0.0], [1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+    pairs = [("a", "x"), ("a", "y"), ("b", "z")]
+    assert mine_hard_negatives(pairs, sv, tv, targets) == ["w", "w", "w"]
+    pairs = [("a", "x"), ("a", "w"), ("b", "w")]
+    assert mine_hard_negatives(pairs, sv, tv, targets) == ["y", "y", "z"]
+
+
+def test_batches_never_repeat_a_text_and_use_every_example():
+    """Ten pairs share one target: no batch can hold two of them, and none is lost (the
+    library's NoDuplicatesDataLoader spins forever here)."""
+    examples = [(f"s{i}", "same target") for i in range(10)] + [("a", "b"), ("c", "d")]
+    batches = DistinctTextBatches(examples, 4, seed=1).batches()
+    assert sorted(e for batch in batches for e in batch) == sorted(examples)
+    for batch in batches:
+        texts = [t for e in batch for t in e]
+        assert len(set(texts)) == len(texts) and len(batch) <= 4
+    assert len(batches) == 10
 
 
 def test_split_holdout_is_seeded_and_disjoint():
@@ -98,6 +128,7 @@ def test_fine_tune_reports_held_out_top1_as_brute_force_recomputes_it(sites, run
     assert f"use it with: --model {out}" in result.output
     meta = json.loads((out / PROVENANCE_FILE).read_text())
     assert (meta["pairs"], meta["held_out_concepts"], meta["epochs"]) == (6, 6, 2)
+    assert meta["hard_negatives"] is True and "with hard negatives" in result.output
     _, held = split_holdout(range(12), 0.5)  # source rows = known rows, in file order
     assert meta["held_out_top1_base"] == pytest.approx(_brute_top1(minilm_path(), held))
     assert meta["held_out_top1_fine_tuned"] == pytest.approx(_brute_top1(out, held))
@@ -116,9 +147,12 @@ def test_training_pulls_the_known_pairs_together(sites, runner, tmp_path):
     """After training on all 12 pairs, each pair's cosine margin over the other targets grows."""
     ws, known = sites
     out = tmp_path / "ft"
-    result = _fine_tune(runner, ws, known, out, "--holdout", "0", "--epochs", "3")
+    result = _fine_tune(
+        runner, ws, known, out, "--holdout", "0", "--epochs", "3", "--no-hard-negatives"
+    )
     assert result.exit_code == 0, result.output
     assert "held-out top-1" not in result.output  # nothing held out, nothing to report
+    assert "hard negatives" not in result.output
 
     def margin(path):
         sims = _encode(path, [d for _, d in SOURCE]) @ _encode(path, [d for _, d in TARGET]).T
