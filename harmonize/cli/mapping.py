@@ -164,8 +164,8 @@ def map_cmd(
     "--max-pairs",
     type=int,
     default=None,
-    help="Train on a seeded sample of this many pairs (default: all; one CPU thread trains "
-    "about 850 pairs a minute).",
+    help="Train on a seeded sample of this many pairs (default: all; one busy CPU thread "
+    "trained 8,000 ICD pairs in 16 minutes, 19 with hard negatives).",
 )
 @click.option(
     "--holdout",
