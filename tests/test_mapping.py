@@ -130,6 +130,7 @@ def test_output_csv_matches_the_store(two_sites, tmp_path):
         "target_description",
         "score",
         "confidence",
+        "predicate",
         "method",
         "run_id",
     ]

@@ -120,6 +120,13 @@ def test_cli_predicate_choices_and_reject_takes_none(runner, mapped):
     ok = run(runner, mapped, "accept", "--source", "siteB", "--target", "siteA", "B2",
              "--predicate", "NARROW", "--reviewer", "bo")  # fmt: skip
     assert ok.output == "accepted siteB:B2 -> siteA:A3 as skos:narrowMatch (by bo)\n"
+    out = mapped.root.parent / "m.csv"
+    remap = run(runner, mapped, "map", "--source", "siteB", "--target", "siteA", "--model", "fake",
+                "--output", str(out))  # fmt: skip
+    assert remap.exit_code == 0, remap.output
+    assert remap.output.splitlines()[0].split()[-1] == "predicate"
+    csv = pd.read_csv(out, dtype=str, keep_default_na=False).set_index("source_code")
+    assert csv["predicate"].to_dict() == {"B1": "", "B2": "skos:narrowMatch", "B3": "", "B4": ""}
 
 
 def test_known_files_assert_predicates_and_accept_keeps_them(known_ws, tmp_path):

@@ -125,8 +125,9 @@ def map_cmd(
         usage=usage,
     )
     frame = result.mappings.copy()
-    if frame["confidence"].isna().all():
-        frame = frame.drop(columns="confidence")  # no calibration for this model yet
+    for column in ("confidence", "predicate"):  # no calibration yet; nobody asserted one
+        if frame[column].isna().all():
+            frame = frame.drop(columns=column)
     for column in ("source_description", "target_description"):
         frame[column] = frame[column].map(shorten)
     shown = frame if limit <= 0 else frame.head(limit)
