@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from harmonize import sql
@@ -51,6 +52,7 @@ from harmonize.embed import (
     resolve_device,
 )
 from harmonize.errors import InputError, ModelError
+from harmonize.index import build_faiss, search
 from harmonize.known import read_known
 from harmonize.workspace import Workspace
 
@@ -100,7 +102,7 @@ def training_pairs(
 def mine_hard_negatives(
     pairs: list[tuple[str, str]],
     source_vectors: np.ndarray,
-    target_vectors: np.ndarray,
+    target_index: faiss.Index,
     target_texts: Sequence[str],
     depth: int = 10,
 ) -> list[str]:
@@ -109,22 +111,18 @@ def mine_hard_negatives(
     the near miss the model must learn to tell apart ("unspecified" against "other").
 
     >>> v = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]], dtype=np.float32)
-    >>> mine_hard_negatives([("a", "x")], v[:1], v, ["x", "y", "z"])
+    >>> mine_hard_negatives([("a", "x")], v[:1], build_faiss(v), ["x", "y", "z"])
     ['y']
     """
     right: dict[str, set[str]] = {}
     for s, t in pairs:
         right.setdefault(s, set()).add(t)
-    depth = min(depth + max(len(r) for r in right.values()), len(target_texts))
+    depth += max(len(r) for r in right.values())
+    _, ids = search(target_index, source_vectors, depth)
     negatives = []
-    for start in range(0, len(pairs), 1024):  # bounded memory for large vocabularies
-        sims = source_vectors[start : start + 1024] @ target_vectors.T
-        top = np.argpartition(-sims, depth - 1, axis=1)[:, :depth]
-        for row, cands in enumerate(top):
-            source = pairs[start + row][0]
-            order = cands[np.argsort(-sims[row, cands], kind="stable")]
-            wrong = [target_texts[j] for j in order if target_texts[j] not in right[source]]
-            negatives.append(wrong[0] if wrong else target_texts[order[-1]])
+    for (source, _), order in zip(pairs, ids.tolist(), strict=True):
+        wrong = [target_texts[j] for j in order if target_texts[j] not in right[source]]
+        negatives.append(wrong[0] if wrong else target_texts[order[-1]])
     return negatives
 
 
@@ -143,20 +141,16 @@ def split_holdout(
 
 
 def top1_hits(
-    query_vectors: np.ndarray, target_vectors: np.ndarray, right: Sequence[Sequence[int]]
+    target_index: faiss.Index, query_vectors: np.ndarray, right: Sequence[Sequence[int]]
 ) -> float:
     """Share of queries whose nearest target row (inner product) is one of its right rows.
 
     >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
-    >>> top1_hits(q, np.eye(2, dtype=np.float32), [[0], [0]])
+    >>> top1_hits(build_faiss(np.eye(2, dtype=np.float32)), q, [[0], [0]])
     0.5
     """
-    best = np.empty(len(query_vectors), dtype=np.int64)
-    for start in range(0, len(query_vectors), 1024):  # bounded memory for large vocabularies
-        best[start : start + 1024] = np.argmax(
-            query_vectors[start : start + 1024] @ target_vectors.T, axis=1
-        )
-    return float(np.mean([b in set(r) for b, r in zip(best.tolist(), right, strict=True)]))
+    _, ids = search(target_index, query_vectors, 1)
+    return float(np.mean([b in r for b, r in zip(ids[:, 0].tolist(), right, strict=True)]))
 
 
 class DistinctTextBatches:
@@ -226,7 +220,9 @@ def _check_output(output: Path) -> Path:
     return output.resolve()
 
 
-def _check_settings(epochs: int, batch_size: int, max_pairs: int | None, holdout: float) -> None:
+def _check_settings(
+    epochs: int, batch_size: int, max_pairs: int | None, holdout: float, threads: int
+) -> None:
     if epochs < 1:
         raise InputError(f"--epochs must be at least 1, got {epochs}")
     if batch_size < 2:
@@ -236,6 +232,8 @@ def _check_settings(epochs: int, batch_size: int, max_pairs: int | None, holdout
         raise InputError(f"--max-pairs must be at least 1, got {max_pairs}")
     if not 0.0 <= holdout <= 0.5:
         raise InputError(f"--holdout must be between 0 and 0.5, got {holdout}")
+    if threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
 
 
 def _train(
@@ -299,9 +297,7 @@ def fine_tune(
 
     >>> # fine_tune(Workspace("ws"), "icd10", "icd9", "pairs.csv", "ft-icd").message
     """
-    _check_settings(epochs, batch_size, max_pairs, holdout)
-    if threads < 1:
-        raise InputError(f"--threads must be at least 1, got {threads}")
+    _check_settings(epochs, batch_size, max_pairs, holdout, threads)
     output = _check_output(Path(output))
     encoder = get_encoder(model)
     if not isinstance(encoder, SentenceTransformerEncoder):
@@ -332,16 +328,21 @@ def fine_tune(
         raise InputError("--known: fewer than 2 distinct description pairs to train on")
     torch_device = resolve_device(device)
     cache = EmbeddingCache(ws.cache_dir, encoder)  # read, never saved: ws is read-only
+    base_index = None  # the target site by the base model: for mining and the report
+    if hard_negatives or held_rows:
+        base_index = build_faiss(
+            embed_texts(encoder, target_texts, cache, torch_device, progress=progress,
+                        desc=f"embedding {target} ({model})", save=False)
+        )  # fmt: skip
     examples: list[tuple[str, ...]] = list(pairs)
     if hard_negatives:
         echo(f"mining hard negatives among {len(target_texts)} '{target}' concepts with {model}")
         negatives = mine_hard_negatives(
             pairs,
             embed_texts(encoder, [s for s, _ in pairs], cache, torch_device, save=False),
-            embed_texts(encoder, target_texts, cache, torch_device, progress=progress,
-                        desc=f"embedding {target} ({model})", save=False),
+            base_index,
             target_texts,
-        )  # fmt: skip
+        )
         examples = [(s, t, n) for (s, t), n in zip(pairs, negatives, strict=True)]
     echo(
         f"fine-tuning {model} on {len(pairs)} pairs from {len(train_rows)} known '{source}' "
@@ -369,30 +370,15 @@ def fine_tune(
             right = [known[r] for r in held_rows]
             queries = [source_texts[r] for r in held_rows]
             base_top1 = top1_hits(
-                embed_texts(encoder, queries, cache, torch_device, save=False),
-                embed_texts(
-                    encoder,
-                    target_texts,
-                    cache,
-                    torch_device,
-                    progress=progress,
-                    desc=f"embedding {target} ({model})",
-                    save=False,
-                ),
-                right,
+                base_index, embed_texts(encoder, queries, cache, torch_device, save=False), right
             )
             tuned = SentenceTransformerEncoder(str(output), staging)
+            tuned_index = build_faiss(
+                embed_texts(tuned, target_texts, None, torch_device, progress=progress,
+                            desc=f"embedding {target} (fine-tuned)")
+            )  # fmt: skip
             tuned_top1 = top1_hits(
-                embed_texts(tuned, queries, None, torch_device),
-                embed_texts(
-                    tuned,
-                    target_texts,
-                    None,
-                    torch_device,
-                    progress=progress,
-                    desc=f"embedding {target} (fine-tuned)",
-                ),
-                right,
+                tuned_index, embed_texts(tuned, queries, None, torch_device), right
             )
         seconds = time.perf_counter() - started
         provenance = {

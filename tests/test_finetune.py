@@ -17,6 +17,7 @@ from harmonize.finetune import (
     split_holdout,
     training_pairs,
 )
+from harmonize.index import build_faiss
 from harmonize.workspace import Workspace
 from tests.helpers import run, snapshot
 
@@ -63,9 +64,9 @@ def test_hard_negatives_are_the_nearest_targets_not_known_for_the_source():
     tv = np.array([[1.0, 0.0], [0.98, 0.2], [0.0, 1.0], [0.8, 0.6]], dtype=np.float32)
     sv = np.array([[1.0, 0.0], [1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
     pairs = [("a", "x"), ("a", "y"), ("b", "z")]
-    assert mine_hard_negatives(pairs, sv, tv, targets) == ["w", "w", "w"]
+    assert mine_hard_negatives(pairs, sv, build_faiss(tv), targets) == ["w", "w", "w"]
     pairs = [("a", "x"), ("a", "w"), ("b", "w")]
-    assert mine_hard_negatives(pairs, sv, tv, targets) == ["y", "y", "z"]
+    assert mine_hard_negatives(pairs, sv, build_faiss(tv), targets) == ["y", "y", "z"]
 
 
 def test_batches_never_repeat_a_text_and_use_every_example():
