@@ -69,7 +69,9 @@ def parse_predicate(value: object) -> str | None:
 def parse_predicates(values: pd.Series, where: str) -> pd.Series:
     """A column of predicates as stored CURIEs (None where empty); errors name ``where``."""
     try:
-        return values.map(parse_predicate).astype(object)
+        # Built as object, not via Series.map: on a string column map() turns None into NaN.
+        parsed = [parse_predicate(v) for v in values.tolist()]
+        return pd.Series(parsed, index=values.index, dtype=object)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
 
