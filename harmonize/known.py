@@ -104,11 +104,14 @@ def hierarchy_votes(
     known: dict[int, list[int]],
     queries: np.ndarray,
     tau: float = KNOWN_TAU,
+    fams: dict[object, np.ndarray] | None = None,
 ) -> list[Votes]:
     """For each query row, the votes of its known hierarchy neighbours: softmax of their
     cosine to the query over ``tau``, split evenly over each neighbour's targets. A query
-    never votes for itself. Queries are grouped by parent, one matrix product per family."""
-    fams = families(codes, parents)
+    never votes for itself. Queries are grouped by parent, one matrix product per family.
+    ``fams`` is :func:`families` of ``codes`` and ``parents``, for callers that vote often."""
+    if fams is None:
+        fams = families(codes, parents)
     is_known = np.zeros(len(codes), dtype=bool)
     is_known[list(known)] = True
     out: list[Votes] = [Votes({}, 0, 0.0)] * len(queries)
@@ -280,7 +283,13 @@ def read_known(path, source_codes: np.ndarray, target_codes: np.ndarray) -> dict
     rows]}; pairs naming a code that is not in the sites are ignored (counted by the caller)."""
     from harmonize.evaluate import read_gold
 
-    gold = read_gold(path)
+    return known_rows(read_gold(path), source_codes, target_codes)
+
+
+def known_rows(
+    gold: pd.DataFrame, source_codes: np.ndarray, target_codes: np.ndarray
+) -> dict[int, list[int]]:
+    """:func:`read_known` on a pairs table already read."""
     src = {c: i for i, c in enumerate(source_codes.tolist())}
     tgt = {c: i for i, c in enumerate(target_codes.tolist())}
     known: dict[int, list[int]] = defaultdict(list)
@@ -290,20 +299,19 @@ def read_known(path, source_codes: np.ndarray, target_codes: np.ndarray) -> dict
     return {s: sorted(ts) for s, ts in known.items() if ts}
 
 
-def known_predicates(path) -> dict[tuple[str, str], str]:
-    """The mapping predicates of a known-pairs file, {(source_code, target_code): SKOS CURIE},
+def known_predicates(gold: pd.DataFrame, where: object) -> dict[tuple[str, str], str]:
+    """The mapping predicates of a known-pairs table, {(source_code, target_code): SKOS CURIE},
     from its optional ``predicate`` column (exact, close, broad, narrow, related); empty cells
-    assert nothing.
+    assert nothing. Errors name ``where`` (the file).
 
-    >>> # known_predicates("pairs.csv")  # A,X,exact and B,Y,(empty) give:
-    >>> # {('A', 'X'): 'skos:exactMatch'}
+    >>> pairs = pd.DataFrame({"source_code": ["A", "B"], "target_code": ["X", "Y"],
+    ...                       "predicate": ["exact", ""]})
+    >>> known_predicates(pairs, "pairs.csv")
+    {('A', 'X'): 'skos:exactMatch'}
     """
-    from harmonize.evaluate import read_gold
-
-    gold = read_gold(path)
     if "predicate" not in gold.columns:
         return {}
-    parsed = parse_predicates(gold["predicate"], f"{path}: column predicate")
+    parsed = parse_predicates(gold["predicate"], f"{where}: column predicate")
     return {
         (s, t): p
         for s, t, p in zip(gold["source_code"], gold["target_code"], parsed, strict=True)
@@ -379,9 +387,12 @@ def map_with_known(
     )
     target_lex = lexical_sparse(target_texts, n_features=2**18)
     common = (source_vectors, target_vectors)
+    fams = families(source_codes, source_parents)  # the same for every fold
 
     def candidates_of(rows: np.ndarray, knowing: dict[int, list[int]]) -> Candidates:
-        votes = hierarchy_votes(source_vectors, source_codes, source_parents, knowing, rows, tau)
+        votes = hierarchy_votes(
+            source_vectors, source_codes, source_parents, knowing, rows, tau, fams
+        )
         cands = build_candidates(
             rows, *common, dense_ids[rows], votes, knowing, target_parents, source_lex, target_lex
         )

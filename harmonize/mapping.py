@@ -37,8 +37,9 @@ from harmonize.config import (
 )
 from harmonize.embed import get_encoder
 from harmonize.errors import HarmonizeError, InputError
+from harmonize.evaluate import read_gold
 from harmonize.index import faiss_device, load_pair_indexes, search, vectors_of
-from harmonize.known import known_predicates, map_with_known, read_known
+from harmonize.known import known_predicates, known_rows, map_with_known
 from harmonize.review import apply_decisions
 from harmonize.timing import Stages
 from harmonize.usage import Usage, occurrence_matrix
@@ -261,8 +262,11 @@ def map_sites(
         )
     source_codes = source_concepts["code"].to_numpy(dtype=object)
     target_codes = target_concepts["code"].to_numpy(dtype=object)
-    known_pairs = None if known is None else read_known(known, source_codes, target_codes)
-    asserted = {} if known is None else known_predicates(known)
+    known_pairs, asserted = None, {}
+    if known is not None:
+        gold = read_gold(known)  # read once: pairs and their predicates
+        known_pairs = known_rows(gold, source_codes, target_codes)
+        asserted = known_predicates(gold, known)
     signals = None
     if occurrences is not None:
         for site, occ in zip((source, target), occurrences, strict=True):

@@ -57,16 +57,17 @@ def occurrence_matrix(events: pd.DataFrame, codes: np.ndarray) -> sp.csr_matrix:
 
 @dataclass
 class Usage:
-    """Occurrence matrices of the two sites (subjects x codes, in site concept order)."""
+    """Occurrence matrices of the two sites (subjects x codes, in site concept order), kept by
+    column: every feature reads whole codes."""
 
-    source: sp.csr_matrix
-    target: sp.csr_matrix
+    source: sp.spmatrix
+    target: sp.spmatrix
     prevalence_source: np.ndarray = field(init=False)
     prevalence_target: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.source = sp.csr_matrix(self.source, dtype=np.float32)
-        self.target = sp.csr_matrix(self.target, dtype=np.float32)
+        self.source = sp.csc_matrix(self.source, dtype=np.float32)
+        self.target = sp.csc_matrix(self.target, dtype=np.float32)
         self.prevalence_source = _prevalence(self.source)
         self.prevalence_target = _prevalence(self.target)
 
@@ -96,16 +97,16 @@ class Usage:
         return np.column_stack([gap, corr])
 
 
-def _prevalence(matrix: sp.csr_matrix) -> np.ndarray:
+def _prevalence(matrix: sp.csc_matrix) -> np.ndarray:
     n = max(matrix.shape[0], 1)
     return np.asarray(matrix.sum(axis=0)).ravel() / n
 
 
-def _centred_profiles(matrix: sp.csr_matrix, rows: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+def _centred_profiles(matrix: sp.csc_matrix, rows: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """P(anchor | code) for each code of ``rows`` (NaN rows become zero), minus its row mean."""
-    csc = matrix.tocsc()
-    together = (csc[:, rows].T @ csc[:, anchors]).toarray()
-    counts = np.asarray(csc[:, rows].sum(axis=0)).ravel()
+    codes = matrix[:, rows]
+    together = (codes.T @ matrix[:, anchors]).toarray()
+    counts = np.asarray(codes.sum(axis=0)).ravel()
     with np.errstate(divide="ignore", invalid="ignore"):
         profiles = np.where(counts[:, None] > 0, together / counts[:, None], 0.0)
     return profiles - profiles.mean(axis=1, keepdims=True)
