@@ -77,14 +77,8 @@ def build_faiss(vectors: np.ndarray, kind: str = "flat", device: str = "cpu") ->
     if kind not in INDEX_TYPES:
         raise InputError(f"unknown index type '{kind}': use {' or '.join(INDEX_TYPES)}")
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    dim = vectors.shape[1]
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.add(vectors)
-        return index
-    index = faiss.IndexFlatIP(dim)
-    if device == "gpu":
+    index = _empty_index(vectors.shape[1], kind)
+    if kind == "flat" and device == "gpu":
         gpu_index = _to_gpu(index)
         gpu_index.add(vectors)
         return faiss.index_gpu_to_cpu(gpu_index)
