@@ -5,9 +5,9 @@ the training half only, and every figure here is measured on the held-out half. 
 draws that many held-out codes so a run fits in minutes on a CPU.
 
 With ``known`` (the default) the training half plays the part of a site's already-mapped codes:
-the source site holds the held-out codes and the training codes under the same categories,
-the training pairs are passed to ``map --known`` (hierarchy votes and a reranker learned from
-them), and only the held-out codes are scored. The mapping confidence is then the reranker's
+the source site holds the held-out codes and all training codes, the training pairs are passed
+to ``map --known`` (hierarchy votes and a reranker learned from them), and only the held-out
+codes are scored. The mapping confidence is then the reranker's
 probability, and its reliability is measured on the held-out codes.
 
 >>> # bench_icd(Workspace("bench"), "10to9", sample=1000).overall["top1"]
@@ -87,10 +87,9 @@ def bench_icd(
     in_site = held_out
     known_path = None
     if known:
-        # The training codes that can vote: those under the held-out codes' categories.
-        categories = set(vocab.loc[vocab["code"].isin(held_out), "parent_code"].dropna())
-        siblings = set(vocab.loc[vocab["parent_code"].isin(categories), "code"]) & set(train)
-        in_site = held_out | siblings
+        # The site holds its whole vocabulary, as a hospital's does: the known codes are the
+        # held-out codes' voting siblings, and the twins their targets are taken by.
+        in_site = held_out | set(train)
         known_path = inputs / f"gem_{direction}_train.csv"
         gold[gold["source_code"].isin(set(train))].to_csv(known_path, index=False)
     source_site = f"{source}-{'known' if known else 'heldout'}"

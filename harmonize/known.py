@@ -11,9 +11,14 @@ plain nearest-neighbour search ignores:
 - how much to trust each signal: a gradient-boosted reranker learns, from the known pairs
   themselves, P(candidate is right | cosine, its rank and gap to the best, the neighbours'
   votes for it and for its parent, how many known concepts already use it, character n-gram
-  overlap). It is cross-fitted: the known concepts it learns from are split into folds, and
-  each fold is scored as if unknown (its pairs removed from the votes and counts), so the
-  training rows look like the rows it is applied to. (Leave-one-out scoring, which hides only
+  overlap, whether the candidate's own nearest source concept is the query (a target that is
+  the twin of another source concept is rarely the query's), negation, specificity and
+  laterality conflicts between the texts (harmonize.qualifiers), and the score of a
+  word-difference model learned from the known pairs (harmonize.wordpairs), which learns each
+  site's house style: "Sequelae of" in one system is "Late effects of" in the other). It is cross-fitted: the known
+  concepts it learns from are split into folds, and each fold is scored as if unknown (its
+  pairs removed from the votes and counts), so the training rows look like the rows it is
+  applied to. (Leave-one-out scoring, which hides only
   the concept itself, trained a worse reranker: ICD-10-CM top-10 0.858 against 0.971, since
   unknown concepts are also unknown to each other.) Its probability for the chosen target,
   calibrated by isotonic regression on out-of-fold predictions, is the mapping's confidence.
@@ -38,6 +43,7 @@ import pandas as pd
 
 from harmonize.calibration import Calibration, confidence, fit_isotonic
 from harmonize.config import (
+    KNOWN_DEPTH,
     KNOWN_FOLDS,
     KNOWN_MIN_PAIRS,
     KNOWN_TAU,
@@ -46,7 +52,9 @@ from harmonize.config import (
 )
 from harmonize.errors import InputError
 from harmonize.predicates import parse_predicates
+from harmonize.qualifiers import conflicts
 from harmonize.usage import Usage
+from harmonize.wordpairs import cross_fitted_scores, pair_matrix
 
 # The reranker's features, per (query, candidate). Monotone constraints (probability rising
 # with cosine, vote and lexical overlap) were tried and cost 2.6 points of ICD-10-CM top-1.
@@ -63,9 +71,17 @@ FEATURES = (
     "target_parent_vote",
     "lexical",
     "lexical_gap",
+    "reverse_rank",
+    "reverse_gap",
+    "target_hubness",
+    "polarity_conflicts",
+    "specificity_conflict",
+    "laterality_conflict",
 )
 # Added after FEATURES when both sites have patients (see harmonize.usage).
 USAGE_FEATURES = ("prevalence_gap", "cooccurrence")
+# Added last: the cross-fitted score of the word-difference model (see harmonize.wordpairs).
+LEARNED_FEATURES = ("word_pairs",)
 
 
 def families(codes: np.ndarray, parents: np.ndarray) -> dict[object, np.ndarray]:
@@ -152,21 +168,78 @@ class Candidates:
     features: np.ndarray  # len(query) x len(FEATURES)
 
 
+@dataclass
+class Reverse:
+    """The nearest source concepts of some target concepts: ``rows`` (sorted target rows) and,
+    per row, the ``ids`` and cosine ``scores`` of its nearest source rows, best first."""
+
+    rows: np.ndarray
+    ids: np.ndarray
+    scores: np.ndarray
+
+    def features(self, source: np.ndarray, target: np.ndarray, cosine: np.ndarray):
+        """Per (source, target) pair: the source's rank among the target's nearest sources
+        (``depth`` when it is not among them), how far its cosine is below the target's best
+        source, and the target's hubness (mean cosine to its nearest sources)."""
+        at = np.searchsorted(self.rows, target)
+        if len(target) and not np.array_equal(
+            self.rows[np.minimum(at, len(self.rows) - 1)], target
+        ):
+            raise AssertionError("reverse neighbours missing for some candidate targets")
+        ids, scores = self.ids[at], self.scores[at]
+        hit = ids == source[:, None]
+        rank = np.where(hit.any(axis=1), hit.argmax(axis=1), ids.shape[1]).astype(np.float64)
+        return rank, np.maximum(scores[:, 0] - cosine, 0.0), scores.mean(axis=1)
+
+
+def reverse_neighbours(
+    source_vectors: np.ndarray, target_vectors: np.ndarray, rows, depth: int = KNOWN_DEPTH
+) -> Reverse:
+    """:class:`Reverse` for the target ``rows``, by exact search of the source vectors.
+
+    A target that is some other source concept's twin (its reverse nearest neighbour is not the
+    query) is rarely the query's exact match: "umbilical hernia with obstruction" is nearest to
+    the source "umbilical hernia with obstruction", not to the query "... without obstruction".
+
+    >>> rev = reverse_neighbours(np.eye(3, dtype=np.float32), np.eye(3, dtype=np.float32),
+    ...                          [2, 0], depth=2)
+    >>> rev.rows.tolist(), rev.ids[:, 0].tolist()
+    ([0, 2], [0, 2])
+    """
+    from harmonize.index import build_faiss, search
+
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    scores, ids = search(build_faiss(source_vectors), target_vectors[rows], depth)
+    return Reverse(rows, ids, scores.astype(np.float64))
+
+
+@dataclass
+class Pair:
+    """What the candidates' features read from the two sites: unit vectors, character n-gram
+    vectors and texts of each, the target's parents, and the reverse neighbours of every
+    target that can be a candidate."""
+
+    source_vectors: np.ndarray
+    target_vectors: np.ndarray
+    source_lexical: object  # scipy sparse, rows L2-normalised
+    target_lexical: object
+    source_texts: list[str]
+    target_texts: list[str]
+    target_parents: np.ndarray
+    reverse: Reverse
+
+
 def build_candidates(
     queries: np.ndarray,
-    source_vectors: np.ndarray,
-    target_vectors: np.ndarray,
+    pair: Pair,
     dense_ids: np.ndarray,
     votes: list[Votes],
     known: dict[int, list[int]],
-    target_parents: np.ndarray,
-    source_lexical,
-    target_lexical,
 ) -> Candidates:
     """Features of each query's dense candidates and voted targets. ``dense_ids`` and
     ``votes`` hold one entry per query; ``known`` is what the queries may know (for training,
     without the queries' own pairs)."""
-    uses = np.zeros(len(target_vectors), dtype=np.float64)
+    uses = np.zeros(len(pair.target_vectors), dtype=np.float64)
     for targets in known.values():
         uses[targets] += 1
     depth = dense_ids.shape[1]
@@ -189,25 +262,36 @@ def build_candidates(
     )
     src = queries[frame["pos"].to_numpy()]
     tgt = frame["target"].to_numpy()
-    frame["cosine"] = np.einsum("ij,ij->i", source_vectors[src], target_vectors[tgt])
+    frame["cosine"] = np.einsum("ij,ij->i", pair.source_vectors[src], pair.target_vectors[tgt])
     frame["lexical"] = np.asarray(
-        source_lexical[src].multiply(target_lexical[tgt]).sum(axis=1)
+        pair.source_lexical[src].multiply(pair.target_lexical[tgt]).sum(axis=1)
     ).ravel()
     by_query = frame.groupby("pos")
     frame["cosine_gap"] = by_query["cosine"].transform("max") - frame["cosine"]
     frame["lexical_gap"] = by_query["lexical"].transform("max") - frame["lexical"]
     frame["max_vote"] = by_query["vote"].transform("max")
     frame["vote_share"] = np.where(frame["max_vote"] > 0, frame["vote"] / frame["max_vote"], 0)
-    parent = pd.Series(target_parents[tgt], dtype=object).fillna("\0none")
+    parents = pair.target_parents[tgt]
+    parent = pd.Series(parents, dtype=object).fillna("\0none")
     frame["target_parent_vote"] = frame.groupby([frame["pos"], parent.to_numpy()])[
         "vote"
     ].transform("sum")
-    frame.loc[pd.isna(target_parents[tgt]), "target_parent_vote"] = 0.0
+    frame.loc[pd.isna(parents), "target_parent_vote"] = 0.0
     n_voters = np.array([v.n_voters for v in votes], dtype=np.float64)
     best = np.array([v.best_cosine for v in votes], dtype=np.float64)
     frame["known_neighbours"] = np.log1p(n_voters[frame["pos"].to_numpy()])
     frame["best_neighbour_cosine"] = best[frame["pos"].to_numpy()]
     frame["target_known_uses"] = np.log1p(uses[tgt])
+    reverse = pair.reverse.features(src, tgt, frame["cosine"].to_numpy())
+    frame["reverse_rank"], frame["reverse_gap"], frame["target_hubness"] = reverse
+    qualifier = np.array(
+        [
+            conflicts(pair.source_texts[s], pair.target_texts[t])
+            for s, t in zip(src, tgt, strict=True)
+        ],
+        dtype=np.float64,
+    ).reshape(-1, 3)
+    frame[["polarity_conflicts", "specificity_conflict", "laterality_conflict"]] = qualifier
     return Candidates(
         frame["pos"].to_numpy(),
         tgt,
@@ -386,16 +470,25 @@ def map_with_known(
         [t if i in needed else "" for i, t in enumerate(source_texts)], n_features=2**18
     )
     target_lex = lexical_sparse(target_texts, n_features=2**18)
-    common = (source_vectors, target_vectors)
     fams = families(source_codes, source_parents)  # the same for every fold
+    # Every candidate is a dense neighbour of a query or some known concept's target.
+    voted = {t for targets in known.values() for t in targets}
+    dense = dense_ids[np.sort(np.array(list(needed), dtype=np.int64))].ravel()
+    reverse = reverse_neighbours(
+        source_vectors,
+        target_vectors,
+        np.union1d(dense[dense >= 0], np.array(sorted(voted), dtype=np.int64)),
+    )
+    pair = Pair(
+        source_vectors, target_vectors, source_lex, target_lex, source_texts, target_texts,
+        target_parents, reverse,
+    )  # fmt: skip
 
     def candidates_of(rows: np.ndarray, knowing: dict[int, list[int]]) -> Candidates:
         votes = hierarchy_votes(
             source_vectors, source_codes, source_parents, knowing, rows, tau, fams
         )
-        cands = build_candidates(
-            rows, *common, dense_ids[rows], votes, knowing, target_parents, source_lex, target_lex
-        )
+        cands = build_candidates(rows, pair, dense_ids[rows], votes, knowing)
         if usage is not None:
             extra = usage.features(rows[cands.query], cands.target, knowing)
             cands.features = np.hstack([cands.features, extra])
@@ -409,11 +502,25 @@ def map_with_known(
         fold_cands.append(cands)
         pairs = zip(fold[cands.query].tolist(), cands.target.tolist(), strict=True)
         labels.append(np.array([t in known[q] for q, t in pairs], dtype=bool))
+    unknown_cands = candidates_of(unknown, known) if len(unknown) else None
+
+    def words_of(rows: np.ndarray, cands: Candidates):
+        return pair_matrix(source_texts, target_texts, rows[cands.query], cands.target)
+
+    # The word-difference score, cross-fitted over the same folds.
+    fold_scores, unknown_scores = cross_fitted_scores(
+        [words_of(fold, c) for fold, c in zip(folds, fold_cands, strict=True)],
+        labels,
+        words_of(unknown, unknown_cands) if unknown_cands is not None else None,
+    )
+    for cands, scores in zip(fold_cands, fold_scores, strict=True):
+        cands.features = np.column_stack([cands.features, scores])
     model = fit_reranker(np.concatenate([c.features for c in fold_cands]), np.concatenate(labels))
     calibration = _top1_calibration(folds, fold_cands, labels, known)
     frames = []
-    if len(unknown):
-        cands = candidates_of(unknown, known)
+    if unknown_cands is not None:
+        cands = unknown_cands
+        cands.features = np.column_stack([cands.features, unknown_scores])
         ranked = rank_candidates(model, cands, len(unknown), k)
         ranked["source"] = unknown[ranked["query"].to_numpy()]
         top = ranked["rank"] == 1

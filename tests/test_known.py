@@ -12,7 +12,15 @@ from scipy.sparse import csr_matrix
 
 from harmonize.cli import cli
 from harmonize.errors import InputError
-from harmonize.known import FEATURES, build_candidates, families, hierarchy_votes, read_known
+from harmonize.known import (
+    FEATURES,
+    Pair,
+    build_candidates,
+    families,
+    hierarchy_votes,
+    read_known,
+    reverse_neighbours,
+)
 from harmonize.mapping import map_sites
 from tests.helpers import N_FAMILIES, snapshot
 
@@ -52,13 +60,39 @@ def test_target_known_uses_counts_the_known_pairs_given():
     queries = np.array([2])
     votes = hierarchy_votes(vectors, codes, parents, known, queries)
     parents_t = np.array([None, None, None], dtype=object)
-    cands = build_candidates(
-        queries, vectors, np.eye(3), np.array([[1, 2]]), votes, known, parents_t, lex, lex
+    texts = ["a", "b", "c"]
+    pair = Pair(
+        vectors,
+        np.eye(3),
+        lex,
+        lex,
+        texts,
+        texts,
+        parents_t,
+        reverse_neighbours(vectors, np.eye(3), [1, 2]),
     )
+    cands = build_candidates(queries, pair, np.array([[1, 2]]), votes, known)
     col = FEATURES.index("target_known_uses")
     assert cands.target.tolist() == [1, 2]
     assert cands.features[:, col].tolist() == pytest.approx([math.log1p(2), 0.0])
     assert cands.features[:, FEATURES.index("vote")].tolist() == [1.0, 0.0]
+
+
+def test_reverse_features_worked_by_hand():
+    # Sources s0 = (1, 0), s1 = (0.6, 0.8); targets t0 = (0.8, 0.6), t1 = (0, 1).
+    # Cosines: s0.t0 = 0.8, s1.t0 = 0.96, s0.t1 = 0, s1.t1 = 0.8.
+    source = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+    target = np.array([[0.8, 0.6], [0.0, 1.0]], dtype=np.float32)
+    reverse = reverse_neighbours(source, target, [1, 0, 1], depth=1)
+    assert reverse.rows.tolist() == [0, 1] and reverse.ids.tolist() == [[1], [1]]
+    src, tgt = np.array([0, 1, 0]), np.array([0, 0, 1])
+    rank, gap, hub = reverse.features(src, tgt, np.array([0.8, 0.96, 0.0]))
+    # s0 is not t0's nearest source (s1 is): rank = depth, 0.16 below s1; s1 is t0's nearest.
+    assert rank.tolist() == [1.0, 0.0, 1.0]
+    assert gap.tolist() == pytest.approx([0.16, 0.0, 0.8], abs=1e-6)
+    assert hub.tolist() == pytest.approx([0.96, 0.96, 0.8], abs=1e-6)
+    with pytest.raises(AssertionError, match="missing"):
+        reverse_neighbours(source, target, [0], depth=1).features(src, tgt, np.zeros(3))
 
 
 def _hits(mappings: pd.DataFrame, truth_path) -> int:
