@@ -15,10 +15,10 @@ plain nearest-neighbour search ignores:
   the twin of another source concept is rarely the query's), negation, specificity and
   laterality conflicts between the texts (harmonize.qualifiers), and the score of a
   word-difference model learned from the known pairs (harmonize.wordpairs), which learns each
-  site's house style: "Sequelae of" in one system is "Late effects of" in the other). It is cross-fitted: the known
-  concepts it learns from are split into folds, and each fold is scored as if unknown (its
-  pairs removed from the votes and counts), so the training rows look like the rows it is
-  applied to. (Leave-one-out scoring, which hides only
+  site's house style: "Sequelae of" in one system is "Late effects of" in the other). It is
+  cross-fitted: the known concepts it learns from are split into folds, and each fold is scored
+  as if unknown (its pairs removed from the votes and counts), so the training rows look like
+  the rows it is applied to. (Leave-one-out scoring, which hides only
   the concept itself, trained a worse reranker: ICD-10-CM top-10 0.858 against 0.971, since
   unknown concepts are also unknown to each other.) Its probability for the chosen target,
   calibrated by isotonic regression on out-of-fold predictions, is the mapping's confidence.
