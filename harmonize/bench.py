@@ -87,8 +87,10 @@ def bench_icd(
     in_site = held_out
     known_path = None
     if known:
-        # The site holds its whole vocabulary, as a hospital's does: the known codes are the
-        # held-out codes' voting siblings, and the twins their targets are taken by.
+        # The site holds every training code, as a hospital's site holds its whole
+        # vocabulary: besides the held-out codes' siblings (who vote), that includes the
+        # codes whose known targets compete with a held-out code's (the reverse-neighbour
+        # features see them). Held-out codes outside the sample are left out to save time.
         in_site = held_out | set(train)
         known_path = inputs / f"gem_{direction}_train.csv"
         gold[gold["source_code"].isin(set(train))].to_csv(known_path, index=False)

@@ -80,8 +80,8 @@ FEATURES = (
 )
 # Added after FEATURES when both sites have patients (see harmonize.usage).
 USAGE_FEATURES = ("prevalence_gap", "cooccurrence")
-# Added last: the cross-fitted score of the word-difference model (see harmonize.wordpairs).
-LEARNED_FEATURES = ("word_pairs",)
+# The last column, added after those: the cross-fitted score of the word-difference model
+# (harmonize.wordpairs).
 
 
 def families(codes: np.ndarray, parents: np.ndarray) -> dict[object, np.ndarray]:
@@ -165,7 +165,7 @@ class Candidates:
 
     query: np.ndarray  # position in the query list
     target: np.ndarray  # target row
-    features: np.ndarray  # len(query) x len(FEATURES)
+    features: np.ndarray  # len(query) x (FEATURES, then usage and word-pair columns if added)
 
 
 @dataclass
@@ -507,7 +507,9 @@ def map_with_known(
     def words_of(rows: np.ndarray, cands: Candidates):
         return pair_matrix(source_texts, target_texts, rows[cands.query], cands.target)
 
-    # The word-difference score, cross-fitted over the same folds.
+    # The word-difference score, cross-fitted over the same folds. (The calibration below
+    # refits the reranker without each fold, on scores whose models saw that fold's labels:
+    # a second-hand leak that nested fitting would remove at 20 more fits; left as is.)
     fold_scores, unknown_scores = cross_fitted_scores(
         [words_of(fold, c) for fold, c in zip(folds, fold_cands, strict=True)],
         labels,

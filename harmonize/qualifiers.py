@@ -30,20 +30,25 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 # Phrases rewritten before the cues are read: the fixed ICD idioms that contain a negation
-# word without negating a finding ("not elsewhere classified" is a residual category).
+# word without negating a finding ("not elsewhere classified" is a residual category, "site
+# not specified" an unspecified one). NEG opens a scope that runs to the next break; NEG1
+# (the prefix "non-") negates the next content word only ("Non-pressure chronic ulcer").
+# "Absence of" is not a cue: "acquired absence of leg" is a finding.
 _PHRASES = (
-    (r"\bnot elsewhere classified\b|\bnec\b", " other "),
-    (r"\bnot otherwise specified\b|\bnos\b", " unspecified "),
+    (r"\bnot elsewhere classified\b", " other "),
+    (r"\bnot specified as\b", " NEG "),
+    (r"\bnot otherwise specified\b|\bnos\b|\bnot (elsewhere )?specified\b", " unspecified "),
     (r"\bso stated\b", " "),
-    (r"\bwithout mention of\b|\bwithout\b|\bnegative for\b|\bfree of\b|\babsence of\b", " NEG "),
-    (r"\bno\b|\bnot\b|\bnon\b|\bdenies\b|\bdenied\b|\babsent\b", " NEG "),
+    (r"\bwithout mention of\b|\bwithout\b|\bw/o\b|\bnegative for\b|\bfree of\b", " NEG "),
+    (r"\bno\b|\bnot\b|\bdenies\b|\bdenied\b", " NEG "),
+    (r"\bnon\b-?", " NEG1 "),
 )
 _BREAK = {",", ";", ":", "(", ")", "[", "]", "with", "but", "."}
 _STOP = {"of", "the", "a", "an", "or", "and", "to", "in", "on", "due", "as", "for", "by", "mention"}
 _UNSPECIFIED = {"unspecified", "unknown"}
 _OTHER = {"other"}
 _SIDES = {"left": "left", "right": "right", "bilateral": "both"}
-_TOKEN = re.compile(r"NEG|[a-z0-9]+|[,;:()\[\].]")  # NEG: a cue, rewritten in upper case
+_TOKEN = re.compile(r"NEG1|NEG|[a-z0-9]+|[,;:()\[\].]")  # cues are rewritten in upper case
 
 
 def stem(word: str) -> str:
@@ -83,21 +88,25 @@ def qualifiers(text: str) -> Qualifiers:
     asserted, negated = set(), set()
     residual = unspecified = False
     sides = set()
-    negating = False
+    negating = negate_next = False
     for token in _TOKEN.findall(lowered):
         if token == "NEG":
             negating = True
+        elif token == "NEG1":
+            negate_next = True
         elif token in _BREAK:
-            negating = False
+            negating = negate_next = False
         elif token in _UNSPECIFIED:
             unspecified = True
         elif token in _OTHER:
             residual = True
         elif token not in _STOP:
-            word = stem(token)
-            (negated if negating else asserted).add(word)
-            if token in _SIDES and not negating:
+            (negated if negating or negate_next else asserted).add(stem(token))
+            negate_next = False
+            if token in _SIDES:  # a side is a side, negated scope or not
                 sides.add(_SIDES[token])
+    if {"left", "right"} <= sides:
+        sides = (sides - {"left", "right"}) | {"both"}
     return Qualifiers(
         # A word the text both asserts and negates ("migraine, without mention of intractable
         # migraine") is left out of both.

@@ -29,7 +29,9 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 
 def _words(text: str) -> frozenset[str]:
-    return frozenset(stem(w) for w in _WORD.findall(text.lower()))
+    # Single letters are left out ("Hodgkin's" -> "hodgkin", "s"); single digits are kept
+    # ("Type 1" against "Type 2").
+    return frozenset(stem(w) for w in _WORD.findall(text.lower()) if len(w) > 1 or w.isdigit())
 
 
 def difference_tokens(source: str, candidate: str) -> list[str]:
@@ -100,15 +102,15 @@ def cross_fitted_scores(
     folds, and for ``apply_to`` (when given) from one fitted on all folds. A single fold is
     scored by the model fitted on it (there is nothing else to learn from)."""
 
-    full = fit_word_pairs(sp.vstack(fold_matrices).tocsr(), np.concatenate(fold_labels))
     out = []
     for i, matrix in enumerate(fold_matrices):
-        others = [j for j in range(len(fold_matrices)) if j != i]
-        model = full
-        if others:
-            model = fit_word_pairs(
-                sp.vstack([fold_matrices[j] for j in others]).tocsr(),
-                np.concatenate([fold_labels[j] for j in others]),
-            )
+        others = [j for j in range(len(fold_matrices)) if j != i] or [i]
+        model = fit_word_pairs(
+            sp.vstack([fold_matrices[j] for j in others]).tocsr(),
+            np.concatenate([fold_labels[j] for j in others]),
+        )
         out.append(_score(model, matrix))
-    return out, None if apply_to is None else _score(full, apply_to)
+    if apply_to is None:
+        return out, None
+    full = fit_word_pairs(sp.vstack(fold_matrices).tocsr(), np.concatenate(fold_labels))
+    return out, _score(full, apply_to)

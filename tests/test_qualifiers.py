@@ -44,10 +44,21 @@ from harmonize.qualifiers import conflicts, qualifiers
         ("Dyschromia NOS", "Dyschromia, not elsewhere classified", (0, 1, 0)),
         ("Dyschromia NOS", "Dyschromia, unspecified", (0, 0, 0)),
         ("Other and unspecified dyschromia", "Other dyschromia", (0, 0, 0)),
+        # "non-" negates the next word only; "NEC" alone is not "not elsewhere classified".
+        ("Non-displaced fracture of left femur", "Displaced fracture of left femur", (1, 0, 0)),
+        ("Non-pressure chronic ulcer of left thigh", "Chronic ulcer of left thigh", (0, 0, 0)),
+        ("Necrotizing enterocolitis (NEC)", "Other necrotizing enterocolitis", (0, 0, 0)),
+        ("Hernia w/o obstruction", "Hernia with obstruction", (1, 0, 0)),
+        # "not specified as" negates what follows; "site not specified" is unspecified.
+        ("Femoral hernia, not specified as recurrent", "Femoral hernia, recurrent", (1, 0, 0)),
+        ("Fever, site not specified", "Other specified fever", (0, 1, 0)),
         # Sides conflict only when both texts name one.
         ("Pain in left knee", "Pain in right knee", (0, 0, 1)),
         ("Pain in left knee", "Pain in knee", (0, 0, 0)),
         ("Pain in knees, bilateral", "Pain in left knee", (0, 0, 1)),
+        ("Pain in left and right knee", "Pain in knees, bilateral", (0, 0, 0)),
+        # "Absence of" is a finding, not a negation, and its side still counts.
+        ("Acquired absence of left leg", "Acquired absence of right leg", (0, 0, 1)),
     ],
 )
 def test_conflicts_worked_by_hand(a, b, expected):

@@ -17,6 +17,12 @@ from harmonize.wordpairs import (
 def test_difference_tokens_exact():
     assert difference_tokens("Dyspnea", "dyspnea") == ["same"]
     assert difference_tokens("Open wounds of fingers", "Open wound of finger, left") == ["c:left"]
+    # Single letters drop out, single digits stay.
+    assert difference_tokens("Hodgkin's disease, type 1", "Hodgkin disease, type 2") == [
+        "q:1",
+        "c:2",
+        "x:1|2",
+    ]
     # Function words count too: "of" is part of the target's house style.
     assert difference_tokens("Twins, both liveborn", "Delivery of twins") == [
         "q:both",
