@@ -66,9 +66,14 @@ def bench_icd(
     progress: bool = False,
     echo: Callable[[str], None] = lambda _: None,
     known: bool = True,
+    reranker_concepts: int | None = None,
 ) -> BenchResult:
     """Builds the two ICD sites in ``ws``, maps the held-out source codes onto the full target
     vocabulary and scores them against the GEMs (all held-out pairs, and exact 1:1 pairs)."""
+    if reranker_concepts is not None and not known:
+        raise InputError(
+            "--reranker-concepts sets how the known-pairs reranker learns: drop --no-known"
+        )
     if direction not in DIRECTIONS:
         raise InputError(f"unknown direction '{direction}': use {' or '.join(DIRECTIONS)}")
     started = time.perf_counter()
@@ -108,7 +113,10 @@ def bench_icd(
     for site in (target, source_site):
         for part in model.split("+"):  # a fused model needs each part's index
             echo(build_site_index(ws, site, part, progress=progress).message)
-    mapped = map_sites(ws, source_site, target, model=model, k=k, known=known_path)
+    mapped = map_sites(
+        ws, source_site, target, model=model, k=k, known=known_path,
+        reranker_concepts=reranker_concepts,
+    )  # fmt: skip
     echo(mapped.summary)
     overall = evaluate_mapping(ws, source_site, target, gold_path)
     exact = evaluate_mapping(ws, source_site, target, exact_path)

@@ -452,10 +452,12 @@ def map_with_known(
     k: int,
     tau: float = KNOWN_TAU,
     usage: Usage | None = None,
+    train_max: int = KNOWN_TRAIN_MAX,
 ) -> KnownMapping:
     """Known concepts keep their known targets; every other concept's candidates (its dense
     ones and its neighbours' voted ones) are reranked by a reranker fitted on the known ones.
-    With ``usage`` (both sites' occurrences) the reranker also sees USAGE_FEATURES."""
+    With ``usage`` (both sites' occurrences) the reranker also sees USAGE_FEATURES. The
+    reranker learns from at most ``train_max`` known concepts (a seeded sample)."""
     if len(known) < KNOWN_MIN_PAIRS:
         raise InputError(
             f"--known: only {len(known)} source concepts of the file are in the source site "
@@ -463,7 +465,7 @@ def map_with_known(
         )
     from harmonize.embed import lexical_sparse
 
-    train = training_queries(known)
+    train = training_queries(known, train_max)
     unknown = np.array([i for i in range(len(source_codes)) if i not in known], dtype=np.int64)
     needed = set(train.tolist()) | set(unknown.tolist())  # only these are ever queries
     source_lex = lexical_sparse(

@@ -31,6 +31,8 @@ from harmonize.config import (
     DEFAULT_MODEL,
     FUSION_DEPTH,
     KNOWN_DEPTH,
+    KNOWN_MIN_PAIRS,
+    KNOWN_TRAIN_MAX,
     ONE_TO_ONE_MAX_CELLS,
     RRF_K,
     STRATEGIES,
@@ -202,6 +204,7 @@ def map_sites(
     min_confidence: float | None = None,
     known: str | Path | None = None,
     usage: bool = False,
+    reranker_concepts: int | None = None,
 ) -> MapResult:
     """Maps every concept of ``source`` onto ``target`` and stores candidates and mappings.
 
@@ -210,7 +213,8 @@ def map_sites(
     events (:mod:`harmonize.usage`).
     ``known`` (a CSV of source_code,target_code pairs already mapped) switches on the
     hierarchy votes and the learned reranker of :mod:`harmonize.known`; its probability is
-    then each mapping's confidence.
+    then each mapping's confidence; the reranker learns from at most ``reranker_concepts``
+    known concepts (default KNOWN_TRAIN_MAX; more is better and slower).
 
     >>> # map_sites(Workspace("."), "siteB", "siteA", k=5).mappings.head()
     """
@@ -226,6 +230,16 @@ def map_sites(
         raise InputError(f"source and target are the same site '{source}': pick two sites")
     if usage and known is None:
         raise InputError("--usage compares usage inside the --known reranker: add --known FILE")
+    if reranker_concepts is not None and known is None:
+        raise InputError(
+            "--reranker-concepts sets how the --known reranker learns: add --known FILE"
+        )
+    if reranker_concepts is None:
+        reranker_concepts = KNOWN_TRAIN_MAX
+    if reranker_concepts < KNOWN_MIN_PAIRS:
+        raise InputError(
+            f"--reranker-concepts must be at least {KNOWN_MIN_PAIRS}, got {reranker_concepts}"
+        )
     if known is not None and strategy != "best":
         raise InputError(
             f"--known reranks each concept's candidates: use --strategy best, not {strategy}"
@@ -297,6 +311,7 @@ def map_sites(
             source_concepts["description"].tolist(),
             target_concepts["parent_code"].to_numpy(dtype=object),
             target_concepts["description"].tolist(), k, usage=signals,
+            train_max=reranker_concepts,
         )  # fmt: skip
         picked = reranked.chosen[reranked.chosen["score"] >= floor]
         chosen = picked[["source", "target", "score"]].to_numpy(dtype=object).tolist()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from harmonize.bench import bench_icd
+from harmonize.errors import InputError
 from harmonize.evaluate import mapping_metrics
 from harmonize.icd import gem_gold, split_codes
 
@@ -38,7 +40,8 @@ def test_bench_icd_scores_held_out_codes_only(workspace):
 def test_bench_icd_known_learns_from_training_codes_and_scores_held_out_only(workspace):
     """With known pairs the site also holds every training code; those keep their GEM targets,
     and every metric and the reliability table cover held-out codes only."""
-    result = bench_icd(workspace, "10to9", sample=40, model="lexical", k=5)
+    # 1,000 of the ~34,000 known codes train the reranker, to keep the test short.
+    result = bench_icd(workspace, "10to9", sample=40, model="lexical", k=5, reranker_concepts=1000)
     gold = gem_gold("10to9")
     train, _ = split_codes(gold["source_code"], test_fraction=0.5)
     with workspace.connect(read_only=True) as con:
@@ -68,3 +71,9 @@ def test_bench_icd_known_learns_from_training_codes_and_scores_held_out_only(wor
     prob = held["confidence"].to_numpy(float)
     assert result.brier == np.mean((prob - hit) ** 2)
     assert result.reliability["n"].sum() == 40
+
+
+def test_bench_reranker_concepts_needs_known_pairs(workspace):
+    with pytest.raises(InputError, match="drop --no-known"):
+        bench_icd(workspace, "10to9", sample=5, known=False, reranker_concepts=100)
+    assert not (workspace.root / "inputs").exists()  # refused before writing anything

@@ -149,4 +149,34 @@ def test_known_errors_change_nothing(known_ws, tmp_path):
     assert out.output == (
         "Error: --known reranks each concept's candidates: use --strategy best, not mutual\n"
     )
+    no_known = runner.invoke(cli, [*args, "--model", "lexical", "--reranker-concepts", "50"])
+    assert (no_known.exit_code, no_known.output) == (
+        1,
+        "Error: --reranker-concepts sets how the --known reranker learns: add --known FILE\n",
+    )
+    known = ["--model", "lexical", "--known", str(paths["known"])]
+    too_few = runner.invoke(cli, [*args, *known, "--reranker-concepts", "9"])
+    assert (too_few.exit_code, too_few.output) == (
+        1,
+        "Error: --reranker-concepts must be at least 10, got 9\n",
+    )
     assert snapshot(ws) == before
+
+
+def test_reranker_concepts_caps_the_training_sample(known_ws, monkeypatch):
+    import harmonize.known as known_module
+
+    ws, paths = known_ws
+    seen = []
+    real = known_module.training_queries
+    monkeypatch.setattr(
+        known_module, "training_queries", lambda k, limit: seen.append((k, limit)) or real(k, limit)
+    )
+    result = map_sites(
+        ws, "local", "standard", model="lexical", k=3, known=paths["known"], reranker_concepts=40
+    )
+    # 40 of the 80 known concepts: the first 40 of the seeded permutation of all of them.
+    (known, limit), *_ = seen
+    assert len(known) == 80 and limit == 40
+    assert real(known, 40).tolist() == real(known, 80)[:40].tolist()
+    assert _hits(result.mappings, paths["truth"]) == N_FAMILIES

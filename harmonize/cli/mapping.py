@@ -20,12 +20,24 @@ from harmonize.config import (
     FINETUNE_HARD_NEGATIVES,
     FINETUNE_HOLDOUT,
     FINETUNE_THREADS,
+    KNOWN_TRAIN_MAX,
     PREVIEW_ROWS,
     RANDOM_STATE,
     STRATEGIES,
 )
 from harmonize.output import FORMATS, render, shorten
 from harmonize.predicates import PREDICATES
+
+# Shared by map and bench-map.
+reranker_concepts_option = click.option(
+    "--reranker-concepts",
+    type=int,
+    default=None,
+    help=f"With --known: how many known concepts (a seeded sample) the reranker learns from "
+    f"[default: {KNOWN_TRAIN_MAX}]. "
+    "More is better and slower: on held-out ICD-10-CM codes 4,000 / 12,000 / 30,000 gave top-1 "
+    "0.91 / 0.93 / 0.94, in 1.2 / 2.3 / 6.3 minutes.",
+)
 
 
 @cli.command("map")
@@ -85,6 +97,7 @@ from harmonize.predicates import PREDICATES
     "and what it occurs with, compared across the sites (off by default: +1.1 points of top-1 "
     "on the demo, within noise).",
 )
+@reranker_concepts_option
 @pass_state
 def map_cmd(
     state: State,
@@ -100,6 +113,7 @@ def map_cmd(
     min_confidence: float | None,
     known: Path | None,
     usage: bool,
+    reranker_concepts: int | None,
 ) -> None:
     """Map every concept of SOURCE onto its nearest concepts of TARGET.
 
@@ -123,6 +137,7 @@ def map_cmd(
         min_confidence=min_confidence,
         known=known,
         usage=usage,
+        reranker_concepts=reranker_concepts,
     )
     frame = result.mappings.copy()
     for column in ("confidence", "predicate"):  # no calibration yet; nobody asserted one
@@ -326,6 +341,7 @@ def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
     help="Use the training half's GEM pairs as known mappings (map --known); "
     "--no-known measures plain retrieval.",
 )
+@reranker_concepts_option
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
@@ -339,6 +355,7 @@ def bench_map_cmd(
     k: int,
     seed: int,
     known: bool,
+    reranker_concepts: int | None,
     fmt: str,
 ) -> None:
     """Map ICD-10-CM onto ICD-9-CM (or back) and score against the CMS GEMs, on held-out codes.
@@ -360,6 +377,7 @@ def bench_map_cmd(
         progress=not state.quiet,
         echo=echo,
         known=known,
+        reranker_concepts=reranker_concepts,
     )
     if fmt == "json":
         extra = {"direction": direction, "model": model, "known": known}
