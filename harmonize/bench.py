@@ -27,6 +27,7 @@ from harmonize.errors import InputError
 from harmonize.evaluate import evaluate_mapping
 from harmonize.icd import exact_pairs, gem_gold, icd_vocab, split_codes, write_icd_inputs
 from harmonize.index import build_site_index
+from harmonize.known import reranker_sample_size
 from harmonize.mapping import map_sites
 from harmonize.sites import add_site
 from harmonize.workspace import Workspace
@@ -74,6 +75,7 @@ def bench_icd(
         raise InputError(
             "--reranker-concepts sets how the known-pairs reranker learns: drop --no-known"
         )
+    reranker_sample_size(reranker_concepts)  # refused before anything is written
     if direction not in DIRECTIONS:
         raise InputError(f"unknown direction '{direction}': use {' or '.join(DIRECTIONS)}")
     started = time.perf_counter()

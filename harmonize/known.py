@@ -78,10 +78,9 @@ FEATURES = (
     "specificity_conflict",
     "laterality_conflict",
 )
-# Added after FEATURES when both sites have patients (see harmonize.usage).
+# Added after FEATURES when both sites have patients (see harmonize.usage); after them comes
+# one last column, the cross-fitted score of the word-difference model (harmonize.wordpairs).
 USAGE_FEATURES = ("prevalence_gap", "cooccurrence")
-# The last column, added after those: the cross-fitted score of the word-difference model
-# (harmonize.wordpairs).
 
 
 def families(codes: np.ndarray, parents: np.ndarray) -> dict[object, np.ndarray]:
@@ -353,6 +352,20 @@ def rank_candidates(model, cands: Candidates, n_queries: int, k: int) -> pd.Data
     if missing:  # every query has at least its dense candidates
         raise AssertionError(f"queries without candidates: {sorted(missing)[:5]}")
     return frame
+
+
+def reranker_sample_size(value: int | None) -> int:
+    """``--reranker-concepts`` checked, or KNOWN_TRAIN_MAX when not given. (map and bench-map
+    both check it before they write anything.)
+
+    >>> reranker_sample_size(None) == KNOWN_TRAIN_MAX, reranker_sample_size(50)
+    (True, 50)
+    """
+    if value is None:
+        return KNOWN_TRAIN_MAX
+    if value < KNOWN_MIN_PAIRS:
+        raise InputError(f"--reranker-concepts must be at least {KNOWN_MIN_PAIRS}, got {value}")
+    return value
 
 
 def training_queries(known: dict[int, list[int]], limit: int = KNOWN_TRAIN_MAX) -> np.ndarray:

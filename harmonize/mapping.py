@@ -31,8 +31,6 @@ from harmonize.config import (
     DEFAULT_MODEL,
     FUSION_DEPTH,
     KNOWN_DEPTH,
-    KNOWN_MIN_PAIRS,
-    KNOWN_TRAIN_MAX,
     ONE_TO_ONE_MAX_CELLS,
     RRF_K,
     STRATEGIES,
@@ -41,7 +39,7 @@ from harmonize.embed import get_encoder
 from harmonize.errors import HarmonizeError, InputError
 from harmonize.evaluate import read_gold
 from harmonize.index import faiss_device, load_pair_indexes, search, vectors_of
-from harmonize.known import known_predicates, known_rows, map_with_known
+from harmonize.known import known_predicates, known_rows, map_with_known, reranker_sample_size
 from harmonize.review import apply_decisions
 from harmonize.timing import Stages
 from harmonize.usage import Usage, occurrence_matrix
@@ -234,12 +232,7 @@ def map_sites(
         raise InputError(
             "--reranker-concepts sets how the --known reranker learns: add --known FILE"
         )
-    if reranker_concepts is None:
-        reranker_concepts = KNOWN_TRAIN_MAX
-    if reranker_concepts < KNOWN_MIN_PAIRS:
-        raise InputError(
-            f"--reranker-concepts must be at least {KNOWN_MIN_PAIRS}, got {reranker_concepts}"
-        )
+    reranker_concepts = reranker_sample_size(reranker_concepts)
     if known is not None and strategy != "best":
         raise InputError(
             f"--known reranks each concept's candidates: use --strategy best, not {strategy}"

@@ -77,3 +77,6 @@ def test_bench_reranker_concepts_needs_known_pairs(workspace):
     with pytest.raises(InputError, match="drop --no-known"):
         bench_icd(workspace, "10to9", sample=5, known=False, reranker_concepts=100)
     assert not (workspace.root / "inputs").exists()  # refused before writing anything
+    with pytest.raises(InputError, match="must be at least 10, got 9"):
+        bench_icd(workspace, "10to9", sample=5, reranker_concepts=9)
+    assert not (workspace.root / "inputs").exists()
