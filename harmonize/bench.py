@@ -100,7 +100,16 @@ def bench_icd(
         # features see them). Held-out codes outside the sample are left out to save time.
         in_site = held_out | set(train)
         known_path = inputs / f"gem_{direction}_train.csv"
-        gold[gold["source_code"].isin(set(train))].to_csv(known_path, index=False)
+        train_gold = gold[gold["source_code"].isin(set(train))].copy()
+        # The GEMs' exact 1:1 pairs are equivalences: said so, as a site would say of the
+        # pairs it knows to be exact (map --known learns an equivalence model from them).
+        exact = exact_pairs(train_gold)
+        exact_keys = set(zip(exact["source_code"], exact["target_code"], strict=True))
+        train_gold["predicate"] = [
+            "exact" if key in exact_keys else ""
+            for key in zip(train_gold["source_code"], train_gold["target_code"], strict=True)
+        ]
+        train_gold.to_csv(known_path, index=False)
     source_site = f"{source}-{'known' if known else 'heldout'}"
     source_path = inputs / f"{source_site}.csv"
     vocab[vocab["code"].isin(in_site)].to_csv(source_path, index=False)

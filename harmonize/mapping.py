@@ -39,7 +39,13 @@ from harmonize.embed import get_encoder
 from harmonize.errors import HarmonizeError, InputError
 from harmonize.evaluate import read_gold
 from harmonize.index import faiss_device, load_pair_indexes, search, vectors_of
-from harmonize.known import known_predicates, known_rows, map_with_known, reranker_sample_size
+from harmonize.known import (
+    exact_known_rows,
+    known_predicates,
+    known_rows,
+    map_with_known,
+    reranker_sample_size,
+)
 from harmonize.review import apply_decisions
 from harmonize.timing import Stages
 from harmonize.usage import Usage, occurrence_matrix
@@ -269,11 +275,12 @@ def map_sites(
         )
     source_codes = source_concepts["code"].to_numpy(dtype=object)
     target_codes = target_concepts["code"].to_numpy(dtype=object)
-    known_pairs, asserted = None, {}
+    known_pairs, asserted, exact_rows = None, {}, set()
     if known is not None:
         gold = read_gold(known)  # read once: pairs and their predicates
         known_pairs = known_rows(gold, source_codes, target_codes)
         asserted = known_predicates(gold, known)
+        exact_rows = exact_known_rows(known_pairs, asserted, source_codes, target_codes)
     signals = None
     if occurrences is not None:
         for site, occ in zip((source, target), occurrences, strict=True):
@@ -304,7 +311,7 @@ def map_sites(
             source_concepts["description"].tolist(),
             target_concepts["parent_code"].to_numpy(dtype=object),
             target_concepts["description"].tolist(), k, usage=signals,
-            train_max=reranker_concepts,
+            train_max=reranker_concepts, exact=exact_rows,
         )  # fmt: skip
         picked = reranked.chosen[reranked.chosen["score"] >= floor]
         chosen = picked[["source", "target", "score"]].to_numpy(dtype=object).tolist()

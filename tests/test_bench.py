@@ -9,7 +9,7 @@ import pytest
 from harmonize.bench import bench_icd
 from harmonize.errors import InputError
 from harmonize.evaluate import mapping_metrics
-from harmonize.icd import gem_gold, split_codes
+from harmonize.icd import exact_pairs, gem_gold, split_codes
 
 
 def test_bench_icd_scores_held_out_codes_only(workspace):
@@ -71,6 +71,17 @@ def test_bench_icd_known_learns_from_training_codes_and_scores_held_out_only(wor
     prob = held["confidence"].to_numpy(float)
     assert result.brier == np.mean((prob - hit) ** 2)
     assert result.reliability["n"].sum() == 40
+    # The known file says which training pairs are exact (GEM flag approximate 0, the code's
+    # only target), for the equivalence model; the rest assert nothing.
+    written = pd.read_csv(
+        workspace.root / "inputs" / "gem_10to9_train.csv", dtype=str, keep_default_na=False
+    )
+    exact = exact_pairs(gold[gold["source_code"].isin(set(train))])
+    said = written[written["predicate"] == "exact"]
+    assert set(zip(said["source_code"], said["target_code"], strict=True)) == set(
+        zip(exact["source_code"], exact["target_code"], strict=True)
+    )
+    assert set(written["predicate"]) == {"exact", ""} and len(written) > len(said) > 1000
 
 
 def test_bench_reranker_concepts_needs_known_pairs(workspace):

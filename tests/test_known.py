@@ -13,6 +13,7 @@ from scipy.sparse import csr_matrix
 from harmonize.cli import cli
 from harmonize.errors import InputError
 from harmonize.known import (
+    EQUIVALENCE_FEATURES,
     FEATURES,
     Pair,
     build_candidates,
@@ -180,3 +181,52 @@ def test_reranker_concepts_caps_the_training_sample(known_ws, monkeypatch):
     assert len(known) == 80 and limit == 40
     assert real(known, 40).tolist() == real(known, 80)[:40].tolist()
     assert _hits(result.mappings, paths["truth"]) == N_FAMILIES
+
+
+def test_equivalence_model_learns_from_the_pairs_asserted_exact(known_ws, tmp_path, monkeypatch):
+    """The word-difference model learns from every known pair; the equivalence model, fitted on
+    the same rows, counts as right only the pairs the file asserts exact (one target each)."""
+    import harmonize.known as known_module
+
+    ws, paths = known_ws
+    pairs = pd.read_csv(paths["known"])
+    exact_sources = {f"c{f}_{j}" for f in range(N_FAMILIES) for j in (0, 3)}
+    pairs["predicate"] = ["exact" if s in exact_sources else "" for s in pairs["source_code"]]
+    asserted = tmp_path / "asserted.csv"
+    pairs.to_csv(asserted, index=False)
+    calls = []
+    real = known_module.cross_fitted_scores
+
+    def spy(matrices, labels, apply_to):
+        calls.append([lab.copy() for lab in labels])
+        return real(matrices, labels, apply_to)
+
+    widths = []
+    real_fit = known_module.fit_reranker
+
+    def fit_spy(features, labels):
+        widths.append(features.shape[1])
+        return real_fit(features, labels)
+
+    monkeypatch.setattr(known_module, "cross_fitted_scores", spy)
+    monkeypatch.setattr(known_module, "fit_reranker", fit_spy)
+    map_sites(ws, "local", "standard", model="lexical", k=3, known=paths["known"])
+    assert len(calls) == 1  # no predicates: no equivalence model
+    assert set(widths) == {len(FEATURES) + 1}  # FEATURES and the word-difference score
+    calls.clear()
+    widths.clear()
+    with_exact = map_sites(ws, "local", "standard", model="lexical", k=3, known=asserted)
+    words, equivalence = calls
+    assert set(widths) == {len(FEATURES) + 1 + len(EQUIVALENCE_FEATURES)}
+    assert len(words) == len(equivalence) == 5  # the folds
+    n_right = sum(int(lab.sum()) for lab in words)
+    n_exact = sum(int(lab.sum()) for lab in equivalence)
+    # Every known concept's one target is among its candidates; 2 of its 4 known children per
+    # family are asserted exact.
+    assert (n_right, n_exact) == (4 * N_FAMILIES, 2 * N_FAMILIES)
+    for lab, eq in zip(words, equivalence, strict=True):
+        assert not (eq & ~lab).any()  # an exact label is always a right one
+    assert _hits(with_exact.mappings, paths["truth"]) == N_FAMILIES
+    # The assertions reach the store as the known concepts' predicates.
+    m = with_exact.mappings.set_index("source_code")
+    assert m.loc["c0_0", "predicate"] == "skos:exactMatch" and pd.isna(m.loc["c0_1", "predicate"])
