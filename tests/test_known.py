@@ -204,9 +204,9 @@ def test_equivalence_model_learns_from_the_pairs_asserted_exact(known_ws, tmp_pa
     widths = []
     real_fit = known_module.fit_reranker
 
-    def fit_spy(features, labels):
-        widths.append(features.shape[1])
-        return real_fit(features, labels)
+    def fit_spy(parts, labels):
+        widths.extend(c.features.shape[1] for c in parts)
+        return real_fit(parts, labels)
 
     monkeypatch.setattr(known_module, "cross_fitted_scores", spy)
     monkeypatch.setattr(known_module, "fit_reranker", fit_spy)
