@@ -86,8 +86,8 @@ reranker_concepts_option = click.option(
     default=None,
     help="CSV/Parquet of pairs already mapped (source_code,target_code[,predicate]): known "
     "concepts keep them (and their predicate: exact, close, broad, narrow, related), the rest "
-    "are reranked by their hierarchy neighbours' known targets and a reranker learned from the "
-    "known pairs (strategy best only).",
+    "are reranked by their hierarchy neighbours' known targets and a ranker learned from the "
+    "known pairs; pairs marked exact also train an equivalence model (strategy best only).",
 )
 @click.option(
     "--usage/--no-usage",
