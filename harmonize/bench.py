@@ -7,8 +7,8 @@ draws that many held-out codes so a run fits in minutes on a CPU.
 With ``known`` (the default) the training half plays the part of a site's already-mapped codes:
 the source site holds the held-out codes and all training codes, the training pairs are passed
 to ``map --known`` (hierarchy votes and a reranker learned from them), and only the held-out
-codes are scored. The mapping confidence is then the reranker's
-probability, and its reliability is measured on the held-out codes.
+codes are scored. The mapping confidence is then the ranker's calibrated
+score, and its reliability is measured on the held-out codes.
 
 >>> # bench_icd(Workspace("bench"), "10to9", sample=1000).overall["top1"]
 """
@@ -101,13 +101,16 @@ def bench_icd(
         in_site = held_out | set(train)
         known_path = inputs / f"gem_{direction}_train.csv"
         train_gold = gold[gold["source_code"].isin(set(train))].copy()
-        # The GEMs' exact 1:1 pairs are equivalences: said so, as a site would say of the
-        # pairs it knows to be exact (map --known learns an equivalence model from them).
+        # What the GEMs say of each pair, as a site would say of the pairs it knows: the exact
+        # 1:1 pairs are equivalences, approximate ones close matches; the rest (combination
+        # entries not flagged approximate) assert nothing. map --known learns its
+        # equivalence model from these.
         exact = exact_pairs(train_gold)
         exact_keys = set(zip(exact["source_code"], exact["target_code"], strict=True))
+        keys = zip(train_gold["source_code"], train_gold["target_code"], strict=True)
         train_gold["predicate"] = [
-            "exact" if key in exact_keys else ""
-            for key in zip(train_gold["source_code"], train_gold["target_code"], strict=True)
+            "exact" if key in exact_keys else "close" if approximate else ""
+            for key, approximate in zip(keys, train_gold["approximate"] == 1, strict=True)
         ]
         train_gold.to_csv(known_path, index=False)
     source_site = f"{source}-{'known' if known else 'heldout'}"

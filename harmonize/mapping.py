@@ -40,7 +40,7 @@ from harmonize.errors import HarmonizeError, InputError
 from harmonize.evaluate import read_gold
 from harmonize.index import faiss_device, load_pair_indexes, search, vectors_of
 from harmonize.known import (
-    exact_known_rows,
+    equivalence_rows,
     known_predicates,
     known_rows,
     map_with_known,
@@ -147,6 +147,7 @@ class MapResult:
     changes: dict[str, int] | None = None  # against the pair's previous mappings
     n_known: int | None = None  # source concepts with known targets (map --known)
     used_usage: bool = False  # the reranker also compared both sites' usage
+    note: str = ""  # what map --known adds to the summary (the equivalence model)
 
     @property
     def summary(self) -> str:
@@ -162,6 +163,7 @@ class MapResult:
                 f"; {self.n_known} concepts kept their known targets, the rest were reranked "
                 "by a reranker learned from them"
                 + (" (with both sites' usage signals)" if self.used_usage else "")
+                + self.note
             )
         return (
             f"mapped {self.n_mapped} of {self.n_source} '{self.source}' concepts onto "
@@ -216,7 +218,7 @@ def map_sites(
     ``usage`` (with ``known``) adds both sites' usage signals to the reranker when both have
     events (:mod:`harmonize.usage`).
     ``known`` (a CSV of source_code,target_code pairs already mapped) switches on the
-    hierarchy votes and the learned reranker of :mod:`harmonize.known`; its probability is
+    hierarchy votes and the learned reranker of :mod:`harmonize.known`; its calibrated score is
     then each mapping's confidence; the reranker learns from at most ``reranker_concepts``
     known concepts (default KNOWN_TRAIN_MAX; more is better and slower).
 
@@ -275,12 +277,14 @@ def map_sites(
         )
     source_codes = source_concepts["code"].to_numpy(dtype=object)
     target_codes = target_concepts["code"].to_numpy(dtype=object)
-    known_pairs, asserted, exact_rows = None, {}, set()
+    known_pairs, asserted, exact_rows, judged_rows = None, {}, set(), set()
     if known is not None:
         gold = read_gold(known)  # read once: pairs and their predicates
         known_pairs = known_rows(gold, source_codes, target_codes)
         asserted = known_predicates(gold, known)
-        exact_rows = exact_known_rows(known_pairs, asserted, source_codes, target_codes)
+        exact_rows, judged_rows = equivalence_rows(
+            known_pairs, asserted, source_codes, target_codes
+        )
     signals = None
     if occurrences is not None:
         for site, occ in zip((source, target), occurrences, strict=True):
@@ -294,7 +298,7 @@ def map_sites(
             occurrence_matrix(occurrences[1], target_codes),
         )
     if known_pairs is not None:
-        calibration = None  # the reranker's probability is the confidence
+        calibration = None  # the reranker's calibrated score is the confidence
     elif min_confidence is not None and calibration is None:
         raise InputError(
             f"--min-confidence needs a calibration of model {spec}. Run 'harmonize calibrate "
@@ -311,7 +315,7 @@ def map_sites(
             source_concepts["description"].tolist(),
             target_concepts["parent_code"].to_numpy(dtype=object),
             target_concepts["description"].tolist(), k, usage=signals,
-            train_max=reranker_concepts, exact=exact_rows,
+            train_max=reranker_concepts, exact=exact_rows, judged=judged_rows,
         )  # fmt: skip
         picked = reranked.chosen[reranked.chosen["score"] >= floor]
         chosen = picked[["source", "target", "score"]].to_numpy(dtype=object).tolist()
@@ -407,6 +411,7 @@ def map_sites(
         changes=changes,
         n_known=None if known_pairs is None else len(known_pairs),
         used_usage=signals is not None,
+        note=reranked.equivalence_note() if known_pairs is not None else "",
         n_candidates=len(candidates),
         seconds=time.perf_counter() - started,
         mappings=preview,

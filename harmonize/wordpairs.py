@@ -101,19 +101,24 @@ def cross_fitted_scores(
     fold_matrices: list[sp.csr_matrix],
     fold_labels: list[np.ndarray],
     apply_to: sp.csr_matrix | None,
+    fit_rows: list[np.ndarray] | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray | None]:
     """The model's scores (log-odds) for each fold's rows from a model fitted on the other
     folds, and for ``apply_to`` (when given) from one fitted on all folds. A single fold is
-    scored by the model fitted on it (there is nothing else to learn from)."""
+    scored by the model fitted on it (there is nothing else to learn from). ``fit_rows``
+    (a boolean mask per fold) limits which rows the models learn from; every row is scored."""
+    masks = fit_rows or [np.ones(m.shape[0], dtype=bool) for m in fold_matrices]
+
+    def fit(parts: list[int]):
+        return fit_word_pairs(
+            sp.vstack([fold_matrices[j][masks[j]] for j in parts]).tocsr(),
+            np.concatenate([fold_labels[j][masks[j]] for j in parts]),
+        )
+
     out = []
     for i, matrix in enumerate(fold_matrices):
         others = [j for j in range(len(fold_matrices)) if j != i] or [i]
-        model = fit_word_pairs(
-            sp.vstack([fold_matrices[j] for j in others]).tocsr(),
-            np.concatenate([fold_labels[j] for j in others]),
-        )
-        out.append(_score(model, matrix))
+        out.append(_score(fit(others), matrix))
     if apply_to is None:
         return out, None
-    full = fit_word_pairs(sp.vstack(fold_matrices).tocsr(), np.concatenate(fold_labels))
-    return out, _score(full, apply_to)
+    return out, _score(fit(list(range(len(fold_matrices)))), apply_to)

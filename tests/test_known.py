@@ -184,49 +184,121 @@ def test_reranker_concepts_caps_the_training_sample(known_ws, monkeypatch):
 
 
 def test_equivalence_model_learns_from_the_pairs_asserted_exact(known_ws, tmp_path, monkeypatch):
-    """The word-difference model learns from every known pair; the equivalence model, fitted on
-    the same rows, counts as right only the pairs the file asserts exact (one target each)."""
+    """The word-difference model learns from every known pair. The equivalence model, on the
+    same rows, learns only from concepts whose pairs assert a predicate, with only the exact
+    pairs right; each fold's exact-uses count leaves out the fold's own exact pairs."""
     import harmonize.known as known_module
 
     ws, paths = known_ws
     pairs = pd.read_csv(paths["known"])
-    exact_sources = {f"c{f}_{j}" for f in range(N_FAMILIES) for j in (0, 3)}
-    pairs["predicate"] = ["exact" if s in exact_sources else "" for s in pairs["source_code"]]
+    said = {0: "exact", 1: "close"}  # children 2 and 3 assert nothing
+    pairs["predicate"] = [said.get(int(c.split("_")[1]), "") for c in pairs["source_code"]]
     asserted = tmp_path / "asserted.csv"
     pairs.to_csv(asserted, index=False)
-    calls = []
-    real = known_module.cross_fitted_scores
-
-    def spy(matrices, labels, apply_to):
-        calls.append([lab.copy() for lab in labels])
-        return real(matrices, labels, apply_to)
-
-    widths = []
+    calls, columns, widths, order = [], [], [], []
+    real_scores = known_module.cross_fitted_scores
+    real_columns = known_module.equivalence_columns
     real_fit = known_module.fit_reranker
+    real_train = known_module.training_queries
+
+    def scores_spy(matrices, labels, apply_to, fit_rows=None):
+        calls.append(([lab.copy() for lab in labels], fit_rows))
+        return real_scores(matrices, labels, apply_to, fit_rows=fit_rows)
+
+    def columns_spy(query, target, scores, exact_known, n_targets):
+        columns.append(set(exact_known))
+        return real_columns(query, target, scores, exact_known, n_targets)
 
     def fit_spy(parts, labels):
         widths.extend(c.features.shape[1] for c in parts)
         return real_fit(parts, labels)
 
-    monkeypatch.setattr(known_module, "cross_fitted_scores", spy)
+    def train_spy(known, limit):
+        order.append(real_train(known, limit))
+        return order[-1]
+
+    monkeypatch.setattr(known_module, "cross_fitted_scores", scores_spy)
+    monkeypatch.setattr(known_module, "equivalence_columns", columns_spy)
     monkeypatch.setattr(known_module, "fit_reranker", fit_spy)
-    map_sites(ws, "local", "standard", model="lexical", k=3, known=paths["known"])
-    assert len(calls) == 1  # no predicates: no equivalence model
+    monkeypatch.setattr(known_module, "training_queries", train_spy)
+    plain = map_sites(ws, "local", "standard", model="lexical", k=3, known=paths["known"])
+    assert len(calls) == 1 and not columns  # no predicates: no equivalence model
     assert set(widths) == {len(FEATURES) + 1}  # FEATURES and the word-difference score
+    assert "equivalence" not in plain.summary
     calls.clear()
     widths.clear()
-    with_exact = map_sites(ws, "local", "standard", model="lexical", k=3, known=asserted)
-    words, equivalence = calls
+    order.clear()
+    result = map_sites(ws, "local", "standard", model="lexical", k=3, known=asserted)
+    (words, no_mask), (equivalence, fit_rows) = calls
+    assert no_mask is None and len(words) == len(equivalence) == len(fit_rows) == 5  # folds
     assert set(widths) == {len(FEATURES) + 1 + len(EQUIVALENCE_FEATURES)}
-    assert len(words) == len(equivalence) == 5  # the folds
-    n_right = sum(int(lab.sum()) for lab in words)
-    n_exact = sum(int(lab.sum()) for lab in equivalence)
-    # Every known concept's one target is among its candidates; 2 of its 4 known children per
-    # family are asserted exact.
-    assert (n_right, n_exact) == (4 * N_FAMILIES, 2 * N_FAMILIES)
-    for lab, eq in zip(words, equivalence, strict=True):
+    # Sites list codes in file order: row = 5 * family + child.
+    child = {row: row % 5 for row in range(5 * N_FAMILIES)}
+    folds = np.array_split(order[0], 5)
+    for fold, lab, eq, rows in zip(folds, words, equivalence, fit_rows, strict=True):
         assert not (eq & ~lab).any()  # an exact label is always a right one
-    assert _hits(with_exact.mappings, paths["truth"]) == N_FAMILIES
+        assert eq.sum() == sum(child[int(q)] == 0 for q in fold)  # one right target each
+        assert rows.sum() > 0 and not rows.all()  # children 2 and 3 are no examples
+    n_exact = N_FAMILIES  # child 0 of each family
+    exact_rows = {5 * f for f in range(N_FAMILIES)}
+    assert columns[:5] == [exact_rows - set(f.tolist()) for f in folds]
+    assert columns[5] == exact_rows  # the unknown concepts may use every exact pair
+    assert f"an equivalence model learned from {n_exact} pairs marked exact" in result.summary
+    assert _hits(result.mappings, paths["truth"]) == N_FAMILIES
     # The assertions reach the store as the known concepts' predicates.
-    m = with_exact.mappings.set_index("source_code")
-    assert m.loc["c0_0", "predicate"] == "skos:exactMatch" and pd.isna(m.loc["c0_1", "predicate"])
+    m = result.mappings.set_index("source_code")
+    assert m.loc["c0_0", "predicate"] == "skos:exactMatch"
+    assert m.loc["c0_1", "predicate"] == "skos:closeMatch" and pd.isna(m.loc["c0_2", "predicate"])
+
+
+def test_too_few_exact_pairs_are_said_and_change_nothing(known_ws, tmp_path):
+    ws, paths = known_ws
+    pairs = pd.read_csv(paths["known"])
+    pairs["predicate"] = [
+        "exact" if c in ("c0_0", "c1_0", "c2_0") else "" for c in pairs["source_code"]
+    ]
+    few = tmp_path / "few.csv"
+    pairs.to_csv(few, index=False)
+    plain = map_sites(ws, "local", "standard", model="lexical", k=3, known=paths["known"])
+    result = map_sites(ws, "local", "standard", model="lexical", k=3, known=few)
+    assert "3 pairs marked exact are too few for the equivalence model (it needs 10" in (
+        result.summary
+    )
+    columns = ["source_code", "target_code", "confidence"]
+    assert result.mappings[columns].equals(plain.mappings[columns])
+
+
+def test_ranker_groups_each_parts_rows_by_query():
+    """fit_reranker's groups are the runs of each part's query ids: the same model as LightGBM
+    fitted by hand with those groups, and rows out of query order are refused."""
+    import lightgbm
+
+    from harmonize.known import Candidates, fit_reranker
+
+    rng = np.random.default_rng(0)
+    parts, labels = [], []
+    for sizes in ([3, 5, 4] * 10, [6, 2] * 12):  # queries 0..n-1 with these many candidates
+        query = np.repeat(np.arange(len(sizes)), sizes)
+        features = rng.random((len(query), 4))
+        parts.append(Candidates(query, np.arange(len(query)), features))
+        labels.append(features[:, 0] + 0.3 * rng.random(len(query)) > 0.9)
+    model = fit_reranker(parts, labels)
+    by_hand = lightgbm.LGBMRanker(
+        objective="lambdarank", n_estimators=300, learning_rate=0.05, num_leaves=31,
+        random_state=0, n_jobs=1, verbose=-1,
+    ).fit(
+        np.vstack([p.features for p in parts]),
+        np.concatenate(labels).astype(int),
+        group=[3, 5, 4] * 10 + [6, 2] * 12,
+    )  # fmt: skip
+    probe = rng.random((50, 4))
+    np.testing.assert_allclose(model.predict(probe), by_hand.predict(probe))
+    # A fit with the groups wrong gives another model (so the check above can fail).
+    wrong = lightgbm.LGBMRanker(
+        objective="lambdarank", n_estimators=300, random_state=0, n_jobs=1, verbose=-1
+    ).fit(np.vstack([p.features for p in parts]), np.concatenate(labels).astype(int),
+          group=[12] * 10 + [8] * 12)  # fmt: skip
+    assert not np.allclose(model.predict(probe), wrong.predict(probe))
+    shuffled = Candidates(parts[0].query[::-1], parts[0].target, parts[0].features)
+    with pytest.raises(AssertionError, match="not grouped by query"):
+        fit_reranker([shuffled], [labels[0]])

@@ -87,3 +87,26 @@ def test_one_class_of_labels_scores_zero():
     )
     assert [s.tolist() for s in scores] == [[0.0] * 3, [0.0] * 3]
     assert applied.tolist() == [0.0] * 3
+
+
+def test_fit_rows_limit_what_the_models_learn_from_but_every_row_is_scored():
+    rng = np.random.default_rng(1)
+    folds = [sp.csr_matrix(rng.random((30, 8)) < 0.3, dtype=np.float64) for _ in range(3)]
+    labels = [rng.random(30) < 0.4 for _ in range(3)]
+    masks = [rng.random(30) < 0.6 for _ in range(3)]
+    apply_to = sp.csr_matrix(rng.random((5, 8)) < 0.3, dtype=np.float64)
+    scores, applied = cross_fitted_scores(folds, labels, apply_to, fit_rows=masks)
+
+    def by_hand(parts):
+        return LogisticRegression(C=KNOWN_WORDPAIR_C, solver="newton-cg", max_iter=2000).fit(
+            sp.vstack([folds[j][masks[j]] for j in parts]),
+            np.concatenate([labels[j][masks[j]] for j in parts]),
+        )
+
+    for i in range(3):
+        model = by_hand([j for j in range(3) if j != i])
+        assert len(scores[i]) == 30
+        assert scores[i] == pytest.approx(model.decision_function(folds[i]), abs=1e-8)
+    assert applied == pytest.approx(by_hand([0, 1, 2]).decision_function(apply_to), abs=1e-8)
+    # The masks change the fits (else this test could not fail).
+    assert not np.allclose(scores[0], cross_fitted_scores(folds, labels, None)[0][0])
