@@ -195,7 +195,7 @@ def test_equivalence_model_learns_from_the_pairs_asserted_exact(known_ws, tmp_pa
     pairs["predicate"] = [said.get(int(c.split("_")[1]), "") for c in pairs["source_code"]]
     asserted = tmp_path / "asserted.csv"
     pairs.to_csv(asserted, index=False)
-    calls, columns, widths, order = [], [], [], []
+    calls, columns, widths, order, kinds = [], [], [], [], set()
     real_scores = known_module.cross_fitted_scores
     real_columns = known_module.equivalence_columns
     real_fit = known_module.fit_reranker
@@ -209,9 +209,10 @@ def test_equivalence_model_learns_from_the_pairs_asserted_exact(known_ws, tmp_pa
         columns.append(set(exact_known))
         return real_columns(query, target, scores, exact_known, n_targets)
 
-    def fit_spy(parts, labels):
+    def fit_spy(parts, labels, kind="ranker"):
         widths.extend(c.features.shape[1] for c in parts)
-        return real_fit(parts, labels)
+        kinds.add(kind)
+        return real_fit(parts, labels, kind)
 
     def train_spy(known, limit):
         order.append(real_train(known, limit))
@@ -225,6 +226,7 @@ def test_equivalence_model_learns_from_the_pairs_asserted_exact(known_ws, tmp_pa
     assert len(calls) == 1 and not columns  # no predicates: no equivalence model
     assert set(widths) == {len(FEATURES) + 1}  # FEATURES and the word-difference score
     assert "equivalence" not in plain.summary
+    assert kinds == {"classifier"}  # 80 known concepts: fewer than KNOWN_RANKER_MIN
     calls.clear()
     widths.clear()
     order.clear()
@@ -302,3 +304,38 @@ def test_ranker_groups_each_parts_rows_by_query():
     shuffled = Candidates(parts[0].query[::-1], parts[0].target, parts[0].features)
     with pytest.raises(AssertionError, match="not grouped by query"):
         fit_reranker([shuffled], [labels[0]])
+
+
+def test_the_reranker_kind_follows_the_number_of_training_concepts(known_ws, monkeypatch):
+    """80 known concepts train the per-row classifier, whose probabilities are those of the
+    gradient-boosted classifier fitted by hand; with the threshold lowered, the ranker runs
+    end to end and gets every held-out child right too."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    import harmonize.known as known_module
+    from harmonize.known import Candidates, fit_reranker
+
+    rng = np.random.default_rng(0)
+    query = np.repeat(np.arange(40), 5)
+    features = rng.random((200, 3))
+    labels = features[:, 0] > 0.7
+    model = fit_reranker([Candidates(query, np.arange(200), features)], [labels], "classifier")
+    by_hand = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=0)
+    expected = by_hand.fit(features, labels).predict_proba(features)[:, 1]
+    np.testing.assert_allclose(model.predict(features), expected)
+
+    ws, paths = known_ws
+    kinds = []
+    real_fit = known_module.fit_reranker
+
+    def fit_spy(parts, labels, kind="ranker"):
+        kinds.append(kind)
+        return real_fit(parts, labels, kind)
+
+    monkeypatch.setattr(known_module, "fit_reranker", fit_spy)
+    monkeypatch.setattr(known_module, "KNOWN_RANKER_MIN", 40)
+    result = map_sites(ws, "local", "standard", model="lexical", k=3, known=paths["known"])
+    assert kinds == ["ranker"] * 6  # the model and the calibration's five fold models
+    assert _hits(result.mappings, paths["truth"]) == N_FAMILIES
+    confidence = result.mappings["confidence"]
+    assert ((confidence >= 0) & (confidence <= 1)).all()
