@@ -80,7 +80,7 @@ KNOWN_DEPTH = 10
 # within 0.1 point of held-out ICD-10-CM top-1 at two and 1.4 times the time.
 KNOWN_RANKER_TREES = 300
 # Below this many training concepts the reranker is a per-row classifier instead (it was ahead
-# at 50 known ICD-10-CM concepts and on the demo's 46, level at 200, behind from 1,000 on).
+# at 50 known ICD-10-CM concepts and on the demo's 46, level at 200 and 1,000, behind at 4,000).
 KNOWN_RANKER_MIN = 500
 # The word-difference model (harmonize/wordpairs.py): hashed features and the inverse
 # regularisation of its logistic regression (0.3 against 1.0: +0.5 top-1 on the seed-0 sample).

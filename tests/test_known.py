@@ -209,7 +209,7 @@ def test_equivalence_model_learns_from_the_pairs_asserted_exact(known_ws, tmp_pa
         columns.append(set(exact_known))
         return real_columns(query, target, scores, exact_known, n_targets)
 
-    def fit_spy(parts, labels, kind="ranker"):
+    def fit_spy(parts, labels, kind):
         widths.extend(c.features.shape[1] for c in parts)
         kinds.add(kind)
         return real_fit(parts, labels, kind)
@@ -284,7 +284,7 @@ def test_ranker_groups_each_parts_rows_by_query():
         features = rng.random((len(query), 4))
         parts.append(Candidates(query, np.arange(len(query)), features))
         labels.append(features[:, 0] + 0.3 * rng.random(len(query)) > 0.9)
-    model = fit_reranker(parts, labels)
+    model = fit_reranker(parts, labels, "ranker")
     by_hand = lightgbm.LGBMRanker(
         objective="lambdarank", n_estimators=300, learning_rate=0.05, num_leaves=31,
         random_state=0, n_jobs=1, verbose=-1,
@@ -303,7 +303,9 @@ def test_ranker_groups_each_parts_rows_by_query():
     assert not np.allclose(model.predict(probe), wrong.predict(probe))
     shuffled = Candidates(parts[0].query[::-1], parts[0].target, parts[0].features)
     with pytest.raises(AssertionError, match="not grouped by query"):
-        fit_reranker([shuffled], [labels[0]])
+        fit_reranker([shuffled], [labels[0]], "ranker")
+    with pytest.raises(ValueError, match="unknown reranker kind 'rankr'"):
+        fit_reranker(parts, labels, "rankr")
 
 
 def test_the_reranker_kind_follows_the_number_of_training_concepts(known_ws, monkeypatch):
@@ -328,12 +330,14 @@ def test_the_reranker_kind_follows_the_number_of_training_concepts(known_ws, mon
     kinds = []
     real_fit = known_module.fit_reranker
 
-    def fit_spy(parts, labels, kind="ranker"):
+    def fit_spy(parts, labels, kind):
         kinds.append(kind)
         return real_fit(parts, labels, kind)
 
     monkeypatch.setattr(known_module, "fit_reranker", fit_spy)
-    monkeypatch.setattr(known_module, "KNOWN_RANKER_MIN", 40)
+    # 70: the 80 training concepts reach it, each calibration fold's 64 do not, so a kind
+    # chosen per fit would give five classifiers.
+    monkeypatch.setattr(known_module, "KNOWN_RANKER_MIN", 70)
     result = map_sites(ws, "local", "standard", model="lexical", k=3, known=paths["known"])
     assert kinds == ["ranker"] * 6  # the model and the calibration's five fold models
     assert _hits(result.mappings, paths["truth"]) == N_FAMILIES
