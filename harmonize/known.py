@@ -235,6 +235,18 @@ class Pair:
     reverse: Reverse
 
 
+def target_uses(known: dict[int, list[int]], n_targets: int) -> np.ndarray:
+    """How many of the ``known`` source concepts map to each of ``n_targets`` target rows.
+
+    >>> target_uses({0: [1], 5: [1, 2]}, 4).tolist()
+    [0.0, 2.0, 1.0, 0.0]
+    """
+    uses = np.zeros(n_targets, dtype=np.float64)
+    for targets in known.values():
+        uses[targets] += 1
+    return uses
+
+
 def build_candidates(
     queries: np.ndarray,
     pair: Pair,
@@ -245,9 +257,7 @@ def build_candidates(
     """Features of each query's dense candidates and voted targets. ``dense_ids`` and
     ``votes`` hold one entry per query; ``known`` is what the queries may know (for training,
     without the queries' own pairs)."""
-    uses = np.zeros(len(pair.target_vectors), dtype=np.float64)
-    for targets in known.values():
-        uses[targets] += 1
+    uses = target_uses(known, len(pair.target_vectors))
     depth = dense_ids.shape[1]
     q_pos, t_rows, ranks, vote = [], [], [], []
     for pos in range(len(queries)):
@@ -522,9 +532,7 @@ def equivalence_columns(
     [[2.0, 0.0, 0.0], [-1.0, 3.0, 1.0], [0.5, 0.0, 1.0]]
     """
     best = pd.Series(scores).groupby(query).transform("max").to_numpy()
-    uses = np.zeros(n_targets, dtype=np.float64)
-    for targets in exact_known.values():
-        uses[targets] += 1
+    uses = target_uses(exact_known, n_targets)
     return np.column_stack([scores, best - scores, uses[target]])
 
 
