@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from harmonize.demo import TARGET_TRUTH, run_demo
-from harmonize.experiment import EvalConfig, plot_learning_curve, run_evaluation
-from harmonize.patients import LabelSpec
-from harmonize.sites import PatientInput, add_site
-from harmonize.workspace import Workspace
+from harmonize.core.workspace import Workspace
+from harmonize.datasets.demo import TARGET_TRUTH, run_demo
+from harmonize.sites.patients import LabelSpec
+from harmonize.sites.registry import PatientInput, add_site
+from harmonize.transfer.experiment import EvalConfig, plot_learning_curve, run_evaluation
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -34,11 +34,11 @@ def _rss_mb() -> float:
 
 
 def run_concepts(n_source: int, n_target: int, model: str) -> dict:
-    from harmonize.index import build_site_index
-    from harmonize.mapping import map_sites
-    from harmonize.scale import perturbed_vocab
-    from harmonize.sites import add_site
-    from harmonize.workspace import Workspace
+    from harmonize.core.workspace import Workspace
+    from harmonize.datasets.synthetic import perturbed_vocab
+    from harmonize.index.site_index import build_site_index
+    from harmonize.mapping.pipeline import map_sites
+    from harmonize.sites.registry import add_site
 
     out: dict = {"kind": "concepts", "n_source": n_source, "n_target": n_target, "model": model}
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,10 +80,10 @@ def run_events(n_events: int) -> dict:
     import duckdb
     import pandas as pd
 
-    from harmonize import sql
-    from harmonize.demo import TARGET_TRUTH
-    from harmonize.scale import write_events
-    from harmonize.workspace import Workspace
+    from harmonize.core import sql
+    from harmonize.core.workspace import Workspace
+    from harmonize.datasets.demo import TARGET_TRUTH
+    from harmonize.datasets.synthetic import write_events
 
     out: dict = {"kind": "events", "n_events": n_events}
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from harmonize.embed import l2_normalize, register_encoder
-from harmonize.workspace import Workspace
+from harmonize.core.workspace import Workspace
+from harmonize.embed.base import l2_normalize
+from harmonize.embed.registry import register_encoder
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -106,8 +107,8 @@ def indexed(runner, workspace, vocab_files, fake_encoder) -> Workspace:
 def known_ws(workspace, tmp_path):
     """Sites 'local' (families under parents) and 'standard', lexical indexes, and the files of
     :func:`tests.helpers.known_vocab_files`."""
-    from harmonize.index import build_site_index
-    from harmonize.sites import add_site
+    from harmonize.index.site_index import build_site_index
+    from harmonize.sites.registry import add_site
     from tests.helpers import known_vocab_files
 
     paths = known_vocab_files(tmp_path)
@@ -121,7 +122,7 @@ def known_ws(workspace, tmp_path):
 @pytest.fixture
 def mapped_ba(indexed):
     """``indexed`` with siteB mapped onto siteA (fake encoder, k=3)."""
-    from harmonize.mapping import map_sites
+    from harmonize.mapping.pipeline import map_sites
 
     map_sites(indexed, "siteB", "siteA", model="fake", k=3)
     return indexed

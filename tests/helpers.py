@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 
-from harmonize.workspace import Workspace
+from harmonize.core.workspace import Workspace
 
 
 def snapshot(ws: Workspace) -> dict[str, bytes]:

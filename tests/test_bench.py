@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harmonize.bench import bench_icd
-from harmonize.errors import InputError
-from harmonize.evaluate import mapping_metrics
-from harmonize.icd import exact_pairs, gem_gold, split_codes
+from harmonize.benchmarks.map_quality import bench_icd
+from harmonize.core.errors import InputError
+from harmonize.datasets.icd import exact_pairs, gem_gold, split_codes
+from harmonize.mapping.metrics import mapping_metrics
 
 
 def test_bench_icd_scores_held_out_codes_only(workspace):

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harmonize.bif import Network
-from harmonize.config import DATA_DIR
-from harmonize.errors import InputError
+from harmonize.core.config import DATA_DIR
+from harmonize.core.errors import InputError
+from harmonize.datasets.networks import Network
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 TARGET_CSV = (

@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harmonize.calibration import (
+from harmonize.core.errors import InputError
+from harmonize.index.site_index import build_site_index
+from harmonize.mapping.calibration import (
     calibrate,
     confidence,
     fit_isotonic,
     out_of_fold,
     reliability_table,
 )
-from harmonize.errors import InputError
-from harmonize.index import build_site_index
-from harmonize.mapping import map_sites
-from harmonize.sites import add_site
+from harmonize.mapping.pipeline import map_sites
+from harmonize.sites.registry import add_site
 
 
 def test_isotonic_recovers_a_known_probability():

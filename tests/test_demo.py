@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from harmonize.cli import cli
-from harmonize.demo import SOURCE_VOCAB, TARGET_VOCAB, demo_world, run_demo
-from harmonize.evaluate import mapping_metrics
-from harmonize.vocab import read_vocab
+from harmonize.datasets.demo import SOURCE_VOCAB, TARGET_VOCAB, demo_world, run_demo
+from harmonize.mapping.metrics import mapping_metrics
+from harmonize.sites.vocab import read_vocab
 
 
 def test_truth_refers_to_both_vocabularies():

@@ -9,17 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harmonize.cache import EmbeddingCache, embed_texts
-from harmonize.embed import (
-    get_encoder,
-    l2_normalize,
-    minilm_path,
-    slugify,
-)
-from harmonize.errors import ModelError
-from harmonize.index import build_site_index
-from harmonize.mapping import map_sites
-from harmonize.sites import add_site
+from harmonize.core.errors import ModelError
+from harmonize.embed.base import l2_normalize, slugify
+from harmonize.embed.cache import EmbeddingCache, embed_texts
+from harmonize.embed.registry import get_encoder, minilm_path
+from harmonize.index.site_index import build_site_index
+from harmonize.mapping.pipeline import map_sites
+from harmonize.sites.registry import add_site
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "data" / "paper-embeddings"
 SOURCE_VOCAB = Path(__file__).resolve().parents[1] / "harmonize" / "data" / "source_concepts.csv"

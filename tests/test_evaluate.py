@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harmonize.errors import InputError
-from harmonize.evaluate import mapping_metrics, read_gold
+from harmonize.core.errors import InputError
+from harmonize.mapping.metrics import mapping_metrics, read_gold
 
 
 def frame(rows, columns):

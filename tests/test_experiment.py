@@ -11,21 +11,21 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from harmonize.errors import InputError
-from harmonize.evaluate import binary_metrics
-from harmonize.experiment import (
+from harmonize.core.errors import InputError
+from harmonize.core.render import render
+from harmonize.core.workspace import Workspace
+from harmonize.index.site_index import build_site_index
+from harmonize.mapping.pipeline import map_sites
+from harmonize.sites.patients import LabelSpec, stratified_split
+from harmonize.sites.registry import add_site
+from harmonize.transfer.experiment import (
     SCENARIOS,
     EvalConfig,
     run_evaluation,
     stratified_sample,
     summarize,
 )
-from harmonize.index import build_site_index
-from harmonize.mapping import map_sites
-from harmonize.output import render
-from harmonize.patients import LabelSpec, stratified_split
-from harmonize.sites import add_site
-from harmonize.workspace import Workspace
+from harmonize.transfer.metrics import binary_metrics
 from tests.helpers import run, snapshot
 
 FAST = {"epochs": 2, "steps_per_epoch": 5, "bootstrap": 20}

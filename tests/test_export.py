@@ -8,13 +8,13 @@ import json
 import pandas as pd
 import pytest
 
-from harmonize.errors import InputError
-from harmonize.evaluate import evaluate_mapping
-from harmonize.export import cardinality, export_mappings
-from harmonize.index import build_site_index
-from harmonize.mapping import map_sites
-from harmonize.review import decide
-from harmonize.sites import add_site
+from harmonize.core.errors import InputError
+from harmonize.index.site_index import build_site_index
+from harmonize.mapping.export import cardinality, export_mappings
+from harmonize.mapping.metrics import evaluate_mapping
+from harmonize.mapping.pipeline import map_sites
+from harmonize.mapping.review import decide
+from harmonize.sites.registry import add_site
 from tests.helpers import snapshot
 
 
@@ -145,8 +145,8 @@ def test_omop_stcm_needs_concept_ids(mapped, workspace, tmp_path, fake_encoder):
 def test_export_events_meds_round_trip(mapped, tmp_path):
     """siteB's events recoded into siteA codes, written as MEDS and read back by read_meds;
     an event whose code has no mapping is left out and counted."""
-    from harmonize.export import export_events
-    from harmonize.meds import read_meds
+    from harmonize.mapping.export import export_events
+    from harmonize.sites.meds import read_meds
 
     events = tmp_path / "ev.csv"
     events.write_text("subject_id,code,value\np1,B1,P\np1,B2,A\np2,B3,P\np2,B4,P\n")

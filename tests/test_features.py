@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harmonize.errors import InputError, UnknownSiteError
-from harmonize.features import Encounters, load_encounters, state_text
-from harmonize.index import build_site_index
-from harmonize.mapping import map_sites
-from harmonize.patients import LabelSpec
-from harmonize.sites import add_site
+from harmonize.core.errors import InputError, UnknownSiteError
+from harmonize.index.site_index import build_site_index
+from harmonize.mapping.pipeline import map_sites
+from harmonize.sites.patients import LabelSpec
+from harmonize.sites.registry import add_site
+from harmonize.transfer.encounters import Encounters, load_encounters, state_text
 
 TASK = LabelSpec("diagnosis", "I")
 
@@ -287,7 +287,7 @@ def test_subset_and_reindex(sites):
 def test_missing_policy():
     """Missing is absent by default (the study); 'separate' gives it its own text, and a
     declared level text for M still wins."""
-    from harmonize.features import state_text as st
+    from harmonize.transfer.encounters import state_text as st
 
     assert st("cough", "M") == "Not cough"
     assert st("cough", "M", missing="separate") == "cough: missing"
@@ -297,7 +297,7 @@ def test_missing_policy():
 
 def test_declared_level_text_wins_over_presence():
     """Temperature's P/A/I are grades: a declared text for (code, P) replaces the description."""
-    from harmonize.features import state_text as st
+    from harmonize.transfer.encounters import state_text as st
 
     assert st("temperature", "P", "high grade temperature") == "high grade temperature"
     assert st("temperature", "A", "low grade temperature") == "low grade temperature"

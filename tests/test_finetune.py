@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from harmonize.embed import minilm_path
-from harmonize.finetune import (
+from harmonize.core.workspace import Workspace
+from harmonize.embed.registry import minilm_path
+from harmonize.index.faiss_index import build_faiss
+from harmonize.mapping.finetune import (
     PROVENANCE_FILE,
     DistinctTextBatches,
     mine_hard_negatives,
     split_holdout,
     training_pairs,
 )
-from harmonize.index import build_faiss
-from harmonize.workspace import Workspace
 from tests.helpers import run, snapshot
 
 SOURCE = [
@@ -204,7 +204,7 @@ def test_existing_output_and_too_few_pairs_are_refused(sites, runner, tmp_path):
 
 
 def test_a_failure_while_training_leaves_no_folder(sites, runner, tmp_path, monkeypatch):
-    import harmonize.finetune as ft
+    import harmonize.mapping.finetune as ft
 
     def broken(base, pairs, folder, *args):
         folder.mkdir()

@@ -9,10 +9,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from harmonize import icd
-from harmonize.errors import InputError
-from harmonize.evaluate import read_gold
-from harmonize.icd import (
+from harmonize.core.errors import InputError
+from harmonize.datasets import icd
+from harmonize.datasets.icd import (
     exact_pairs,
     gem_gold,
     icd_vocab,
@@ -20,7 +19,8 @@ from harmonize.icd import (
     split_codes,
     write_icd_inputs,
 )
-from harmonize.vocab import read_vocab
+from harmonize.mapping.metrics import read_gold
+from harmonize.sites.vocab import read_vocab
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from harmonize.embed import get_encoder, l2_normalize
-from harmonize.errors import IndexStateError
-from harmonize.index import (
-    build_faiss,
+from harmonize.core.errors import IndexStateError
+from harmonize.embed.base import l2_normalize
+from harmonize.embed.registry import get_encoder
+from harmonize.index.faiss_index import build_faiss, search, vectors_of
+from harmonize.index.site_index import (
     build_site_index,
     index_status,
     load_site_index,
     read_index,
     read_meta,
-    search,
-    vectors_of,
 )
-from harmonize.sites import add_site
+from harmonize.sites.registry import add_site
 
 
 def _vectors(n: int, d: int, seed: int) -> np.ndarray:

@@ -11,18 +11,18 @@ from click.testing import CliRunner
 from scipy.sparse import csr_matrix
 
 from harmonize.cli import cli
-from harmonize.errors import InputError
-from harmonize.known import (
-    EQUIVALENCE_FEATURES,
+from harmonize.core.errors import InputError
+from harmonize.mapping.pipeline import map_sites
+from harmonize.mapping.rerank.candidates import (
     FEATURES,
     Pair,
     build_candidates,
     families,
     hierarchy_votes,
-    read_known,
     reverse_neighbours,
 )
-from harmonize.mapping import map_sites
+from harmonize.mapping.rerank.equivalence import EQUIVALENCE_FEATURES
+from harmonize.mapping.rerank.known_pairs import read_known
 from tests.helpers import N_FAMILIES, snapshot
 
 
@@ -165,7 +165,7 @@ def test_known_errors_change_nothing(known_ws, tmp_path):
 
 
 def test_reranker_concepts_caps_the_training_sample(known_ws, monkeypatch):
-    import harmonize.known as known_module
+    import harmonize.mapping.rerank.pipeline as known_module
 
     ws, paths = known_ws
     seen = []
@@ -187,7 +187,7 @@ def test_equivalence_model_learns_from_the_pairs_asserted_exact(known_ws, tmp_pa
     """The word-difference model learns from every known pair. The equivalence model, on the
     same rows, learns only from concepts whose pairs assert a predicate, with only the exact
     pairs right; each fold's exact-uses count leaves out the fold's own exact pairs."""
-    import harmonize.known as known_module
+    import harmonize.mapping.rerank.pipeline as known_module
 
     ws, paths = known_ws
     pairs = pd.read_csv(paths["known"])
@@ -275,7 +275,8 @@ def test_ranker_groups_each_parts_rows_by_query():
     fitted by hand with those groups, and rows out of query order are refused."""
     import lightgbm
 
-    from harmonize.known import Candidates, fit_reranker
+    from harmonize.mapping.rerank.candidates import Candidates
+    from harmonize.mapping.rerank.model import fit_reranker
 
     rng = np.random.default_rng(0)
     parts, labels = [], []
@@ -314,8 +315,9 @@ def test_the_reranker_kind_follows_the_number_of_training_concepts(known_ws, mon
     end to end and gets every held-out child right too."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    import harmonize.known as known_module
-    from harmonize.known import Candidates, fit_reranker
+    import harmonize.mapping.rerank.pipeline as known_module
+    from harmonize.mapping.rerank.candidates import Candidates
+    from harmonize.mapping.rerank.model import fit_reranker
 
     rng = np.random.default_rng(0)
     query = np.repeat(np.arange(40), 5)

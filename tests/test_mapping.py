@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harmonize.errors import InputError
-from harmonize.index import build_site_index
-from harmonize.mapping import choose_best, choose_mutual, choose_one_to_one, map_sites
-from harmonize.sites import add_site
+from harmonize.core.errors import InputError
+from harmonize.index.site_index import build_site_index
+from harmonize.mapping.choose import choose_best, choose_mutual, choose_one_to_one
+from harmonize.mapping.pipeline import map_sites
+from harmonize.sites.registry import add_site
 
 
 def _top_k(sim: np.ndarray, k: int):
@@ -157,9 +158,9 @@ def test_bad_arguments_fail_before_touching_the_store(two_sites, kwargs, message
 
 def test_fused_search_equals_reciprocal_rank_fusion_by_hand():
     """Two models' rankings fused by 1/(60 + rank), ties by id; scores are mean cosines."""
-    from harmonize.embed import l2_normalize
-    from harmonize.index import build_faiss
-    from harmonize.mapping import fused_search
+    from harmonize.embed.base import l2_normalize
+    from harmonize.index.faiss_index import build_faiss
+    from harmonize.mapping.retrieve import fused_search
 
     rng = np.random.default_rng(3)
     models = []

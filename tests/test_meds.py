@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harmonize.errors import InputError
-from harmonize.meds import read_meds
-from harmonize.sites import add_site
-from harmonize.workspace import Workspace
+from harmonize.core.errors import InputError
+from harmonize.core.workspace import Workspace
+from harmonize.sites.meds import read_meds
+from harmonize.sites.registry import add_site
 
 T = pd.Timestamp
 

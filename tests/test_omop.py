@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harmonize.errors import InputError
-from harmonize.omop import EVENT_TABLES, read_omop
-from harmonize.sites import add_site
-from harmonize.workspace import Workspace
+from harmonize.core.errors import InputError
+from harmonize.core.workspace import Workspace
+from harmonize.sites.omop import EVENT_TABLES, read_omop
+from harmonize.sites.registry import add_site
 
 CONCEPT_CSV = """concept_id,concept_name,domain_id,vocabulary_id,concept_code
 0,No matching concept,Metadata,None,No matching concept
@@ -486,7 +486,7 @@ def write_source_cdm(folder: Path) -> Path:
 
 
 def test_source_codes_exact(tmp_path: Path) -> None:
-    from harmonize.omop import read_omop_site
+    from harmonize.sites.omop import read_omop_site
 
     folder = write_source_cdm(tmp_path / "cdm")
     site = read_omop_site(folder, "source")
@@ -579,7 +579,7 @@ EUNOMIA_SOURCE = {  # event table -> its source value and source concept columns
 
 
 def test_eunomia_source_codes_against_plain_sql(eunomia: Path, eunomia_site) -> None:
-    from harmonize.omop import read_omop_site
+    from harmonize.sites.omop import read_omop_site
 
     site = read_omop_site(eunomia, "source")
     union = " UNION ALL ".join(

@@ -10,15 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harmonize.errors import InputError
-from harmonize.patients import (
+from harmonize.core.errors import InputError
+from harmonize.sites.patients import (
     LabelSpec,
     read_levels,
     read_long_patients,
     read_wide_patients,
     stratified_split,
 )
-from harmonize.sites import PatientInput, add_site
+from harmonize.sites.registry import PatientInput, add_site
 from tests.helpers import run, snapshot
 
 CODES = {"A1", "A2", "A3", "A4", "A5"}

@@ -8,16 +8,16 @@ import json
 import pandas as pd
 import pytest
 
-from harmonize.errors import InputError
-from harmonize.export import export_mappings
-from harmonize.mapping import map_sites
-from harmonize.predicates import (
+from harmonize.core.errors import InputError
+from harmonize.mapping.export import export_mappings
+from harmonize.mapping.pipeline import map_sites
+from harmonize.mapping.predicates import (
     PREDICATES,
     fhir_equivalence,
     parse_predicate,
     usagi_equivalence,
 )
-from harmonize.review import decide
+from harmonize.mapping.review import decide
 from tests.helpers import N_FAMILIES, run, snapshot
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harmonize.qualifiers import conflicts, qualifiers
+from harmonize.mapping.rerank.qualifiers import conflicts, qualifiers
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from harmonize.cache import EmbeddingCache, embed_texts
-from harmonize.embed import get_encoder
-from harmonize.errors import ModelError
-from harmonize.quantized import (
+from harmonize.core.errors import ModelError
+from harmonize.embed.cache import EmbeddingCache, embed_texts
+from harmonize.embed.quantized import (
     MIN_COSINE,
     MIN_TOP1_AGREEMENT,
     RECIPE,
@@ -19,6 +18,7 @@ from harmonize.quantized import (
     probe_texts,
     top1_agreement,
 )
+from harmonize.embed.registry import get_encoder
 
 
 def test_fingerprint_and_slug_differ_from_fp32():

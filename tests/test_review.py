@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from harmonize.cli import cli
-from harmonize.errors import InputError
-from harmonize.index import build_site_index
-from harmonize.mapping import map_sites
-from harmonize.review import decide, review_queue
-from harmonize.sites import add_site
+from harmonize.core.errors import InputError
+from harmonize.index.site_index import build_site_index
+from harmonize.mapping.pipeline import map_sites
+from harmonize.mapping.review import decide, review_queue
+from harmonize.sites.registry import add_site
 from tests.helpers import snapshot
 
 
@@ -125,7 +125,7 @@ def test_a_decision_survives_when_the_model_maps_nothing():
     complete row: it must not borrow its columns from a model row that is not there."""
     import pandas as pd
 
-    from harmonize.review import apply_decisions
+    from harmonize.mapping.review import apply_decisions
 
     columns = ["source_code", "target_code", "score", "method", "confidence", "predicate"]
     decisions = pd.DataFrame(

@@ -6,13 +6,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from harmonize.cache import EmbeddingCache, embed_texts
-from harmonize.embed import get_encoder
-from harmonize.errors import InputError
-from harmonize.icd import icd_vocab
-from harmonize.index import build_faiss, build_site_index, build_streamed, search, vectors_of
-from harmonize.scale import PERTURBATIONS, perturb, perturbed_vocab, write_events
-from harmonize.sites import add_site
+from harmonize.core.errors import InputError
+from harmonize.datasets.icd import icd_vocab
+from harmonize.datasets.synthetic import PERTURBATIONS, perturb, perturbed_vocab, write_events
+from harmonize.embed.cache import EmbeddingCache, embed_texts
+from harmonize.embed.registry import get_encoder
+from harmonize.index.faiss_index import build_faiss, search, vectors_of
+from harmonize.index.site_index import build_site_index, build_streamed
+from harmonize.sites.registry import add_site
 
 
 def test_perturbed_vocab_keeps_the_truth_and_is_seeded():
@@ -39,10 +40,10 @@ def test_perturbations_by_hand():
 
 
 def test_vocab_past_the_real_descriptions_repeats_sources_perturbed_again(monkeypatch):
-    import harmonize.icd
+    import harmonize.datasets.icd
 
     small = icd_vocab("icd10").head(50)
-    monkeypatch.setattr(harmonize.icd, "icd_vocab", lambda system: small)
+    monkeypatch.setattr(harmonize.datasets.icd, "icd_vocab", lambda system: small)
     vocab, truth = perturbed_vocab(120, random_state=1)
     assert len(vocab) == 120 and truth["source_code"].value_counts().max() == 3
     assert truth["perturbation"].iloc[100:].str.count(r"\+").eq(2).all()
@@ -77,9 +78,9 @@ def test_streamed_index_equals_the_one_go_index(tmp_path, fake_encoder, kind, ch
 
 
 def test_build_index_streams_in_chunks(workspace, vocab_files, fake_encoder, monkeypatch):
-    import harmonize.index
+    import harmonize.index.site_index
 
-    monkeypatch.setattr(harmonize.index, "BUILD_CHUNK_SIZE", 2)
+    monkeypatch.setattr(harmonize.index.site_index, "BUILD_CHUNK_SIZE", 2)
     add_site(workspace, "a", vocab_files["a"])
     result = build_site_index(workspace, "a", "fake", device="cpu")
     assert result.count == 5 and result.n_embedded == 5

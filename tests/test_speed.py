@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harmonize.embed import l2_normalize
-from harmonize.speed import bench_sql, brute_force_topk
+from harmonize.benchmarks.speed import bench_sql, brute_force_topk
+from harmonize.embed.base import l2_normalize
 
 
 def test_brute_force_topk_is_exact_and_ordered():
@@ -33,8 +33,8 @@ def test_sql_stage_times_every_recode_form():
 def test_encode_stage_reports_int8_against_plain_with_agreement():
     import torch
 
-    from harmonize.icd import icd_vocab
-    from harmonize.speed import bench_encode
+    from harmonize.benchmarks.speed import bench_encode
+    from harmonize.datasets.icd import icd_vocab
 
     threads = torch.get_num_threads()
     texts = icd_vocab("icd9")["description"].tolist()[:40]

@@ -7,10 +7,10 @@ import re
 import pandas as pd
 import pytest
 
-from harmonize import sql
-from harmonize.config import SCHEMA_VERSION, SQL_DIR
-from harmonize.errors import QueryError
-from harmonize.workspace import Workspace
+from harmonize.core import sql
+from harmonize.core.config import SCHEMA_VERSION, SQL_DIR
+from harmonize.core.errors import QueryError
+from harmonize.core.workspace import Workspace
 
 USER_FILES = sorted(SQL_DIR.glob("*.sql"))
 INTERNAL_FILES = sorted((SQL_DIR / "internal").glob("*.sql"))

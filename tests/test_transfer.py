@@ -9,7 +9,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from harmonize.transfer import CNNClassifier, ConceptCNN, OneHotLogistic, multi_hot
+from harmonize.transfer.models import CNNClassifier, ConceptCNN, OneHotLogistic, multi_hot
 
 FAST = {"epochs": 3, "steps_per_epoch": 10, "batch_size": 16}
 

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from harmonize.usage import Usage, occurrence_matrix
+from harmonize.mapping.rerank.cooccurrence import Usage, occurrence_matrix
 from tests.helpers import run, snapshot
 
 
 def test_absent_and_missing_values_are_not_occurrences(workspace, tmp_path, runner):
-    from harmonize import sql
+    from harmonize.core import sql
 
     vocab = tmp_path / "v.csv"
     vocab.write_text("code,description\nX,x\nY,y\n")
@@ -89,8 +89,8 @@ def test_usage_needs_known_pairs_and_events(runner, indexed, tmp_path):
 @pytest.mark.model
 def test_map_known_with_usage_on_the_demo(tmp_path, runner):
     """The demo's sites both have patients: --usage reaches the reranker and says so."""
-    from harmonize.demo import TARGET_TRUTH
-    from harmonize.workspace import Workspace
+    from harmonize.core.workspace import Workspace
+    from harmonize.datasets.demo import TARGET_TRUTH
 
     ws = Workspace(tmp_path / "ws")
     assert run(runner, ws, "demo").exit_code == 0

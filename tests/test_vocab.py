@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harmonize.errors import InputError
-from harmonize.vocab import read_events, read_vocab, vocab_sha256
+from harmonize.core.errors import InputError
+from harmonize.sites.vocab import read_events, read_vocab, vocab_sha256
 
 SITE_B = """code,description,parent_code,frequency,note
 B1,fever reported,RESP,10,x

@@ -5,8 +5,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
-from harmonize.config import KNOWN_WORDPAIR_C
-from harmonize.wordpairs import (
+from harmonize.core.config import KNOWN_WORDPAIR_C
+from harmonize.mapping.rerank.word_differences import (
     cross_fitted_scores,
     difference_tokens,
     fit_word_pairs,

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import click
 
-from harmonize import __version__, timing
-from harmonize.config import (
-    WORKSPACE_ENV,
-)
-from harmonize.errors import HarmonizeError
-from harmonize.workspace import Workspace
+from harmonize import __version__
+from harmonize.core import timing
+from harmonize.core.config import WORKSPACE_ENV
+from harmonize.core.errors import HarmonizeError
+from harmonize.core.workspace import Workspace
 
 
 class HarmonizeGroup(click.Group):

@@ -10,16 +10,12 @@ import click
 import pandas as pd
 
 from harmonize.cli.base import State, cli, pass_state
-from harmonize.config import (
-    DEFAULT_MODEL,
-    DEMO_WORKSPACE,
-    DEVICES,
-)
-from harmonize.errors import HarmonizeError
-from harmonize.experiment import MODELS, SCENARIOS
-from harmonize.features import READINGS
-from harmonize.output import render
-from harmonize.workspace import Workspace
+from harmonize.core.config import DEFAULT_MODEL, DEMO_WORKSPACE, DEVICES
+from harmonize.core.errors import HarmonizeError
+from harmonize.core.render import render
+from harmonize.core.workspace import Workspace
+from harmonize.transfer.encounters import READINGS
+from harmonize.transfer.experiment import MODELS, SCENARIOS
 
 
 def _sizes(text: str | None) -> tuple[int, ...] | None:
@@ -121,7 +117,7 @@ def evaluate_cmd(
       harmonize evaluate --source source --target target --reading mapped \\
         --target-sizes 25,50,100 --scenario local --scenario finetune-all
     """
-    from harmonize.experiment import EvalConfig, run_evaluation, summarize
+    from harmonize.transfer.experiment import EvalConfig, run_evaluation, summarize
 
     config = EvalConfig(
         source=source,
@@ -162,7 +158,7 @@ def bench_cmd(quick: bool, device: str, fmt: str) -> None:
     Example:
       harmonize bench --quick --format json
     """
-    from harmonize.speed import run_speed
+    from harmonize.benchmarks.speed import run_speed
 
     result = run_speed(quick=quick, device=device)
     if fmt == "json":
@@ -253,7 +249,7 @@ def demo_cmd(ctx: click.Context, patients: int, seed: int, models: tuple[str, ..
 
     Writes into --workspace when given, else ./demo-workspace.
     """
-    from harmonize.demo import run_demo
+    from harmonize.datasets.demo import run_demo
 
     state: State = ctx.obj
     ws = state.ws if state.explicit_workspace else Workspace(Path(DEMO_WORKSPACE))

@@ -9,7 +9,7 @@ import click
 import pandas as pd
 
 from harmonize.cli.base import State, cli, pass_state
-from harmonize.config import (
+from harmonize.core.config import (
     DEFAULT_DEVICE,
     DEFAULT_K,
     DEFAULT_MODEL,
@@ -25,8 +25,8 @@ from harmonize.config import (
     RANDOM_STATE,
     STRATEGIES,
 )
-from harmonize.output import FORMATS, render, shorten
-from harmonize.predicates import PREDICATES
+from harmonize.core.render import FORMATS, render, shorten
+from harmonize.mapping.predicates import PREDICATES
 
 # Shared by map and bench-map.
 reranker_concepts_option = click.option(
@@ -122,7 +122,7 @@ def map_cmd(
       harmonize map --source siteB --target siteA --k 5 --strategy mutual
       harmonize map --source icd10 --target icd9 --known reviewed_pairs.csv
     """
-    from harmonize.mapping import map_sites
+    from harmonize.mapping.pipeline import map_sites
 
     result = map_sites(
         state.ws,
@@ -232,7 +232,7 @@ def fine_tune_cmd(
       harmonize build-index --site icd10 --model ft-icd
       harmonize map --source icd10 --target icd9 --model ft-icd --known pairs.csv
     """
-    from harmonize.finetune import fine_tune
+    from harmonize.mapping.finetune import fine_tune
 
     result = fine_tune(
         state.ws,
@@ -276,7 +276,7 @@ def eval_map_cmd(state: State, source: str, target: str, gold: Path, fmt: str) -
     Example:
       harmonize eval-map --source target --target source --gold truth.csv --format json
     """
-    from harmonize.evaluate import evaluate_mapping
+    from harmonize.mapping.metrics import evaluate_mapping
 
     result = evaluate_mapping(state.ws, source, target, gold)
     if fmt == "json":
@@ -310,7 +310,7 @@ def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
     Example:
       harmonize calibrate --source target --target source --gold truth.csv
     """
-    from harmonize.calibration import calibrate
+    from harmonize.mapping.calibration import calibrate
 
     result = calibrate(state.ws, source, target, gold)
     click.echo(render(result["reliability"], "table"), nl=False)
@@ -364,7 +364,7 @@ def bench_map_cmd(
     Example:
       harmonize --workspace bench bench-map icd --direction 10to9 --sample 1000
     """
-    from harmonize.bench import bench_icd
+    from harmonize.benchmarks.map_quality import bench_icd
 
     echo = (lambda _: None) if state.quiet or fmt == "json" else click.echo
     result = bench_icd(
@@ -411,7 +411,7 @@ def review_cmd(state: State, source: str, target: str, limit: int, fmt: str) -> 
     Example:
       harmonize review --source siteB --target siteA --limit 10
     """
-    from harmonize.review import review_queue
+    from harmonize.mapping.review import review_queue
 
     queue = review_queue(state.ws, source, target)
     shown = queue if limit <= 0 else queue.head(limit)
@@ -433,7 +433,7 @@ def _decision_command(decision: str, takes_target: bool):
         target_code: str | None = None,
         predicate: str | None = None,
     ) -> None:
-        from harmonize.review import decide
+        from harmonize.mapping.review import decide
 
         message = decide(
             state.ws,

@@ -8,11 +8,11 @@ import click
 import duckdb
 import pandas as pd
 
-from harmonize import sql
 from harmonize.cli.base import State, cli, pass_state
-from harmonize.errors import QueryError
-from harmonize.export import EXPORT_FORMATS
-from harmonize.output import FORMATS, render
+from harmonize.core import sql
+from harmonize.core.errors import QueryError
+from harmonize.core.render import FORMATS, render
+from harmonize.mapping.export import EXPORT_FORMATS
 
 
 @cli.command("sql")
@@ -98,7 +98,7 @@ def export_cmd(state: State, source: str, target: str, fmt: str, output: Path) -
     Example:
       harmonize export --source siteB --target siteA --format sssom -o b_to_a.sssom.tsv
     """
-    from harmonize.export import export_mappings
+    from harmonize.mapping.export import export_mappings
 
     n = export_mappings(state.ws, source, target, fmt, output)
     click.echo(f"wrote {n} mappings of '{source}' onto '{target}' as {fmt} to {output}")
@@ -125,6 +125,6 @@ def export_events_cmd(state: State, site: str, into: str, fmt: str, output: Path
     Example:
       harmonize export-events --site target --into source --format meds -o target_in_source/
     """
-    from harmonize.export import export_events
+    from harmonize.mapping.export import export_events
 
     click.echo(export_events(state.ws, site, into, fmt, output))

@@ -8,16 +8,10 @@ import click
 import pandas as pd
 
 from harmonize.cli.base import State, cli, pass_state
-from harmonize.config import (
-    DEFAULT_DEVICE,
-    DEFAULT_INDEX,
-    DEFAULT_MODEL,
-    DEVICES,
-    INDEX_TYPES,
-)
-from harmonize.errors import HarmonizeError
-from harmonize.output import FORMATS, render
-from harmonize.timing import stage
+from harmonize.core.config import DEFAULT_DEVICE, DEFAULT_INDEX, DEFAULT_MODEL, DEVICES, INDEX_TYPES
+from harmonize.core.errors import HarmonizeError
+from harmonize.core.render import FORMATS, render
+from harmonize.core.timing import stage
 
 
 @cli.command("add-site")
@@ -110,8 +104,8 @@ def add_site_cmd(
       harmonize add-site eunomia_src --omop cdm.duckdb --omop-codes source
       harmonize add-site mimic --meds meds_dataset/
     """
-    from harmonize.patients import LabelSpec
-    from harmonize.sites import PatientInput, add_site
+    from harmonize.sites.patients import LabelSpec
+    from harmonize.sites.registry import PatientInput, add_site
 
     given = [flag for flag, v in (("--vocab", vocab), ("--omop", omop), ("--meds", meds)) if v]
     if len(given) != 1:
@@ -123,7 +117,7 @@ def add_site_cmd(
     if omop or meds:
         skipped = ""
         if omop:
-            from harmonize.omop import read_omop_site
+            from harmonize.sites.omop import read_omop_site
 
             with stage("read omop"):
                 site = read_omop_site(omop, "source" if omop_codes == "source" else "standard")
@@ -131,7 +125,7 @@ def add_site_cmd(
             if omop_codes == "source":
                 skipped = f" ({site.skipped} events without a source value left out)"
         else:
-            from harmonize.meds import read_meds
+            from harmonize.sites.meds import read_meds
 
             with stage("read meds"):
                 frame, site_events = read_meds(meds)
@@ -170,7 +164,7 @@ def sites_cmd(state: State, fmt: str) -> None:
     Example:
       harmonize sites
     """
-    from harmonize.sites import list_sites
+    from harmonize.sites.registry import list_sites
 
     rows = []
     for info in list_sites(state.ws):
@@ -216,7 +210,7 @@ def build_index_cmd(
     Example:
       harmonize build-index --site siteA --model minilm
     """
-    from harmonize.index import build_site_index
+    from harmonize.index.site_index import build_site_index
 
     if "+" in model:
         raise HarmonizeError(

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harmonize.errors import WorkspaceError
-from harmonize.sites import add_site, list_sites
-from harmonize.workspace import Workspace
+from harmonize.core.errors import WorkspaceError
+from harmonize.core.workspace import Workspace
+from harmonize.sites.registry import add_site, list_sites
 
 
 def _vocab(path: Path, n: int, word: str) -> Path:
@@ -99,9 +99,9 @@ def mapped_big(tmp_path_factory) -> Path:
     k=1), and three people's decisions: big enough that a map takes a while to store."""
     import numpy as np
 
-    from harmonize.index import build_site_index
-    from harmonize.mapping import map_sites
-    from harmonize.review import decide
+    from harmonize.index.site_index import build_site_index
+    from harmonize.mapping.pipeline import map_sites
+    from harmonize.mapping.review import decide
 
     root = tmp_path_factory.mktemp("big")
     n = 10_000

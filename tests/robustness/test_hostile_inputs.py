@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from harmonize.cli import cli
-from harmonize.workspace import Workspace
+from harmonize.core.workspace import Workspace
 
 # Not imported from tests.conftest: importing it a second time would register a second fake
 # encoder under the name "fake" and leave the fake_encoder fixture of other tests counting

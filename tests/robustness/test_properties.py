@@ -10,11 +10,11 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harmonize.export import export_mappings
-from harmonize.index import build_site_index
-from harmonize.mapping import map_sites
-from harmonize.sites import add_site
-from harmonize.workspace import Workspace
+from harmonize.core.workspace import Workspace
+from harmonize.index.site_index import build_site_index
+from harmonize.mapping.export import export_mappings
+from harmonize.mapping.pipeline import map_sites
+from harmonize.sites.registry import add_site
 
 # Codes and descriptions as users write them: unicode, quotes, commas, semicolons, SQL.
 TEXT = (

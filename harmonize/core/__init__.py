@@ -1,0 +1,1 @@
+"""harmonize.core."""

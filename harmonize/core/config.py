@@ -1,0 +1,102 @@
+"""Defaults in one place.
+
+>>> DEFAULT_MODEL
+'minilm'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DB_FILENAME = "harmonize.duckdb"
+INDEX_DIRNAME = "indexes"
+CACHE_DIRNAME = "cache"
+INDEX_FILENAME = "index.faiss"
+META_FILENAME = "meta.json"
+WORKSPACE_ENV = "HARMONIZE_WORKSPACE"
+DEMO_WORKSPACE = "demo-workspace"
+
+# Bump when a table of sql/internal/schema.sql changes shape.
+SCHEMA_VERSION = 5
+
+DEFAULT_MODEL = "minilm"
+DEFAULT_DEVICE = "auto"
+DEFAULT_INDEX = "flat"
+DEFAULT_K = 5
+DEFAULT_STRATEGY = "best"
+STRATEGIES = ("best", "mutual", "one-to-one")
+INDEX_TYPES = ("flat", "hnsw")
+DEVICES = ("auto", "cpu", "gpu")
+
+# Texts are embedded in chunks so the cache can be saved and progress shown between them.
+ENCODE_BATCH_SIZE = 64
+ENCODE_CHUNK_SIZE = 2048
+# build-index embeds and adds to the index this many texts at a time (bounded memory; the
+# lexical encoder's dense 4096-dim rows make 20k texts about 330 MB).
+BUILD_CHUNK_SIZE = 20_000
+
+# HNSW: M links per node; efConstruction/efSearch trade build and query time for recall.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 128
+
+# The lexical baseline hashes character n-grams into this many dimensions.
+LEXICAL_DIM = 4096
+LEXICAL_NGRAMS = (2, 4)
+
+# Hybrid retrieval (--model minilm+lexical): each model's top FUSION_DEPTH candidates are fused
+# by reciprocal rank with constant RRF_K (Cormack, Clarke & Buettcher 2009).
+FUSION_DEPTH = 50
+RRF_K = 60
+
+# one-to-one assignment builds a dense source x target matrix; refuse beyond this many cells.
+ONE_TO_ONE_MAX_CELLS = 50_000_000
+
+# Rows of a mapping shown on the terminal before "... N more".
+PREVIEW_ROWS = 20
+
+SITE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+DATA_DIR = PACKAGE_DIR / "data"
+# SQL ships inside the package (harmonize/sql) so wheels carry it; a workspace may add its own.
+SQL_DIR = PACKAGE_DIR / "sql"
+
+# Known pairs (map --known FILE, harmonize/known.py): hierarchy neighbours vote for their
+# targets with softmax(cosine / KNOWN_TAU) weights; tau chosen on a validation part of the ICD
+# training half (0.005-0.02 within 1 point of top-1; 0.02 gave the best top-10). The reranker
+# learns from at most KNOWN_TRAIN_MAX known concepts (seeded sample), cross-fitted in
+# KNOWN_FOLDS folds, and needs KNOWN_MIN_PAIRS right and wrong candidates; each query keeps its
+# KNOWN_DEPTH nearest targets as candidates.
+KNOWN_TAU = 0.02
+# 30,000: on all 34,122 held-out ICD-10-CM -> ICD-9-CM codes of the untouched split, top-1
+# 0.927 / 0.938 and exact 1:1 pairs 95.3 % / 96.1 % with 12,000 / 30,000, in 2.2 / 3.5 minutes
+# of bench-map on a 2-core CPU (map --known --reranker-concepts sets it per run).
+KNOWN_TRAIN_MAX = 30000
+KNOWN_FOLDS = 5
+KNOWN_MIN_PAIRS = 10
+KNOWN_DEPTH = 10
+# Trees of the LambdaRank reranker (learning rate 0.05, 31 leaves): 600 trees or 63 leaves were
+# within 0.1 point of held-out ICD-10-CM top-1 at two and 1.4 times the time.
+KNOWN_RANKER_TREES = 300
+# Below this many training concepts the reranker is a per-row classifier instead (it was ahead
+# at 50 known ICD-10-CM concepts and on the demo's 46, level at 200 and 1,000, behind at 4,000).
+KNOWN_RANKER_MIN = 500
+# The word-difference model (harmonize/wordpairs.py): hashed features and the inverse
+# regularisation of its logistic regression (0.3 against 1.0: +0.5 top-1 on the seed-0 sample).
+KNOWN_WORDPAIR_FEATURES = 2**20
+KNOWN_WORDPAIR_C = 0.3
+RANDOM_STATE = 0
+
+# fine-tune: sentence-transformers' multiple-negatives ranking loss over known description
+# pairs. Batch 32 and one epoch on 8,000 ICD-10-CM -> ICD-9-CM pairs took 9.4 min on one CPU
+# thread and doubled held-out top-1 (reports/mapping-quality.md). FINETUNE_HOLDOUT of the known
+# source concepts are kept out of training to report what it did.
+FINETUNE_EPOCHS = 1
+FINETUNE_BATCH_SIZE = 32
+FINETUNE_LR = 2e-5
+FINETUNE_HOLDOUT = 0.1
+FINETUNE_THREADS = 1
+# Each pair also trains against the base model's nearest wrong target: on the same 8,000 pairs
+# plain top-1 55.5 % -> 64.6 % (1.15x the training time).
+FINETUNE_HARD_NEGATIVES = True

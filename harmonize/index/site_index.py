@@ -1,0 +1,360 @@
+"""index.site_index: split from harmonize/index.py (docstring to write)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+
+from harmonize import __version__
+from harmonize.core import sql
+from harmonize.core.config import (
+    BUILD_CHUNK_SIZE,
+    INDEX_FILENAME,
+    INDEX_TYPES,
+    META_FILENAME,
+)
+from harmonize.core.errors import HarmonizeError, IndexStateError, InputError
+from harmonize.core.timing import Stages
+from harmonize.core.workspace import Workspace, atomic_path, atomic_write_json
+from harmonize.embed.base import Encoder, resolve_device
+from harmonize.embed.cache import EmbeddingCache, embed_texts, progress_bar
+from harmonize.embed.registry import get_encoder
+from harmonize.index.faiss_index import build_faiss, empty_index, faiss_device
+
+if TYPE_CHECKING:
+    import faiss
+
+# What meta.json must hold, and of which type, for its index to be used.
+META_REQUIRED = {
+    "model": str,
+    "model_fingerprint": str,
+    "vocab_sha256": str,
+    "dim": int,
+    "count": int,
+    "index_bytes": int,
+    "index_sha256": str,
+}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_index(folder: Path, index: faiss.Index, meta: dict[str, Any]) -> None:
+    """Writes index.faiss then meta.json, each atomically; meta.json last, so a crash between
+    leaves an index whose meta no longer matches it, which load refuses."""
+    import faiss
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / INDEX_FILENAME) as tmp:
+        faiss.write_index(index, str(tmp))
+        meta = {**meta, "index_bytes": tmp.stat().st_size, "index_sha256": _file_sha256(tmp)}
+    atomic_write_json(folder / META_FILENAME, meta)
+
+
+def read_meta(folder: Path) -> dict[str, Any] | None:
+    path = folder / META_FILENAME
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"corrupt": True}
+    return meta if isinstance(meta, dict) else {"corrupt": True}
+
+
+def read_index(folder: Path, meta: dict[str, Any]) -> faiss.Index:
+    """Loads index.faiss and checks it is the file meta.json describes."""
+    import faiss
+
+    path = folder / INDEX_FILENAME
+    if not path.is_file() or path.stat().st_size != meta.get("index_bytes"):
+        raise IndexStateError(f"{path} is missing or does not match {folder / META_FILENAME}")
+    if _file_sha256(path) != meta.get("index_sha256"):
+        raise IndexStateError(f"{path} does not match the checksum in {folder / META_FILENAME}")
+    try:
+        index = faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise IndexStateError(f"{path} is corrupt: {exc}") from exc
+    if index.ntotal != meta.get("count") or index.d != meta.get("dim"):
+        raise IndexStateError(f"{path} holds {index.ntotal}x{index.d}, meta.json says otherwise")
+    return index
+
+
+@dataclass
+class IndexStatus:
+    """Whether a site's index for one model can be used, and if not, why."""
+
+    site: str
+    model: str
+    folder: Path
+    state: str  # "fresh", "stale" or "missing"
+    reason: str
+    meta: dict[str, Any] | None
+
+    @property
+    def rebuild_command(self) -> str:
+        return f"harmonize build-index --site {self.site} --model {self.model} --force"
+
+
+def index_status(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, site: str, encoder: Encoder
+) -> IndexStatus:
+    """Compares an index's meta.json with the site's stored vocabulary and the encoder."""
+    info = ws.require_site(con, site)
+    folder = ws.index_dir(site, encoder.slug)
+    meta = read_meta(folder)
+
+    def status(state: str, reason: str) -> IndexStatus:
+        return IndexStatus(site, encoder.spec, folder, state, reason, meta)
+
+    if meta is None or not (folder / INDEX_FILENAME).is_file():
+        return status("missing", "no index built yet")
+    if meta.get("corrupt"):
+        return status("stale", "meta.json is unreadable")
+    for key, kind in META_REQUIRED.items():
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            return status("stale", f"meta.json has no valid '{key}'")
+    if meta["model"] != encoder.spec:
+        return status("stale", f"meta.json says the index holds model {meta['model']}")
+    if meta.get("vocab_sha256") != info["vocab_sha256"]:
+        return status("stale", "the site's vocabulary changed since the index was built")
+    if meta.get("model_fingerprint") != encoder.fingerprint:
+        return status("stale", "the model's weights or file changed since the index was built")
+    return status("fresh", "up to date")
+
+
+def build_streamed(
+    encoder: Encoder,
+    texts: list[str],
+    kind: str = "flat",
+    cache: EmbeddingCache | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+    site: str = "",
+    chunk: int | None = None,
+) -> faiss.Index:
+    """A CPU index of ``texts`` embedded ``chunk`` at a time, each chunk added to the index as
+    it comes, so memory holds the index plus one chunk of vectors, never a second full copy
+    (``chunk``: default ``config.BUILD_CHUNK_SIZE``).
+    The cache is saved once, at the end (or when interrupted).
+
+    >>> from harmonize.embed import get_encoder
+    >>> build_streamed(get_encoder("lexical"), ["a b", "b c", "c d"], chunk=2).ntotal
+    3
+    """
+    if kind not in INDEX_TYPES:
+        raise InputError(f"unknown index type '{kind}': use {' or '.join(INDEX_TYPES)}")
+    chunk = chunk or BUILD_CHUNK_SIZE
+    index: faiss.Index | None = None
+    try:
+        with progress_bar(len(texts), f"embedding {site}".strip(), progress) as bar:
+            for start in range(0, len(texts), chunk):
+                part = texts[start : start + chunk]
+                vectors = embed_texts(encoder, part, cache=cache, device=device, save=False)
+                if index is None:
+                    index = empty_index(vectors.shape[1], kind)
+                index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+                bar.update(len(part))
+    finally:
+        if cache is not None:
+            cache.save()
+    return index if index is not None else empty_index(encoder.dim, kind)
+
+
+@dataclass
+class BuildResult:
+    site: str
+    model: str
+    folder: Path
+    built: bool
+    count: int
+    dim: int
+    index_type: str
+    device: str
+    seconds: float
+    n_embedded: int
+    message: str
+
+
+def build_site_index(
+    ws: Workspace,
+    site: str,
+    model: str,
+    device: str = "auto",
+    index_type: str = "flat",
+    force: bool = False,
+    progress: bool = False,
+) -> BuildResult:
+    """Embeds a site's descriptions (through the cache) and writes its FAISS index.
+
+    >>> # build_site_index(Workspace("."), "siteA", "minilm")
+    """
+    import faiss
+
+    if index_type not in INDEX_TYPES:
+        raise InputError(f"unknown index type '{index_type}': use {' or '.join(INDEX_TYPES)}")
+    encoder = get_encoder(model)
+    started = time.perf_counter()
+    clock = Stages("build-index", ("read", "embed", "index", "store"))
+    # Device problems are reported before anything else, even when there is nothing to build.
+    index_device = faiss_device(device)
+    torch_device = resolve_device(device) if encoder.cacheable else "cpu"
+    with ws.connect(read_only=True) as con:
+        status = index_status(ws, con, site, encoder)
+        concepts = sql.run_internal(con, "site_concepts", site=site).df()
+        info = ws.require_site(con, site)
+    if status.state == "fresh" and not force and status.meta.get("index_type") == index_type:
+        return BuildResult(
+            site,
+            encoder.spec,
+            status.folder,
+            False,
+            int(status.meta["count"]),
+            int(status.meta["dim"]),
+            index_type,
+            status.meta.get("device", "cpu"),
+            0.0,
+            0,
+            f"index for site '{site}' (model {encoder.spec}) is up to date; "
+            "nothing to do (use --force to rebuild)",
+        )
+    clock.done("read")
+    texts = concepts["description"].tolist()
+    del concepts
+    cache = EmbeddingCache(ws.cache_dir, encoder) if encoder.cacheable else None
+    before = len(cache) if cache is not None else 0
+    if index_device == "gpu":  # filled on the GPU in one go
+        vectors = embed_texts(
+            encoder,
+            texts,
+            cache=cache,
+            device=torch_device,
+            progress=progress,
+            desc=f"embedding {site}",
+        )
+        clock.done("embed")
+        index = build_faiss(vectors, index_type, index_device)
+        dim = int(vectors.shape[1])
+        del vectors
+    else:
+        index = build_streamed(encoder, texts, index_type, cache, torch_device, progress, site)
+        dim = int(index.d)
+        clock.done("embed")  # embedding and adding to the index alternate, chunk by chunk
+    n_embedded = (len(cache) - before) if cache is not None else len(set(texts))
+    clock.done("index")
+    meta = {
+        "site": site,
+        "model": encoder.spec,
+        "model_fingerprint": encoder.fingerprint,
+        "dim": dim,
+        "count": int(index.ntotal),
+        "index_type": index_type,
+        "metric": "inner_product",
+        "normalized": True,
+        "vocab_sha256": info["vocab_sha256"],
+        "harmonize_version": __version__,
+        "faiss_version": faiss.__version__,
+        "device": index_device,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_index(status.folder, index, meta)
+    clock.done("store")
+    seconds = time.perf_counter() - started
+    return BuildResult(
+        site,
+        encoder.spec,
+        status.folder,
+        True,
+        int(index.ntotal),
+        dim,
+        index_type,
+        index_device,
+        seconds,
+        n_embedded,
+        f"built {index_type} index for site '{site}' with model {encoder.spec}: "
+        f"{index.ntotal} concepts, dim {dim}, {n_embedded} newly embedded, "
+        f"{seconds:.1f}s on {index_device}",
+    )
+
+
+def load_site_index(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, site: str, encoder: Encoder
+) -> tuple[faiss.Index, dict[str, Any]]:
+    """A site's index for ``encoder``, refusing one that is missing or stale."""
+    status = index_status(ws, con, site, encoder)
+    if status.state == "missing":
+        raise IndexStateError(
+            f"no index for site '{site}' with model {encoder.spec}. "
+            f"Run 'harmonize build-index --site {site} --model {encoder.spec}' first."
+        )
+    if status.state == "stale":
+        raise IndexStateError(
+            f"index for site '{site}' (model {encoder.spec}) is stale: {status.reason}. "
+            f"Run '{status.rebuild_command}'."
+        )
+    try:
+        return read_index(status.folder, status.meta), status.meta
+    except IndexStateError as exc:
+        raise IndexStateError(
+            f"index for site '{site}' (model {encoder.spec}) cannot be used: {exc}. "
+            f"Run '{status.rebuild_command}'."
+        ) from exc
+
+
+def load_pair_indexes(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, source: str, target: str, encoder: Encoder
+) -> tuple[faiss.Index, faiss.Index]:
+    """The source and target indexes for ``encoder``, refused unless their dimensions agree
+    (an index built with another model's dimension would crash or mislead the search)."""
+    pair = (
+        load_site_index(ws, con, source, encoder)[0],
+        load_site_index(ws, con, target, encoder)[0],
+    )
+    if pair[0].d == pair[1].d:
+        return pair
+    # Only on this error path is the model's own dimension worth loading the model for.
+    sites = [(s, index.d) for s, index in zip((source, target), pair, strict=True)]
+    wrong = [s for s, d in sites if d != encoder.dim] or [source, target]
+    rebuild = " and ".join(
+        f"'harmonize build-index --site {s} --model {encoder.spec} --force'" for s in wrong
+    )
+    raise IndexStateError(
+        f"the indexes of '{source}' (dim {pair[0].d}) and '{target}' (dim {pair[1].d}) for "
+        f"model {encoder.spec} differ in dimension; the model gives dim {encoder.dim}. "
+        f"Run {rebuild}."
+    )
+
+
+def site_index_statuses(
+    ws: Workspace, con: duckdb.DuckDBPyConnection, site: str
+) -> list[IndexStatus]:
+    """Every index folder of a site, with its state (for ``harmonize sites``)."""
+    root = ws.index_root / site
+    out = []
+    if not root.is_dir():
+        return out
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        meta = read_meta(folder)
+        if meta is None or meta.get("corrupt") or not isinstance(meta.get("model"), str):
+            out.append(
+                IndexStatus(site, folder.name, folder, "stale", "meta.json unreadable", meta)
+            )
+            continue
+        try:
+            encoder = get_encoder(meta["model"])
+            out.append(index_status(ws, con, site, encoder))
+        except HarmonizeError as exc:
+            out.append(IndexStatus(site, meta["model"], folder, "stale", str(exc), meta))
+    return out

@@ -1,0 +1,220 @@
+"""Storing a site's vocabulary (and events) in the workspace, and listing sites.
+
+>>> import pathlib, tempfile
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (root / "a.csv").write_text("code,description\\nC1,dyspnea\\n")
+>>> add_site(Workspace(root), "siteA", root / "a.csv").n_concepts
+1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from harmonize.core import sql
+from harmonize.core.errors import InputError, WorkspaceError
+from harmonize.core.timing import Stages
+from harmonize.core.workspace import Workspace, check_site_name
+from harmonize.index.site_index import IndexStatus, site_index_statuses
+from harmonize.sites.patients import (
+    LabelSpec,
+    read_levels,
+    read_long_patients,
+    read_wide_patients,
+    stratified_split,
+)
+from harmonize.sites.vocab import read_events, read_table, read_vocab, vocab_sha256
+
+
+@dataclass
+class AddSiteResult:
+    site: str
+    n_concepts: int
+    n_events: int
+    replaced: bool
+    n_train: int = 0
+    n_test: int = 0
+    task: LabelSpec | None = None
+
+    @property
+    def message(self) -> str:
+        verb = "replaced" if self.replaced else "added"
+        events = f" and {self.n_events} events" if self.n_events else ""
+        text = f"{verb} site '{self.site}': {self.n_concepts} concepts{events}"
+        if self.task is not None:
+            text += (
+                f"; {self.n_train + self.n_test} patients ({self.n_train} train, {self.n_test} "
+                f"test), task {self.task.column}={self.task.positive}"
+            )
+        return text
+
+
+def add_site(
+    ws: Workspace,
+    name: str,
+    vocab_path: str | Path | None,
+    events_path: str | Path | None = None,
+    replace: bool = False,
+    events: pd.DataFrame | None = None,
+    labels: pd.DataFrame | None = None,
+    patients: PatientInput | None = None,
+    task: LabelSpec | None = None,
+    levels: pd.DataFrame | None = None,
+    vocab: pd.DataFrame | None = None,
+) -> AddSiteResult:
+    """Validates the files completely, then stores the site in one transaction.
+
+    ``events``/``labels`` frames (subject_id, time, code, value / subject_id, label, value,
+    split) may be passed directly instead of files, as the demo does, with ``task`` naming the
+    label and its positive value. ``patients`` reads a prediction task's patient files.
+    """
+    check_site_name(name)
+    clock = Stages("add-site", ("read", "store"))
+    if (vocab_path is None) == (vocab is None):
+        raise InputError("give exactly one vocabulary: a file (--vocab) or a reader's frame")
+    vocab = read_vocab(vocab_path) if vocab is None else vocab
+    if events_path is not None and patients is not None:
+        raise InputError("give either --events or --patients, not both")
+    if events_path is not None:
+        events = read_events(events_path, set(vocab["code"]))
+    if patients is not None:
+        levels = read_levels(patients.levels)
+        events, labels = patients.read(set(vocab["code"]), levels)
+        task = patients.label
+    if labels is not None and "split" not in labels.columns:
+        labels = labels.assign(split="train")
+    if ws.exists():
+        with ws.connect(read_only=True) as con:
+            exists = name in ws.site_names(con)
+        if exists and not replace:
+            raise WorkspaceError(
+                f"site '{name}' already exists in {ws.root}. "
+                f"Use 'harmonize add-site {name} --vocab FILE --replace' to replace it."
+            )
+    else:
+        exists = False
+    clock.done("read")
+    with ws.transaction() as con:
+        for table in ("sites", "concepts", "events", "labels", "site_tasks", "level_texts"):
+            sql.run_internal(con, f"delete_site_{table}", site=name)
+        sql.run_internal(
+            con,
+            "insert_site",
+            site=name,
+            vocab_file=str(Path(vocab_path).resolve()) if vocab_path is not None else None,
+            vocab_sha256=vocab_sha256(vocab),
+            n_concepts=len(vocab),
+        )
+        con.register("new_concepts", vocab)
+        sql.run_internal(con, "insert_concepts", site=name)
+        con.unregister("new_concepts")
+        if events is not None and len(events):
+            con.register("new_events", events)
+            sql.run_internal(con, "insert_events", site=name)
+            con.unregister("new_events")
+        if labels is not None and len(labels):
+            con.register("new_labels", labels)
+            sql.run_internal(con, "insert_labels", site=name)
+            con.unregister("new_labels")
+        if task is not None:
+            sql.run_internal(
+                con, "insert_task", site=name, label=task.column, positive=task.positive
+            )
+        if levels is not None and len(levels):
+            con.register("new_levels", levels)
+            sql.run_internal(con, "insert_level_texts", site=name)
+            con.unregister("new_levels")
+    clock.done("store")
+    n_test = 0 if labels is None else int((labels["split"] == "test").sum())
+    n_train = 0 if labels is None else len(labels) - n_test
+    return AddSiteResult(
+        name,
+        len(vocab),
+        0 if events is None else len(events),
+        exists,
+        n_train,
+        n_test,
+        task if labels is not None else None,
+    )
+
+
+@dataclass
+class PatientInput:
+    """Where a site's patients come from: a wide table, or long events plus a labels file;
+    a test file or a seeded stratified hold-out."""
+
+    patients: Path
+    label: LabelSpec
+    test_patients: Path | None = None
+    labels: Path | None = None
+    levels: Path | None = None
+    test_fraction: float = 0.2
+    random_state: int = 0
+
+    def read(self, codes: set[str], levels: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(events, labels with a split column), fully validated."""
+        if self.labels is not None:
+            if self.test_patients is not None:
+                raise InputError(
+                    "--test-patients works with wide patient tables; for long events put a "
+                    "'split' column (train/test) in the labels file instead"
+                )
+            data = read_long_patients(self.patients, self.labels, codes, self.label, levels)
+            return data.events, self._split(data.labels, read_table(self.labels))
+        train = read_wide_patients(self.patients, codes, self.label, levels)
+        if self.test_patients is None:
+            labels = train.labels.assign(
+                split=stratified_split(
+                    train.labels, self.label.positive, self.test_fraction, self.random_state
+                )
+            )
+            return train.events, labels
+        test = read_wide_patients(self.test_patients, codes, self.label, levels, "test-")
+        clash = set(train.labels["subject_id"]) & set(test.labels["subject_id"])
+        if clash:
+            raise InputError(
+                f"{self.test_patients}: subject_id '{sorted(clash)[0]}' is also a training patient"
+            )
+        labels = pd.concat(
+            [train.labels.assign(split="train"), test.labels.assign(split="test")],
+            ignore_index=True,
+        )
+        return pd.concat([train.events, test.events], ignore_index=True), labels
+
+    def _split(self, labels: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+        if "split" in table.columns:
+            split = table["split"].astype(str).str.strip().to_numpy()
+            bad = sorted(set(split) - {"train", "test"})
+            if bad:
+                raise InputError(
+                    f"{self.labels}: column 'split' must be train or test, got '{bad[0]}'"
+                )
+            return labels.assign(split=split)
+        return labels.assign(
+            split=stratified_split(
+                labels, self.label.positive, self.test_fraction, self.random_state
+            )
+        )
+
+
+@dataclass
+class SiteInfo:
+    site: str
+    n_concepts: int
+    n_events: int
+    n_subjects: int
+    indexes: list[IndexStatus]
+
+
+def list_sites(ws: Workspace) -> list[SiteInfo]:
+    """Each site with its counts and the state of each of its indexes."""
+    ws.require()
+    with ws.connect(read_only=True) as con:
+        rows = sql.run_internal(con, "site_list").fetchall()
+        return [
+            SiteInfo(site, n_concepts, n_events, n_subjects, site_index_statuses(ws, con, site))
+            for site, n_concepts, n_events, n_subjects, *_ in rows
+        ]
