@@ -26,7 +26,19 @@ class HarmonizeGroup(click.Group):
         try:
             return super().invoke(ctx)
         except HarmonizeError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(exc.render(self._flags(ctx))) from exc
+
+    def _flags(self, ctx: click.Context) -> dict[str, str]:
+        """Python parameter name -> the running command's flag (``reranker_concepts`` ->
+        ``--reranker-concepts``), so library errors speak in the flags the user typed."""
+        name = ctx.invoked_subcommand
+        command = self.get_command(ctx, name) if name else None
+        flags = {"device": "--device", "workspace": "--workspace"}
+        for param in getattr(command, "params", ()):
+            if isinstance(param, click.Option) and param.name:
+                long = [o for o in param.opts if o.startswith("--")]
+                flags[param.name] = (long or param.opts)[0]
+        return flags
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         try:

@@ -3,15 +3,35 @@
 The CLI turns any :class:`HarmonizeError` into ``Error: <message>`` and exit code 1;
 any other exception is a bug and keeps its traceback.
 
+Library messages name the values a caller passed (``k``), not the command-line flags: a
+message template marks each parameter name as ``{name}`` and lists it in ``params``; the CLI
+renders those names as its own flags (``--k``).
+
 >>> str(UnknownSiteError("siteC", ["siteA"]))
 "unknown site 'siteC'. Known sites: siteA. Run 'harmonize add-site siteC --vocab FILE' first."
+>>> error = InputError("{k} must be at least 1, got 0", params=("k",))
+>>> str(error), error.render({"k": "--k"})
+('k must be at least 1, got 0', '--k must be at least 1, got 0')
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 
 class HarmonizeError(Exception):
     """Base class: a problem with the user's input or workspace, saying what to do next."""
+
+    def __init__(self, message: str = "", *, params: Sequence[str] = ()):
+        self.template = message
+        self.params = tuple(params)
+        super().__init__(self.render({}))
+
+    def render(self, names: Mapping[str, str]) -> str:
+        """The message with each parameter called what ``names`` calls it (default: itself)."""
+        if not self.params:
+            return self.template
+        return self.template.format(**{p: names.get(p, p) for p in self.params})
 
 
 class InputError(HarmonizeError):
@@ -27,7 +47,8 @@ class UnknownSiteError(HarmonizeError):
 
     def __init__(self, site: str, known: list[str]):
         known_text = ", ".join(known) if known else "none yet"
-        super().__init__(
+        HarmonizeError.__init__(
+            self,
             f"unknown site '{site}'. Known sites: {known_text}. "
             f"Run 'harmonize add-site {site} --vocab FILE' first."
         )
