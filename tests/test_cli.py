@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import click
 import pytest
 
 from harmonize.cli import cli
+from harmonize.core.config import RANDOM_STATE
+from harmonize.core.errors import HarmonizeError
 from tests.helpers import normalise, run, snapshot
+
+HEAVY = (
+    "torch",
+    "transformers",
+    "sentence_transformers",
+    "sklearn",
+    "lightgbm",
+    "faiss",
+    "onnxruntime",
+    "scipy",
+)
+# Needed by most commands, but not to list them: --help stays well under a second.
+DATA = ("pandas", "pyarrow", "tabulate", "tqdm", "numpy", "duckdb")
 
 
 def test_add_site_and_sites(runner, workspace, vocab_files):
@@ -303,3 +321,123 @@ def test_stale_index_is_refused_with_the_rebuild_command(runner, indexed, vocab_
         "Error: index for site 'siteA' (model fake) is stale: the site's vocabulary changed since "
         "the index was built. Run 'harmonize build-index --site siteA --model fake --force'.\n"
     )
+
+
+# --- start-up, shared options, old spellings --------------------------------------------
+
+
+def _loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of ``modules`` a fresh interpreter has imported after running ``code``."""
+    probe = f"{code}; import sys; print(sorted(m for m in {modules!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+def test_importing_the_cli_loads_no_heavy_library():
+    assert _loaded_after("import harmonize.cli", HEAVY) == []
+
+
+def test_help_loads_no_data_library():
+    code = "from harmonize.cli import cli; cli.main(['--help'], standalone_mode=False)"
+    assert _loaded_after(code, HEAVY + DATA) == []
+
+
+def _options(command: click.Command) -> list[click.Option]:
+    return [p for p in command.params if isinstance(p, click.Option)]
+
+
+def test_shared_options_are_spelled_alike_everywhere():
+    """-o/--output wherever a file is written, one seed default, no visible old spelling."""
+    for name, command in cli.commands.items():
+        for option in _options(command):
+            if option.name == "output":
+                assert option.opts == ["-o", "--output"], name
+            if option.name == "seed":
+                assert option.default == RANDOM_STATE, name
+            if option.hidden:
+                assert not any(o in command.get_help(click.Context(command)) for o in option.opts)
+    assert {o.name for o in _options(cli.commands["export-events"])} >= {"source", "target"}
+
+
+def test_old_export_events_flags_still_work_and_say_what_to_use(runner, mapped_ba, tmp_path):
+    args = ["export-events", "--site", "siteB", "--into", "siteA", "-o", str(tmp_path / "e")]
+    result = run(runner, mapped_ba, *args)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Note: --site is now --source\n"
+        "Note: --into is now --target\n"
+        "Error: no events of 'siteB' map onto 'siteA'. "
+        "Run 'harmonize map --source siteB --target siteA' first.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "siteA"], "Error: Missing option '--source'."),
+        (["--source", "siteB", "--site", "siteB", "--target", "siteA"], "give only --source"),
+    ],
+)
+def test_export_events_needs_one_spelling_of_each_site(runner, indexed, tmp_path, args, message):
+    result = run(runner, indexed, "export-events", *args, "-o", str(tmp_path / "e"))
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+@pytest.fixture
+def evaluate_config(monkeypatch):
+    """evaluate stops where it would train, saying which embedding and classifier it got."""
+    from harmonize.transfer import experiment
+
+    def stop(ws, config, progress=False):
+        raise HarmonizeError(f"embedding {config.embedding}, classifier {config.model}")
+
+    monkeypatch.setattr(experiment, "run_evaluation", stop)
+
+
+@pytest.mark.parametrize(
+    ("args", "notes", "got"),
+    [
+        (["--model", "fake", "--classifier", "logreg"], "", "fake, classifier logreg"),
+        (["--embedding", "fake"], "Note: --embedding is now --model\n", "fake, classifier cnn"),
+        (
+            ["--embedding", "fake", "--model", "logreg"],
+            "Note: --model logreg (the classifier) is now --classifier logreg\n"
+            "Note: --embedding is now --model\n",
+            "fake, classifier logreg",
+        ),
+        (
+            ["--model", "cnn"],
+            "Note: --model cnn (the classifier) is now --classifier cnn\n",
+            "minilm, classifier cnn",
+        ),
+    ],
+)
+def test_evaluate_model_is_the_embedding_and_old_spellings_still_work(
+    runner, indexed, evaluate_config, args, notes, got
+):
+    result = run(runner, indexed, "evaluate", "--source", "siteA", "--target", "siteB", *args)
+    assert (result.exit_code, result.stderr) == (1, f"{notes}Error: embedding {got}\n")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--embedding", "fake", "--model", "lexical"],
+        ["--model", "logreg", "--classifier", "cnn"],
+    ],
+)
+def test_evaluate_refuses_both_spellings(runner, indexed, evaluate_config, args):
+    result = run(runner, indexed, "evaluate", "--source", "siteA", "--target", "siteB", *args)
+    assert result.exit_code == 1
+    assert "Error: " in result.output and "give only" in result.output
+
+
+def test_eval_map_prints_csv_like_every_table(runner, mapped_ba, tmp_path):
+    gold = tmp_path / "gold.csv"
+    gold.write_text("source_code,target_code\nB1,A2\n")
+    args = ("eval-map", "--source", "siteB", "--target", "siteA", "--gold", str(gold))
+    result = run(runner, mapped_ba, *args, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    header, row = result.output.splitlines()
+    assert header.split(",")[:3] == ["n", "top1", "top5"] and row.startswith("1,1.0,1.0")

@@ -149,11 +149,11 @@ ONE_HOT_NATIVE = (
         ({"model": "svm"}, "unknown model 'svm': use cnn or logreg"),
         (
             {"model": "logreg", "reading": "mapped", "scenarios": ("local", "finetune-head")},
-            "logreg has no layers to fine-tune: use --model cnn for finetune-*",
+            "logreg has no layers to fine-tune: use model cnn for finetune-*",
         ),
         (
             {"model": "logreg", "scenarios": ("finetune-all",)},
-            "logreg has no layers to fine-tune: use --model cnn for finetune-*",
+            "logreg has no layers to fine-tune: use model cnn for finetune-*",
         ),
         ({"seeds": 0}, "--seeds, --epochs and --steps-per-epoch must be at least 1"),
         ({"epochs": 0}, "--seeds, --epochs and --steps-per-epoch must be at least 1"),
@@ -407,7 +407,7 @@ def test_cli_evaluate_prints_the_summary(runner, world):
         "siteA",
         "--target",
         "siteB",
-        "--embedding",
+        "--model",
         "fake",
         "--scenario",
         "local",
@@ -455,11 +455,11 @@ def test_cli_evaluate_prints_the_summary(runner, world):
         ),
         (["--target-sizes", "6,x"], "--target-sizes must be integers like 50,100,200, got '6,x'"),
         (
-            ["--model", "logreg"],
-            "logreg has no layers to fine-tune: use --model cnn for finetune-*",
+            ["--classifier", "logreg"],
+            "logreg has no layers to fine-tune: use --classifier cnn for finetune-*",
         ),
-        (["--model", "logreg", "--scenario", "direct"], ONE_HOT_NATIVE),
-        (["--embedding", "onehot", "--scenario", "pooled"], ONE_HOT_NATIVE),
+        (["--classifier", "logreg", "--scenario", "direct"], ONE_HOT_NATIVE),
+        (["--model", "onehot", "--scenario", "pooled"], ONE_HOT_NATIVE),
         (
             ["--reading", "mapped"],
             "no mappings of 'siteB' onto 'siteA' to read it through. "
@@ -478,7 +478,7 @@ def test_cli_evaluate_errors_leave_the_workspace_unchanged(runner, tmp_path, arg
         "siteA",
         "--target",
         "siteB",
-        "--embedding",
+        "--model",
         "fake",
         "--epochs",
         "2",

@@ -1,13 +1,15 @@
 """The ``harmonize`` command line: each command parses, calls one library function, prints.
 
-The group and its error handling live in ``base``; commands are grouped by what they do.
+The group and its error handling live in ``base``, the options commands share in ``options``;
+commands are grouped by what they do. Nothing heavy is imported until a command runs, so
+``harmonize --help`` starts fast.
 
 >>> from click.testing import CliRunner
 >>> CliRunner().invoke(cli, ["--version"]).output.startswith("harmonize")
 True
 """
 
-from harmonize.cli import evaluate, mapping, query, sites  # noqa: F401  (registers commands)
+from harmonize.cli import evaluate, mapping, quality, query, review, sites  # noqa: F401  (registers commands)
 from harmonize.cli.base import cli
 
 

@@ -13,10 +13,8 @@ from pathlib import Path
 import click
 
 from harmonize import __version__
-from harmonize.core import timing
 from harmonize.core.config import WORKSPACE_ENV
 from harmonize.core.errors import HarmonizeError
-from harmonize.core.workspace import Workspace
 
 
 class HarmonizeGroup(click.Group):
@@ -46,7 +44,7 @@ class HarmonizeGroup(click.Group):
         except click.ClickException as exc:
             if not standalone_mode:
                 raise
-            timing.close_bars()
+            _close_bars()
             exc.show()
             sys.exit(1)
         except click.Abort:
@@ -59,8 +57,20 @@ class HarmonizeGroup(click.Group):
         return rv
 
 
+def _close_bars() -> None:
+    """Closes open progress bars before an error; none can be open if timing (and tqdm with
+    it) was never imported, and importing it just to find none would slow every error."""
+    timing = sys.modules.get("harmonize.core.timing")
+    if timing is not None:
+        timing.close_bars()
+
+
 class State:
+    """The workspace and output settings every command gets (``pass_state``)."""
+
     def __init__(self, workspace: Path, quiet: bool, explicit: bool):
+        from harmonize.core.workspace import Workspace  # DuckDB: not needed for --help
+
         self.ws = Workspace(workspace)
         self.quiet = quiet
         self.explicit_workspace = explicit
@@ -96,6 +106,9 @@ def cli(ctx: click.Context, workspace: Path, quiet: bool, verbose: bool) -> None
       harmonize build-index --site siteA && harmonize build-index --site siteB
       harmonize map --source siteB --target siteA --k 5
     """
+    # Imported here, not at the top: --help and --version never run this.
+    from harmonize.core import timing
+
     if quiet and verbose:
         raise HarmonizeError("--quiet and --verbose contradict each other: give one of them")
     # Progress bars show only on a terminal (stderr) and never with --quiet.

@@ -3,19 +3,52 @@
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
-import pandas as pd
 
 from harmonize.cli.base import State, cli, pass_state
-from harmonize.core.config import DEFAULT_MODEL, DEMO_WORKSPACE, DEVICES
+from harmonize.cli.options import (
+    LazyChoice,
+    device_option,
+    format_option,
+    given,
+    gold_option,
+    model_option,
+    note,
+    old_flag,
+    seed_option,
+    source_option,
+    take_old,
+    target_option,
+)
+from harmonize.core.config import DEFAULT_MODEL, DEMO_WORKSPACE
 from harmonize.core.errors import HarmonizeError
-from harmonize.core.render import render
-from harmonize.core.workspace import Workspace
-from harmonize.transfer.encounters import READINGS
-from harmonize.transfer.experiment import MODELS, SCENARIOS
+
+
+def _readings() -> Iterable[str]:
+    from harmonize.transfer.encounters import READINGS
+
+    return READINGS
+
+
+def _missing() -> Iterable[str]:
+    from harmonize.transfer.encounters import MISSING
+
+    return MISSING
+
+
+def _scenarios() -> Iterable[str]:
+    from harmonize.transfer.experiment import SCENARIOS
+
+    return SCENARIOS
+
+
+def _classifiers() -> Iterable[str]:
+    from harmonize.transfer.experiment import MODELS
+
+    return MODELS
 
 
 def _sizes(text: str | None) -> tuple[int, ...] | None:
@@ -29,37 +62,61 @@ def _sizes(text: str | None) -> tuple[int, ...] | None:
         ) from exc
 
 
+def _embedding_and_classifier(
+    embedding: str, old_embedding: str | None, classifier: str
+) -> tuple[str, str]:
+    """(embedding model, classifier) from the new flags and the old ones: ``--embedding`` was
+    the embedding model, and ``--model cnn|logreg`` the classifier."""
+    ctx = click.get_current_context()
+    embedding_given = given(ctx, "embedding")
+    if embedding in _classifiers():
+        if given(ctx, "model"):
+            raise click.UsageError(
+                f"--model {embedding} is the old spelling of --classifier {embedding}: "
+                "give only --classifier"
+            )
+        note(f"--model {embedding} (the classifier) is now --classifier {embedding}")
+        classifier, embedding, embedding_given = embedding, DEFAULT_MODEL, False
+    embedding = take_old("--embedding", "--model", old_embedding, embedding, embedding_given)
+    return embedding, classifier
+
+
 @cli.command("evaluate")
-@click.option("--source", required=True, help="Site whose model is transferred.")
-@click.option("--target", required=True, help="Site it is transferred to (test patients here).")
-@click.option(
-    "--embedding",
-    default=DEFAULT_MODEL,
-    show_default=True,
-    help="Any --model spec, or onehot (one dimension per concept-state text).",
+@source_option("Site whose model is transferred.")
+@target_option("Site it is transferred to (test patients here).")
+# Python names as the library's EvalConfig calls them, so its errors name the right flags.
+@model_option(
+    "embedding", help="Any --model spec, or onehot (one dimension per concept-state text)."
 )
+@old_flag("--embedding", "old_embedding")
 @click.option(
     "--reading",
-    type=click.Choice(READINGS),
+    type=LazyChoice(_readings),
     default="native",
     show_default=True,
     help="How the target is read: its own texts, through stored mappings, or a gold map.",
 )
-@click.option(
-    "--gold",
-    type=click.Path(path_type=Path),
-    help="With --reading oracle: CSV source_code (target site), target_code (source site).",
+@gold_option(
+    "With --reading oracle: CSV source_code (target site), target_code (source site).",
+    required=False,
 )
 @click.option(
     "--scenario",
     "scenarios",
     multiple=True,
-    type=click.Choice(SCENARIOS),
+    type=LazyChoice(_scenarios),
     help="Repeatable; default all five.",
 )
 @click.option("--target-sizes", help="Comma-separated target training sizes (default: all).")
 @click.option("--seeds", default=1, show_default=True, type=int, help="Repetitions.")
-@click.option("--model", "model", type=click.Choice(MODELS), default="cnn", show_default=True)
+@click.option(
+    "--classifier",
+    "model",
+    type=LazyChoice(_classifiers),
+    default="cnn",
+    show_default=True,
+    help="The study's CNN, or one-hot logistic regression (the classical reference).",
+)
 @click.option(
     "--epochs",
     default=20,
@@ -82,10 +139,10 @@ def _sizes(text: str | None) -> tuple[int, ...] | None:
     type=int,
     help="Bootstrap resamples for the AUROC interval.",
 )
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@device_option()
 @click.option(
     "--missing",
-    type=click.Choice(["absent", "separate"]),
+    type=LazyChoice(_missing),
     default="absent",
     show_default=True,
     help="Embed a missing finding as absent (the study) or apart.",
@@ -93,21 +150,12 @@ def _sizes(text: str | None) -> tuple[int, ...] | None:
 @pass_state
 def evaluate_cmd(
     state: State,
-    source: str,
-    target: str,
     embedding: str,
-    reading: str,
-    gold: Path | None,
-    scenarios: tuple[str, ...],
-    target_sizes: str | None,
-    seeds: int,
+    old_embedding: str | None,
     model: str,
-    epochs: int,
-    steps_per_epoch: int,
-    lr: float,
-    bootstrap: int,
-    device: str,
-    missing: str,
+    target_sizes: str | None,
+    scenarios: tuple[str, ...],
+    **config,
 ) -> None:
     """Train at SOURCE, transfer to TARGET, and score each scenario by AUROC on TARGET's test
     patients. Results go to table evaluations, a markdown report and a PNG learning curve.
@@ -117,29 +165,21 @@ def evaluate_cmd(
       harmonize evaluate --source source --target target --reading mapped \\
         --target-sizes 25,50,100 --scenario local --scenario finetune-all
     """
-    from harmonize.transfer.experiment import EvalConfig, run_evaluation, summarize
+    from harmonize.core.render import render
+    from harmonize.transfer.experiment import SCENARIOS, EvalConfig, run_evaluation, summarize
 
-    config = EvalConfig(
-        source=source,
-        target=target,
+    embedding, model = _embedding_and_classifier(embedding, old_embedding, model)
+    evaluation = EvalConfig(
         embedding=embedding,
-        reading=reading,
+        model=model,
         scenarios=scenarios or SCENARIOS,
         target_sizes=_sizes(target_sizes),
-        seeds=seeds,
-        model=model,
-        gold=gold,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        lr=lr,
-        bootstrap=bootstrap,
-        device=device,
-        missing=missing,
+        **config,
     )
-    result = run_evaluation(state.ws, config, progress=not state.quiet)
+    result = run_evaluation(state.ws, evaluation, progress=not state.quiet)
     click.echo(render(summarize(result.results), "table"), nl=False)
-    for note in result.notes:
-        click.echo(f"note: {note}")
+    for remark in result.notes:
+        click.echo(f"note: {remark}")
     click.echo(f"run {result.run_id}: {len(result.results)} results stored in table evaluations")
     click.echo(f"report: {result.report}")
     click.echo(f"plot:   {result.plot}")
@@ -147,10 +187,8 @@ def evaluate_cmd(
 
 @cli.command("bench")
 @click.option("--quick", is_flag=True, help="Small sizes: about two minutes on 2 CPU cores.")
-@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@device_option(default="cpu")
+@format_option()
 def bench_cmd(quick: bool, device: str, fmt: str) -> None:
     """Time each stage against its reference in the same run (ratio = ours / reference speed).
 
@@ -159,71 +197,16 @@ def bench_cmd(quick: bool, device: str, fmt: str) -> None:
       harmonize bench --quick --format json
     """
     from harmonize.benchmarks.speed import run_speed
+    from harmonize.benchmarks.tables import speed_frame, speed_text
+    from harmonize.core.render import render
 
     result = run_speed(quick=quick, device=device)
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
-        return
-    search = result["search"]
-    rows = [
-        {
-            "stage": f"search {kind}",
-            "ours_per_s": search[kind]["ours_per_s"],
-            "reference_per_s": search["reference_per_s"],
-            "ratio": search[kind]["ratio"],
-            "note": f"recall@10 {search[kind]['recall_at_10']:.3f} vs numpy brute force",
-        }
-        for kind in ("flat", "hnsw")
-    ]
-    rows.append(
-        {
-            "stage": "sql recode",
-            **{k: result["sql"][k] for k in ("ours_per_s", "reference_per_s", "ratio")},
-            "note": f"{result['sql']['n_events']:,} events, recode_counts.sql vs bare group-by; "
-            f"per-event join {result['sql']['row_join_ratio']:.2f}, naive "
-            f"{result['sql']['naive_join_ratio']:.2f}",
-        }
-    )
-    enc = result["encode"]
-    probe = enc.get("agreement_probe")
-    agree = (
-        f"; probe: min cos {probe['min_cosine']:.3f}, top-1 agreement ICD "
-        f"{probe['top1_agreement_icd']:.3f}, demo {probe['top1_agreement_demo']:.3f} (at build)"
-        if probe
-        else ""
-    )
-    rows.append(
-        {
-            "stage": f"encode {enc['encoder']}",
-            **{k: enc[k] for k in ("ours_per_s", "reference_per_s", "ratio")},
-            "note": f"{enc['n_texts']} texts on {enc['device']} vs plain encode(); min cos "
-            f"{enc['min_cosine_to_reference']:.3f}{agree}",
-        }
-    )
-    single = enc.get("single_thread")
-    if single:
-        rows.append(
-            {
-                "stage": f"encode {enc['encoder']}, 1 thread",
-                **{k: single[k] for k in ("ours_per_s", "reference_per_s", "ratio")},
-                "note": f"{single['n_texts']} texts; plain encode() with torch on 1 thread",
-            }
-        )
-    fp32 = enc["fp32_path"]
-    rows.append(
-        {
-            "stage": "encode minilm (fp32)",
-            "ours_per_s": fp32["ours_per_s"],
-            "reference_per_s": enc["reference_per_s"],
-            "ratio": fp32["ratio"],
-            "note": "our fp32 path (chunks, cache look-ups), same vectors",
-        }
-    )
-    click.echo(render(pd.DataFrame(rows), "table", floatfmt=".2f"), nl=False)
-    click.echo(
-        f"peak RSS {result['peak_rss_mb']:.0f} MB; load average at the encode stage "
-        f"{enc['load_average_1min']:.1f} on {os.cpu_count()} cores (ratios are same-run)"
-    )
+    elif fmt == "table":
+        click.echo(speed_text(result), nl=False)
+    else:
+        click.echo(render(speed_frame(result), fmt), nl=False)
 
 
 @cli.command("demo")
@@ -234,14 +217,12 @@ def bench_cmd(quick: bool, device: str, fmt: str) -> None:
     type=click.IntRange(10, 1_000_000),
     help="Patients sampled per site.",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option(
-    "--model",
+@seed_option("Seed of the demo's patients.")
+@model_option(
     "models",
-    multiple=True,
-    default=("lexical", "minilm"),
-    show_default=True,
     help="Models to compare (repeatable).",
+    default=("lexical", "minilm"),
+    multiple=True,
 )
 @click.pass_context
 def demo_cmd(ctx: click.Context, patients: int, seed: int, models: tuple[str, ...]) -> None:
@@ -249,6 +230,7 @@ def demo_cmd(ctx: click.Context, patients: int, seed: int, models: tuple[str, ..
 
     Writes into --workspace when given, else ./demo-workspace.
     """
+    from harmonize.core.workspace import Workspace
     from harmonize.datasets.demo import run_demo
 
     state: State = ctx.obj
@@ -261,6 +243,15 @@ def demo_cmd(ctx: click.Context, patients: int, seed: int, models: tuple[str, ..
         echo=click.echo,
         progress=not state.quiet,
     )
+    _print_demo(result, ws.root)
+
+
+def _print_demo(result, root: Path) -> None:
+    """The demo's accuracy per model, one recoded patient, and what to try next."""
+    import pandas as pd
+
+    from harmonize.core.render import render
+
     rows = [
         {"model": m, "n": int(v["n"]), "top1": v["top1"], "top5": v["top5"], "mrr": v["mrr"]}
         for m, v in result.metrics.items()
@@ -268,18 +259,14 @@ def demo_cmd(ctx: click.Context, patients: int, seed: int, models: tuple[str, ..
     click.echo("\nMapping accuracy, target -> source, against the demo's true mapping:")
     click.echo(render(pd.DataFrame(rows), "table"), nl=False)
     recoded = result.recoded
-    first = recoded[
-        (recoded["subject_id"] == recoded["subject_id"].iloc[0]) & (recoded["value"] == "P")
-    ]
-    click.echo(
-        f"\nTarget patient {recoded['subject_id'].iloc[0]}'s findings in source codes "
-        "(query recode_events):"
-    )
+    subject = recoded["subject_id"].iloc[0]
+    first = recoded[(recoded["subject_id"] == subject) & (recoded["value"] == "P")]
+    click.echo(f"\nTarget patient {subject}'s findings in source codes (query recode_events):")
     click.echo(
         render(first[["code", "mapped_code", "mapped_description", "value", "score"]], "table"),
         nl=False,
     )
-    ws_flag = f"--workspace {ws.root}"
+    ws_flag = f"--workspace {root}"
     click.echo("\nTry next:")
     click.echo(f"  harmonize {ws_flag} sites")
     click.echo(f'  harmonize {ws_flag} sql "SELECT * FROM mapped_concepts ORDER BY score LIMIT 10"')

@@ -5,19 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import duckdb
-import pandas as pd
 
 from harmonize.cli.base import State, cli, pass_state
-from harmonize.core import sql
+from harmonize.cli.options import (
+    format_option,
+    output_option,
+    renamed,
+    source_option,
+    target_option,
+)
 from harmonize.core.errors import QueryError
-from harmonize.core.render import FORMATS, render
-from harmonize.mapping.export import EXPORT_FORMATS
 
 
 @cli.command("sql")
 @click.argument("query")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@format_option()
 @pass_state
 def sql_cmd(state: State, query: str, fmt: str) -> None:
     """Run read-only SQL on the workspace (tables sites, concepts, events, candidates,
@@ -27,6 +29,10 @@ def sql_cmd(state: State, query: str, fmt: str) -> None:
     Example:
       harmonize sql "SELECT * FROM mapped_concepts WHERE source_site = 'siteB' LIMIT 5"
     """
+    import duckdb
+
+    from harmonize.core.render import render
+
     with state.ws.connect(read_only=True) as con:
         try:
             frame = con.execute(query).df()
@@ -48,7 +54,7 @@ def sql_cmd(state: State, query: str, fmt: str) -> None:
     help="A parameter of the query (repeatable).",
 )
 @click.option("--list", "list_", is_flag=True, help="List the named queries and their parameters.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@format_option()
 @pass_state
 def query_cmd(
     state: State, name: str | None, params: tuple[tuple[str, str], ...], list_: bool, fmt: str
@@ -60,6 +66,12 @@ def query_cmd(
       harmonize query unmapped --param source siteB --param target siteA
       harmonize query --list
     """
+    import duckdb
+    import pandas as pd
+
+    from harmonize.core import sql
+    from harmonize.core.render import render
+
     if list_ or name is None:
         rows = [
             {"query": q.name, "params": ", ".join(q.params) or "-", "description": q.description}
@@ -80,16 +92,10 @@ def query_cmd(
 
 
 @cli.command("export")
-@click.option("--source", required=True)
-@click.option("--target", required=True)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(EXPORT_FORMATS),
-    required=True,
-    help="sssom (TSV), fhir (R4 ConceptMap JSON), omop-stcm (CSV), usagi (CSV).",
-)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@source_option()
+@target_option()
+@format_option("mappings")
+@output_option("The file to write.", required=True, dir_okay=False)
 @pass_state
 def export_cmd(state: State, source: str, target: str, fmt: str, output: Path) -> None:
     """Write the stored mappings of SOURCE onto TARGET for other tools.
@@ -105,26 +111,20 @@ def export_cmd(state: State, source: str, target: str, fmt: str, output: Path) -
 
 
 @cli.command("export-events")
-@click.option("--site", required=True, help="Site whose events to export.")
-@click.option("--into", required=True, help="Site whose codes they are written in.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["meds", "parquet"]), default="meds", show_default=True
-)
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="A new folder (meds) or a .parquet file.",
-)
+@renamed("--site", "source")
+@renamed("--into", "target")
+@source_option("Site whose events to export.")
+@target_option("Site whose codes they are written in (through the mappings of SOURCE onto it).")
+@format_option("events")
+@output_option("A new folder (meds) or a .parquet file.", required=True)
 @pass_state
-def export_events_cmd(state: State, site: str, into: str, fmt: str, output: Path) -> None:
-    """Write SITE's events recoded into INTO's codes through the stored mappings.
+def export_events_cmd(state: State, source: str, target: str, fmt: str, output: Path) -> None:
+    """Write SOURCE's events recoded into TARGET's codes through the stored mappings.
 
     \b
     Example:
-      harmonize export-events --site target --into source --format meds -o target_in_source/
+      harmonize export-events --source target --target source --format meds -o target_in_source/
     """
     from harmonize.mapping.export import export_events
 
-    click.echo(export_events(state.ws, site, into, fmt, output))
+    click.echo(export_events(state.ws, source, target, fmt, output))

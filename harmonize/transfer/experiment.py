@@ -67,7 +67,10 @@ class EvalConfig:
         if self.model not in MODELS:
             raise InputError(f"unknown model '{self.model}': use {' or '.join(MODELS)}")
         if self.model == "logreg" and {"finetune-head", "finetune-all"} & set(self.scenarios):
-            raise InputError("logreg has no layers to fine-tune: use --model cnn for finetune-*")
+            raise InputError(
+                "logreg has no layers to fine-tune: use {model} cnn for finetune-*",
+                params=("model",),
+            )
         if self.seeds < 1 or self.epochs < 1 or self.steps_per_epoch < 1:
             raise InputError("--seeds, --epochs and --steps-per-epoch must be at least 1")
         if self.target_sizes is not None and min(self.target_sizes) < 2:

@@ -141,7 +141,7 @@ def _name_commands(name: str, out: Path) -> list[list[str]]:
         ["map", f"--source={name}", "--target=a", "--model=fake"],
         ["map", "--source=b", f"--target={name}", "--model=fake"],
         ["export", f"--source={name}", "--target=a", "--format=sssom", f"-o{out}"],
-        ["export-events", "--site=b", f"--into={name}", f"-o{out}"],
+        ["export-events", "--source=b", f"--target={name}", f"-o{out}"],
         ["review", "--source=b", f"--target={name}"],
         ["accept", f"--source={name}", "--target=a", "B1"],
     ]
@@ -326,9 +326,9 @@ def test_hostile_codes_round_trip_exactly(tmp_path, suffix):
     ok(
         ws,
         "export-events",
-        "--site",
+        "--source",
         "h",
-        "--into",
+        "--target",
         "t",
         "--format",
         "parquet",

@@ -1,0 +1,152 @@
+"""What a new site is read from, checked as a whole, and stored with one :func:`add_site` call.
+
+A site comes from exactly one of a vocabulary file, an OMOP CDM or a MEDS dataset. Events or
+patients go only with a vocabulary file (OMOP and MEDS bring their own events), and the patient
+options only with patients.
+
+>>> SiteInputs(vocab=Path("a.csv"), meds=Path("meds/")).check()
+Traceback (most recent call last):
+harmonize.core.errors.InputError: give exactly one of vocab FILE, omop PATH or meds DIR
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harmonize.core.config import RANDOM_STATE
+from harmonize.core.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from harmonize.core.workspace import Workspace
+    from harmonize.sites.registry import AddSiteResult, PatientInput
+
+SOURCES = ("vocab", "omop", "meds")
+
+
+@dataclass(frozen=True)
+class SiteInputs:
+    """The files of one site. ``omop_codes`` is ``standard`` (concept_ids, the default) or
+    ``source`` (the local ``*_source_value`` codes); ``label`` is ``COLUMN=VALUE``; ``seed`` and
+    ``test_fraction`` make the hold-out when no ``test_patients`` are given."""
+
+    vocab: Path | None = None
+    omop: Path | None = None
+    omop_codes: str | None = None
+    meds: Path | None = None
+    events: Path | None = None
+    patients: Path | None = None
+    test_patients: Path | None = None
+    labels: Path | None = None
+    label: str | None = None
+    levels: Path | None = None
+    test_fraction: float = 0.2
+    seed: int = RANDOM_STATE
+
+    def check(self) -> None:
+        """Refuses inputs that do not go together, before any file is read."""
+        given = [name for name in SOURCES if getattr(self, name)]
+        if len(given) != 1:
+            raise InputError(
+                "give exactly one of {vocab} FILE, {omop} PATH or {meds} DIR", params=SOURCES
+            )
+        if (self.omop or self.meds) and (self.events is not None or self.patients is not None):
+            raise InputError(
+                f"{{{given[0]}}} brings its own events: drop {{events}}/{{patients}}",
+                params=(given[0], "events", "patients"),
+            )
+        if self.omop_codes is not None and not self.omop:
+            raise InputError("{omop_codes} needs {omop}", params=("omop_codes", "omop"))
+        if self.omop or self.meds:
+            return
+        if self.patients is not None and self.label is None:
+            raise InputError(
+                "{patients} needs {label} COLUMN=VALUE (e.g. diagnosis=I)",
+                params=("patients", "label"),
+            )
+        extras = (self.test_patients, self.labels, self.label, self.levels)
+        if self.patients is None and any(x is not None for x in extras):
+            raise InputError(
+                "{test_patients}, {labels}, {label} and {levels} need {patients}",
+                params=("test_patients", "labels", "label", "levels", "patients"),
+            )
+
+    def patient_input(self) -> PatientInput | None:
+        """The patients to read, or None without ``patients``."""
+        from harmonize.sites.patients import LabelSpec
+        from harmonize.sites.registry import PatientInput
+
+        if self.patients is None or self.label is None:
+            return None
+        return PatientInput(
+            self.patients,
+            LabelSpec.parse(self.label),
+            test_patients=self.test_patients,
+            labels=self.labels,
+            levels=self.levels,
+            test_fraction=self.test_fraction,
+            random_state=self.seed,
+        )
+
+
+@dataclass(frozen=True)
+class SiteAdded:
+    """What :func:`add_site_from` stored; ``skipped`` counts OMOP events left out for a blank
+    source value (None unless the site uses OMOP source codes)."""
+
+    added: AddSiteResult
+    skipped: int | None = None
+
+    @property
+    def message(self) -> str:
+        if self.skipped is None:
+            return self.added.message
+        return f"{self.added.message} ({self.skipped} events without a source value left out)"
+
+
+def add_site_from(ws: Workspace, name: str, inputs: SiteInputs, replace: bool = False) -> SiteAdded:
+    """Checks ``inputs``, reads them and stores site ``name`` (replacing it only if ``replace``).
+
+    >>> import tempfile
+    >>> from harmonize.core.workspace import Workspace
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.csv").write_text("code,description\\nA1,dry cough\\nA2,fever\\n")
+    >>> add_site_from(Workspace(folder), "siteA", SiteInputs(vocab=folder / "a.csv")).message
+    "added site 'siteA': 2 concepts"
+    """
+    from harmonize.sites.registry import add_site
+
+    inputs.check()
+    if inputs.vocab:
+        result = add_site(
+            ws,
+            name,
+            inputs.vocab,
+            events_path=inputs.events,
+            replace=replace,
+            patients=inputs.patient_input(),
+        )
+        return SiteAdded(result)
+    vocab, events, skipped = _read_dataset(inputs)
+    return SiteAdded(add_site(ws, name, None, vocab=vocab, events=events, replace=replace), skipped)
+
+
+def _read_dataset(inputs: SiteInputs) -> tuple[pd.DataFrame, pd.DataFrame, int | None]:
+    """(vocabulary, events, skipped) of the OMOP CDM or MEDS dataset ``inputs`` names."""
+    from harmonize.core.timing import stage
+
+    if inputs.omop:
+        from harmonize.sites.omop import read_omop_site
+
+        codes = "source" if inputs.omop_codes == "source" else "standard"
+        with stage("read omop"):
+            site = read_omop_site(inputs.omop, codes)
+        return site.vocab, site.events, site.skipped if codes == "source" else None
+    from harmonize.sites.meds import read_meds
+
+    with stage("read meds"):
+        vocab, events = read_meds(inputs.meds)
+    return vocab, events, None
