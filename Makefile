@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo test test-all lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,14 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/harmonize demo
 
+# The default run leaves out tests marked slow or gpu (pyproject addopts); test-all runs them too.
 test: setup
 	$(BIN)/ruff check harmonize tests benchmarks
 	$(BIN)/pytest
+
+test-all: setup
+	$(BIN)/ruff check harmonize tests benchmarks
+	$(BIN)/pytest -m ""
 
 lint: setup
 	$(BIN)/ruff check harmonize tests benchmarks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -87,19 +88,43 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-@pytest.fixture
-def indexed(runner, workspace, vocab_files, fake_encoder) -> Workspace:
-    """siteA and siteB added and indexed with the fake encoder, through the CLI."""
+def _add_and_index(runner, ws: Workspace, files: dict[str, Path]) -> None:
     from tests.helpers import run
 
     for site, key in (("siteA", "a"), ("siteB", "b")):
-        assert (
-            run(runner, workspace, "add-site", site, "--vocab", str(vocab_files[key])).exit_code
-            == 0
-        )
-        assert (
-            run(runner, workspace, "build-index", "--site", site, "--model", "fake").exit_code == 0
-        )
+        assert run(runner, ws, "add-site", site, "--vocab", str(files[key])).exit_code == 0
+        assert run(runner, ws, "build-index", "--site", site, "--model", "fake").exit_code == 0
+
+
+@pytest.fixture(scope="session")
+def indexed_template(tmp_path_factory) -> tuple[Workspace, list[list[str]]]:
+    """``indexed`` built once through the CLI, with the encoder calls it made; each test gets a
+    copy (the four commands cost about a second, a copy a few milliseconds)."""
+    root = tmp_path_factory.mktemp("indexed")
+    files = {"a": root / "a.csv", "b": root / "b.csv"}
+    files["a"].write_text(SITE_A, encoding="utf-8")
+    files["b"].write_text(SITE_B, encoding="utf-8")
+    FAKE.calls.clear()
+    ws = Workspace(root / "ws")
+    _add_and_index(CliRunner(), ws, files)
+    calls = list(FAKE.calls)
+    FAKE.calls.clear()
+    return ws, calls
+
+
+@pytest.fixture
+def indexed(indexed_template, workspace, vocab_files, fake_encoder) -> Workspace:
+    """siteA and siteB added and indexed with the fake encoder, through the CLI (a copy of
+    ``indexed_template`` whose sites name this test's vocabulary files, as if run here)."""
+    template, calls = indexed_template
+    shutil.copytree(template.root, workspace.root)
+    with workspace.connect() as con:
+        for site, key in (("siteA", "a"), ("siteB", "b")):
+            con.execute(
+                "UPDATE sites SET vocab_file = $file WHERE site = $site",
+                {"file": str(vocab_files[key].resolve()), "site": site},
+            )
+    fake_encoder.calls[:] = calls
     return workspace
 
 
@@ -117,6 +142,19 @@ def known_ws(workspace, tmp_path):
     build_site_index(workspace, "local", "lexical")
     build_site_index(workspace, "standard", "lexical")
     return workspace, paths
+
+
+@pytest.fixture
+def small_icd(monkeypatch) -> dict:
+    """The ICD vocabularies and GEMs cut to the respiratory codes (:data:`tests.helpers.SMALL_ICD`)
+    for the test: ``bench-map`` runs in seconds on them."""
+    from harmonize.datasets import icd
+    from tests.helpers import small_icd_frames
+
+    frames = small_icd_frames()
+    monkeypatch.setattr(icd, "_load_vocab", lambda version: frames[version])
+    monkeypatch.setattr(icd, "_load_gem", lambda direction: frames[direction])
+    return frames
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pandas as pd
@@ -61,3 +62,63 @@ def known_vocab_files(tmp_path):
         paths[name] = tmp_path / f"{name}.csv"
         pd.DataFrame(rows, columns=cols).to_csv(paths[name], index=False)
     return paths
+
+
+def reference_metrics(candidates, gold, mappings=None, ks=(1, 5, 10)) -> dict[str, float]:
+    """Mapping metrics computed with plain loops over the gold's sources, independently of
+    :func:`harmonize.mapping.metrics.mapping_metrics`, to check it and the figures built on it."""
+    gold_targets: dict[str, set[str]] = {}
+    for s, t in zip(gold["source_code"], gold["target_code"], strict=True):
+        gold_targets.setdefault(s, set()).add(t)
+    sources = sorted(gold_targets)
+    first: dict[str, int] = {}
+    ranked = zip(
+        candidates["source_code"], candidates["target_code"], candidates["rank"], strict=True
+    )
+    for s, t, r in ranked:
+        if s in gold_targets and t in gold_targets[s]:
+            first[s] = min(first.get(s, r), r)
+    n = len(sources)
+    out: dict[str, float] = {"n": n}
+    for k in ks:
+        out[f"top{k}"] = sum(1 for s in sources if s in first and first[s] <= k) / n
+    out["mrr"] = sum(1 / first[s] for s in sources if s in first) / n
+    if mappings is None:
+        return out
+    chosen = [
+        (s, t)
+        for s, t in zip(mappings["source_code"], mappings["target_code"], strict=True)
+        if s in gold_targets
+    ]
+    right = [(s, t) for s, t in chosen if t in gold_targets[s]]
+    out["coverage"] = len({s for s, _ in chosen}) / n
+    out["precision"] = len(right) / len(chosen) if chosen else 0.0
+    out["recall"] = len({s for s, _ in right}) / n
+    return out
+
+
+# The small ICD world: respiratory codes only (ICD-10-CM chapter J, ICD-9-CM 460-519) and the
+# GEM pairs between them: ~350 and ~250 codes instead of 74,000 and 14,500.
+SMALL_ICD = {
+    "icd10": lambda code: code.startswith("J"),
+    "icd9": lambda code: code[:2] in {"46", "47", "48", "49", "50", "51"},
+}
+
+
+@functools.cache
+def small_icd_frames() -> dict[str, pd.DataFrame]:
+    """The small ICD world's vocabularies ("icd9", "icd10") and GEMs ("10to9", "9to10")."""
+    from harmonize.datasets import icd
+
+    frames = {}
+    for version, keep in SMALL_ICD.items():
+        vocab = icd.icd_vocab(version)
+        frames[version] = vocab[[keep(c) for c in vocab["code"]]].reset_index(drop=True)
+    for direction, (*_, source, target) in icd.GEM_FILES.items():
+        gem = icd.gem_gold(direction)
+        inside = [
+            SMALL_ICD[source](s) and SMALL_ICD[target](t)
+            for s, t in zip(gem["source_code"], gem["target_code"], strict=True)
+        ]
+        frames[direction] = gem[inside].reset_index(drop=True)
+    return frames

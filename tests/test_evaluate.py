@@ -1,4 +1,4 @@
-"""Mapping metrics against a gold standard (harmonize/evaluate.py)."""
+"""Mapping metrics against a gold standard (harmonize/mapping/metrics.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from harmonize.core.errors import InputError
 from harmonize.mapping.metrics import mapping_metrics, read_gold
+from tests.helpers import reference_metrics
 
 
 def frame(rows, columns):
@@ -86,39 +87,11 @@ def test_empty_gold_is_an_input_error():
         mapping_metrics(CANDIDATES, GOLD.iloc[:0])
 
 
-def brute_force(candidates, gold, mappings, ks):
-    """Reference implementation: plain loops over the gold's sources."""
-    gold_targets: dict[str, set[str]] = {}
-    for s, t in zip(gold["source_code"], gold["target_code"], strict=True):
-        gold_targets.setdefault(s, set()).add(t)
-    sources = sorted(gold_targets)
-    first = {}
-    for s, t, r in zip(
-        candidates["source_code"], candidates["target_code"], candidates["rank"], strict=True
-    ):
-        if s in gold_targets and t in gold_targets[s]:
-            first[s] = min(first.get(s, r), r)
-    n = len(sources)
-    out = {"n": n}
-    for k in ks:
-        out[f"top{k}"] = sum(1 for s in sources if s in first and first[s] <= k) / n
-    out["mrr"] = sum(1 / first[s] for s in sources if s in first) / n
-    chosen = [
-        (s, t)
-        for s, t in zip(mappings["source_code"], mappings["target_code"], strict=True)
-        if s in gold_targets
-    ]
-    right = [(s, t) for s, t in chosen if t in gold_targets[s]]
-    out["coverage"] = len({s for s, _ in chosen}) / n
-    out["precision"] = len(right) / len(chosen) if chosen else 0.0
-    out["recall"] = len({s for s, _ in right}) / n
-    return out
-
-
 @pytest.mark.parametrize("seed", range(8))
 def test_matches_brute_force_on_random_cases(seed):
     """Random gold (1-3 targets per source), ranked candidates and at most one chosen target
-    per source (as every mapping strategy produces): equal to the reference loops."""
+    per source (as every mapping strategy produces): equal to the plain loops of
+    tests.helpers.reference_metrics."""
     rng = np.random.default_rng(seed)
     targets = [f"t{i}" for i in range(15)]
     sources = [f"s{i}" for i in range(40)]
@@ -138,7 +111,7 @@ def test_matches_brute_force_on_random_cases(seed):
     mappings = frame(map_rows, ["source_code", "target_code"])
     ks = (1, 3, 5)
     got = mapping_metrics(candidates, gold, mappings, ks=ks)
-    want = brute_force(candidates, gold, mappings, ks)
+    want = reference_metrics(candidates, gold, mappings, ks)
     assert got.keys() == want.keys()
     assert got == pytest.approx(want)
 
