@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint format clean
+.PHONY: setup demo test test-all readme readme-check lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,20 +21,27 @@ demo: setup
 
 # The default run leaves out tests marked slow or gpu (pyproject addopts); test-all runs them too.
 test: setup
-	$(BIN)/ruff check harmonize tests benchmarks
+	$(BIN)/ruff check harmonize tests benchmarks scripts
 	$(BIN)/pytest
 
 test-all: setup
-	$(BIN)/ruff check harmonize tests benchmarks
+	$(BIN)/ruff check harmonize tests benchmarks scripts
 	$(BIN)/pytest -m ""
 
+# The README's example outputs come from running its ```console blocks (scripts/readme.py).
+readme: setup
+	$(BIN)/python scripts/readme.py
+
+readme-check: setup
+	$(BIN)/python scripts/readme.py --check
+
 lint: setup
-	$(BIN)/ruff check harmonize tests benchmarks
-	$(BIN)/ruff format --check harmonize tests benchmarks
+	$(BIN)/ruff check harmonize tests benchmarks scripts
+	$(BIN)/ruff format --check harmonize tests benchmarks scripts
 
 format: setup
-	$(BIN)/ruff format harmonize tests benchmarks
-	$(BIN)/ruff check --fix harmonize tests benchmarks
+	$(BIN)/ruff format harmonize tests benchmarks scripts
+	$(BIN)/ruff check --fix harmonize tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) demo-workspace .pytest_cache .ruff_cache *.egg-info
