@@ -65,7 +65,10 @@ def test_map_stores_confidence_and_min_confidence_needs_a_calibration(
     gold = _world(workspace, tmp_path, fake_encoder)
     with pytest.raises(InputError) as err:
         map_sites(workspace, "b", "a", model="fake", min_confidence=0.5)
-    assert "--min-confidence needs a calibration of model fake" in str(err.value)
+    assert "min_confidence needs a calibration of model fake" in str(err.value)
+    assert err.value.render({"min_confidence": "--min-confidence"}).startswith(
+        "--min-confidence needs a calibration of model fake"
+    )
     result = calibrate(workspace, "b", "a", gold)
     assert result["model"] == "fake" and result["n"] == 12
     mapped = map_sites(workspace, "b", "a", model="fake", k=2)

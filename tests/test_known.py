@@ -14,7 +14,7 @@ from harmonize.cli import cli
 from harmonize.core.errors import InputError
 from harmonize.mapping.pipeline import map_sites
 from harmonize.mapping.rerank.candidates import (
-    FEATURES,
+    CANDIDATE_FEATURES,
     Pair,
     build_candidates,
     families,
@@ -73,10 +73,10 @@ def test_target_known_uses_counts_the_known_pairs_given():
         reverse_neighbours(vectors, np.eye(3), [1, 2]),
     )
     cands = build_candidates(queries, pair, np.array([[1, 2]]), votes, known)
-    col = FEATURES.index("target_known_uses")
+    col = CANDIDATE_FEATURES.index("target_known_uses")
     assert cands.target.tolist() == [1, 2]
     assert cands.features[:, col].tolist() == pytest.approx([math.log1p(2), 0.0])
-    assert cands.features[:, FEATURES.index("vote")].tolist() == [1.0, 0.0]
+    assert cands.features[:, CANDIDATE_FEATURES.index("vote")].tolist() == [1.0, 0.0]
 
 
 def test_reverse_features_worked_by_hand():
@@ -183,57 +183,67 @@ def test_reranker_concepts_caps_the_training_sample(known_ws, monkeypatch):
     assert _hits(result.mappings, paths["truth"]) == N_FAMILIES
 
 
-def test_equivalence_model_learns_from_the_pairs_asserted_exact(known_ws, tmp_path, monkeypatch):
-    """The word-difference model learns from every known pair. The equivalence model, on the
-    same rows, learns only from concepts whose pairs assert a predicate, with only the exact
-    pairs right; each fold's exact-uses count leaves out the fold's own exact pairs."""
+def _spy_on_the_reranker(monkeypatch) -> dict[str, list]:
+    """Records the calls of the reranker's stages on harmonize.mapping.rerank.pipeline: the
+    cross-fitted scores' labels and masks, the equivalence columns' exact pairs, the fitted
+    feature widths and kinds, and the training order."""
     import harmonize.mapping.rerank.pipeline as known_module
 
-    ws, paths = known_ws
-    pairs = pd.read_csv(paths["known"])
-    said = {0: "exact", 1: "close"}  # children 2 and 3 assert nothing
-    pairs["predicate"] = [said.get(int(c.split("_")[1]), "") for c in pairs["source_code"]]
-    asserted = tmp_path / "asserted.csv"
-    pairs.to_csv(asserted, index=False)
-    calls, columns, widths, order, kinds = [], [], [], [], set()
+    seen: dict[str, list] = {"calls": [], "columns": [], "widths": [], "order": [], "kinds": []}
     real_scores = known_module.cross_fitted_scores
     real_columns = known_module.equivalence_columns
     real_fit = known_module.fit_reranker
     real_train = known_module.training_queries
 
     def scores_spy(matrices, labels, apply_to, fit_rows=None):
-        calls.append(([lab.copy() for lab in labels], fit_rows))
+        seen["calls"].append(([lab.copy() for lab in labels], fit_rows))
         return real_scores(matrices, labels, apply_to, fit_rows=fit_rows)
 
     def columns_spy(query, target, scores, exact_known, n_targets):
-        columns.append(set(exact_known))
+        seen["columns"].append(set(exact_known))
         return real_columns(query, target, scores, exact_known, n_targets)
 
     def fit_spy(parts, labels, kind):
-        widths.extend(c.features.shape[1] for c in parts)
-        kinds.add(kind)
+        seen["widths"].extend(c.features.shape[1] for c in parts)
+        seen["kinds"].append(kind)
         return real_fit(parts, labels, kind)
 
     def train_spy(known, limit):
-        order.append(real_train(known, limit))
-        return order[-1]
+        seen["order"].append(real_train(known, limit))
+        return seen["order"][-1]
 
     monkeypatch.setattr(known_module, "cross_fitted_scores", scores_spy)
     monkeypatch.setattr(known_module, "equivalence_columns", columns_spy)
     monkeypatch.setattr(known_module, "fit_reranker", fit_spy)
     monkeypatch.setattr(known_module, "training_queries", train_spy)
+    return seen
+
+
+def test_equivalence_model_learns_from_the_pairs_asserted_exact(known_ws, tmp_path, monkeypatch):
+    """The word-difference model learns from every known pair. The equivalence model, on the
+    same rows, learns only from concepts whose pairs assert a predicate, with only the exact
+    pairs right; each fold's exact-uses count leaves out the fold's own exact pairs."""
+    ws, paths = known_ws
+    pairs = pd.read_csv(paths["known"])
+    said = {0: "exact", 1: "close"}  # children 2 and 3 assert nothing
+    pairs["predicate"] = [said.get(int(c.split("_")[1]), "") for c in pairs["source_code"]]
+    asserted = tmp_path / "asserted.csv"
+    pairs.to_csv(asserted, index=False)
+    seen = _spy_on_the_reranker(monkeypatch)
+    calls, columns, widths, order = seen["calls"], seen["columns"], seen["widths"], seen["order"]
     plain = map_sites(ws, "local", "standard", model="lexical", k=3, known=paths["known"])
     assert len(calls) == 1 and not columns  # no predicates: no equivalence model
-    assert set(widths) == {len(FEATURES) + 1}  # FEATURES and the word-difference score
+    # CANDIDATE_FEATURES and the word-difference score
+    assert set(widths) == {len(CANDIDATE_FEATURES) + 1}
     assert "equivalence" not in plain.summary
-    assert kinds == {"classifier"}  # 80 known concepts: fewer than KNOWN_RANKER_MIN
+    assert set(seen["kinds"]) == {"classifier"}  # 80 known: fewer than KNOWN_RANKER_MIN
     calls.clear()
     widths.clear()
     order.clear()
     result = map_sites(ws, "local", "standard", model="lexical", k=3, known=asserted)
     (words, no_mask), (equivalence, fit_rows) = calls
     assert no_mask is None and len(words) == len(equivalence) == len(fit_rows) == 5  # folds
-    assert set(widths) == {len(FEATURES) + 1 + len(EQUIVALENCE_FEATURES)}
+    assert set(widths) == {len(CANDIDATE_FEATURES) + 1 + len(EQUIVALENCE_FEATURES)}
     # Sites list codes in file order: row = 5 * family + child.
     child = {row: row % 5 for row in range(5 * N_FAMILIES)}
     folds = np.array_split(order[0], 5)
@@ -315,6 +325,7 @@ def test_the_reranker_kind_follows_the_number_of_training_concepts(known_ws, mon
     end to end and gets every held-out child right too."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
+    import harmonize.mapping.rerank.model as model_module
     import harmonize.mapping.rerank.pipeline as known_module
     from harmonize.mapping.rerank.candidates import Candidates
     from harmonize.mapping.rerank.model import fit_reranker
@@ -339,7 +350,7 @@ def test_the_reranker_kind_follows_the_number_of_training_concepts(known_ws, mon
     monkeypatch.setattr(known_module, "fit_reranker", fit_spy)
     # 70: the 80 training concepts reach it, each calibration fold's 64 do not, so a kind
     # chosen per fit would give five classifiers.
-    monkeypatch.setattr(known_module, "KNOWN_RANKER_MIN", 70)
+    monkeypatch.setattr(model_module, "KNOWN_RANKER_MIN", 70)  # read by reranker_kind
     result = map_sites(ws, "local", "standard", model="lexical", k=3, known=paths["known"])
     assert kinds == ["ranker"] * 6  # the model and the calibration's five fold models
     assert _hits(result.mappings, paths["truth"]) == N_FAMILIES

@@ -14,17 +14,12 @@ Strategies for choosing among the candidates:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from harmonize.core.config import (
     ONE_TO_ONE_MAX_CELLS,
 )
 from harmonize.core.errors import HarmonizeError
-
-if TYPE_CHECKING:
-    pass
 
 
 def choose_best(scores: np.ndarray, ids: np.ndarray, min_score: float) -> list[list]:
@@ -60,7 +55,8 @@ def choose_one_to_one(scores: np.ndarray, ids: np.ndarray, min_score: float) -> 
     if len(rows) * len(cols) > ONE_TO_ONE_MAX_CELLS:
         raise HarmonizeError(
             f"one-to-one over {len(rows)} x {len(cols)} candidates is too large; "
-            "use --strategy best or mutual, a smaller --k, or a higher --min-score"
+            "use {strategy} best or mutual, a smaller {k}, or a higher {min_score}",
+            params=("strategy", "k", "min_score"),
         )
     col_pos = {int(c): j for j, c in enumerate(cols)}
     weights = np.zeros((len(rows), len(cols)))

@@ -1,4 +1,11 @@
-"""mapping.pipeline: split from harmonize/mapping.py (docstring to write)."""
+"""``map`` as named stages: read the two sites, search, choose, tabulate, store.
+
+:func:`map_sites` checks its options (:func:`~harmonize.mapping.inputs.map_settings`), reads
+what it needs of both sites once (:func:`~harmonize.mapping.inputs.read_pair`), then passes that
+data down: the nearest-neighbour search, the choice of one target per concept (a strategy, or
+the known-pairs reranker of :mod:`harmonize.mapping.rerank`), the candidates and mappings
+tables with their confidence and people's decisions, and one transaction that stores the run.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +13,38 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from harmonize import __version__
 from harmonize.core import sql
-from harmonize.core.config import (
-    DEFAULT_K,
-    DEFAULT_MODEL,
-    KNOWN_DEPTH,
-    STRATEGIES,
-)
-from harmonize.core.errors import InputError
+from harmonize.core.config import DEFAULT_K, DEFAULT_MODEL
+from harmonize.core.results import TableResult
 from harmonize.core.timing import Stages
 from harmonize.core.workspace import Workspace, atomic_path
-from harmonize.embed.registry import get_encoder
-from harmonize.index.faiss_index import faiss_device, vectors_of
-from harmonize.index.site_index import load_pair_indexes
-from harmonize.mapping.calibration import confidence, load_calibration
+from harmonize.index.faiss_index import vectors_of
+from harmonize.mapping.calibration import confidence
 from harmonize.mapping.choose import choose_best, choose_mutual, choose_one_to_one
-from harmonize.mapping.metrics import read_gold
-from harmonize.mapping.rerank.cooccurrence import Usage, occurrence_matrix
-from harmonize.mapping.rerank.equivalence import equivalence_rows
-from harmonize.mapping.rerank.known_pairs import known_predicates, known_rows
-from harmonize.mapping.rerank.model import reranker_sample_size
-from harmonize.mapping.rerank.pipeline import map_with_known
+from harmonize.mapping.inputs import MapSettings, SitePair, map_settings, read_pair
+from harmonize.mapping.rerank.pipeline import (
+    KnownInputs,
+    KnownMapping,
+    RerankSettings,
+    map_with_known,
+)
 from harmonize.mapping.retrieve import fused_search
 from harmonize.mapping.review import apply_decisions
 
+if TYPE_CHECKING:
+    import faiss
+
 
 @dataclass
-class MapResult:
+class MapResult(TableResult):
+    """What one ``map`` run did; :meth:`to_frame` is its mappings table."""
+
     run_id: str
     source: str
     target: str
@@ -55,6 +62,10 @@ class MapResult:
     n_known: int | None = None  # source concepts with known targets (map --known)
     used_usage: bool = False  # the reranker also compared both sites' usage
     note: str = ""  # what map --known adds to the summary (the equivalence model)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The mappings: one row per mapped source concept, as stored."""
+        return self.mappings.copy()
 
     @property
     def summary(self) -> str:
@@ -122,204 +133,227 @@ def map_sites(
     """Maps every concept of ``source`` onto ``target`` and stores candidates and mappings.
 
     Re-running a pair replaces that pair's candidates and mappings in one transaction.
-    ``usage`` (with ``known``) adds both sites' usage signals to the reranker when both have
-    events (:mod:`harmonize.usage`).
     ``known`` (a CSV of source_code,target_code pairs already mapped) switches on the
-    hierarchy votes and the learned reranker of :mod:`harmonize.known`; its calibrated score is
-    then each mapping's confidence; the reranker learns from at most ``reranker_concepts``
-    known concepts (default KNOWN_TRAIN_MAX; more is better and slower).
+    hierarchy votes and the learned reranker of :mod:`harmonize.mapping.rerank`; its calibrated
+    score is then each mapping's confidence; the reranker learns from at most
+    ``reranker_concepts`` known concepts (default KNOWN_TRAIN_MAX; more is better and slower).
+    ``usage`` (with ``known``) adds both sites' usage signals to the reranker when both have
+    events (:mod:`harmonize.mapping.rerank.cooccurrence`).
 
-    >>> # map_sites(Workspace("."), "siteB", "siteA", k=5).mappings.head()
+    >>> import tempfile
+    >>> from harmonize.index.site_index import build_site_index
+    >>> from harmonize.sites.registry import add_site
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.csv").write_text("code,description\\nA1,reported fever\\nA2,dry cough\\n")
+    >>> _ = (folder / "b.csv").write_text("code,description\\nB1,fever\\nB2,coughing dry\\n")
+    >>> ws = Workspace(folder / "ws")
+    >>> for site in ("a", "b"):
+    ...     _ = add_site(ws, site, folder / f"{site}.csv")
+    ...     _ = build_site_index(ws, site, "lexical", device="cpu")
+    >>> result = map_sites(ws, "b", "a", model="lexical", k=2, device="cpu")
+    >>> frame = result.to_frame()
+    >>> sorted(zip(frame["source_code"], frame["target_code"]))
+    [('B1', 'A1'), ('B2', 'A2')]
     """
-    if strategy not in STRATEGIES:
-        raise InputError(f"unknown strategy '{strategy}': use one of {', '.join(STRATEGIES)}")
-    if k < 1:
-        raise InputError(f"--k must be at least 1, got {k}")
-    if min_score is not None and not -1.0 <= min_score <= 1.0:
-        raise InputError(f"--min-score is a cosine similarity between -1 and 1, got {min_score}")
-    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
-        raise InputError(f"--min-confidence is a probability between 0 and 1, got {min_confidence}")
-    if source == target:
-        raise InputError(f"source and target are the same site '{source}': pick two sites")
-    if usage and known is None:
-        raise InputError("--usage compares usage inside the --known reranker: add --known FILE")
-    if reranker_concepts is not None and known is None:
-        raise InputError(
-            "--reranker-concepts sets how the --known reranker learns: add --known FILE"
-        )
-    reranker_concepts = reranker_sample_size(reranker_concepts)
-    if known is not None and strategy != "best":
-        raise InputError(
-            f"--known reranks each concept's candidates: use --strategy best, not {strategy}"
-        )
-    if output is not None:
-        output = Path(output)
-        if output.suffix.lower() != ".csv":
-            raise InputError(f"--output must be a .csv file, got {output}")
-        if not output.parent.resolve().is_dir():
-            raise InputError(f"--output folder does not exist: {output.parent}")
-    floor = -np.inf if min_score is None else float(min_score)
+    settings = map_settings(
+        source, target, model=model, k=k, min_score=min_score, strategy=strategy, output=output,
+        device=device, min_confidence=min_confidence, known=known, usage=usage,
+        reranker_concepts=reranker_concepts,
+    )  # fmt: skip
     started = time.perf_counter()
     clock = Stages("map", ("read", "search", "choose", "store"))
-    # "a+b" fuses the rankings of several models (each needs its own index).
-    encoders = [get_encoder(spec) for spec in model.split("+")]
-    spec = "+".join(e.spec for e in encoders)
-    ws.require()
-    dev = faiss_device(device)
-    with ws.connect(read_only=True) as con:
-        ws.require_site(con, source)
-        ws.require_site(con, target)
-        pairs = [load_pair_indexes(ws, con, source, target, e) for e in encoders]
-        # Descriptions and parents are read only when --known needs them.
-        concepts = "site_hierarchy" if known is not None else "site_concepts"
-        source_concepts = sql.run_internal(con, concepts, site=source).df()
-        target_concepts = sql.run_internal(con, concepts, site=target).df()
-        decisions = sql.run_internal(con, "latest_decisions", source=source, target=target).df()
-        calibration = load_calibration(con, spec)
-        previous = sql.run_internal(con, "pair_mappings", source=source, target=target).df()
-        occurrences = (
-            [sql.run_internal(con, "site_occurrences", site=s).df() for s in (source, target)]
-            if known is not None and usage
-            else None
-        )
-    source_codes = source_concepts["code"].to_numpy(dtype=object)
-    target_codes = target_concepts["code"].to_numpy(dtype=object)
-    known_pairs, asserted, exact_rows, judged_rows = None, {}, set(), set()
-    if known is not None:
-        gold = read_gold(known)  # read once: pairs and their predicates
-        known_pairs = known_rows(gold, source_codes, target_codes)
-        asserted = known_predicates(gold, known)
-        exact_rows, judged_rows = equivalence_rows(
-            known_pairs, asserted, source_codes, target_codes
-        )
-    signals = None
-    if occurrences is not None:
-        for site, occ in zip((source, target), occurrences, strict=True):
-            if occ.empty:
-                raise InputError(
-                    f"--usage needs events at both sites; site '{site}' has none "
-                    "(add-site --events, --patients, --omop or --meds)"
-                )
-        signals = Usage(
-            occurrence_matrix(occurrences[0], source_codes),
-            occurrence_matrix(occurrences[1], target_codes),
-        )
-    if known_pairs is not None:
-        calibration = None  # the reranker's calibrated score is the confidence
-    elif min_confidence is not None and calibration is None:
-        raise InputError(
-            f"--min-confidence needs a calibration of model {spec}. Run 'harmonize calibrate "
-            "--source S --target T --gold FILE' on a mapped pair with known answers first."
-        )
+    pair = read_pair(ws, source, target, settings)
     clock.done("read")
-    forward = [(vectors_of(s), t) for s, t in pairs]
-    scores, ids = fused_search(forward, max(k, KNOWN_DEPTH) if known_pairs is not None else k, dev)
+    found = search_pair(pair, settings)
     clock.done("search")
-    if known_pairs is not None:
-        reranked = map_with_known(
-            known_pairs, forward[0][0], vectors_of(pairs[0][1]), ids, source_codes,
-            source_concepts["parent_code"].to_numpy(dtype=object),
-            source_concepts["description"].tolist(),
-            target_concepts["parent_code"].to_numpy(dtype=object),
-            target_concepts["description"].tolist(), k, usage=signals,
-            train_max=reranker_concepts, exact=exact_rows, judged=judged_rows,
-        )  # fmt: skip
-        picked = reranked.chosen[reranked.chosen["score"] >= floor]
-        chosen = picked[["source", "target", "score"]].to_numpy(dtype=object).tolist()
-    elif strategy == "best":
-        chosen = choose_best(scores, ids, floor)
-    elif strategy == "mutual":
-        _, reverse_ids = fused_search([(vectors_of(t), s) for s, t in pairs], 1, dev)
-        chosen = choose_mutual(scores, ids, reverse_ids, floor)
-    else:
-        chosen = choose_one_to_one(scores, ids, floor)
+    chosen = choose_mappings(pair, settings, found)
+    tables = run_tables(pair, settings, found, chosen, new_run_id())
+    clock.done("choose")
+    preview = store_run(ws, pair, tables)
+    if settings.output is not None:
+        write_output(settings.output, preview, tables)
+    clock.done("store")
+    return MapResult(
+        **tables.run,
+        changes=compare_mappings(pair.previous, tables.mappings),
+        n_known=None if pair.known is None else len(pair.known.rows),
+        used_usage=pair.usage is not None,
+        note=chosen.reranked.equivalence_note() if chosen.reranked is not None else "",
+        n_candidates=len(tables.candidates),
+        seconds=time.perf_counter() - started,
+        mappings=preview,
+    )
 
-    run_id = new_run_id()
-    method = f"{spec}:{strategy}" + ("+known" if known_pairs is not None else "")
-    n_source, width = scores.shape
-    if known_pairs is not None:
-        long = reranked.candidates
+
+@dataclass
+class Found:
+    """The search's result: per source row, the ``scores`` and target ``ids`` of its
+    candidates, best first, and the (source vectors, target index) searched per model part."""
+
+    forward: list[tuple[np.ndarray, faiss.Index]]
+    scores: np.ndarray
+    ids: np.ndarray
+
+
+def search_pair(pair: SitePair, settings: MapSettings) -> Found:
+    """Every source concept's nearest target concepts (fused over the model's parts)."""
+    forward = [(vectors_of(s), t) for s, t in pair.indexes]
+    scores, ids = fused_search(forward, settings.depth, pair.device)
+    return Found(forward, scores, ids)
+
+
+@dataclass
+class Chosen:
+    """The chosen mappings as [source row, target row, score], the candidate rows stored with
+    them (source, target, rank, score), and, when the reranker chose, its confidence per
+    mapping and its result."""
+
+    rows: list[list]
+    candidates: pd.DataFrame
+    confidence: np.ndarray | None = None
+    reranked: KnownMapping | None = None
+
+
+def choose_mappings(pair: SitePair, settings: MapSettings, found: Found) -> Chosen:
+    """One target per source concept: by the known-pairs reranker, or by the strategy."""
+    if pair.known is not None:
+        return choose_reranked(pair, settings, found)
+    floor = settings.floor
+    if settings.strategy == "best":
+        rows = choose_best(found.scores, found.ids, floor)
+    elif settings.strategy == "mutual":
+        _, reverse_ids = fused_search([(vectors_of(t), s) for s, t in pair.indexes], 1, pair.device)
+        rows = choose_mutual(found.scores, found.ids, reverse_ids, floor)
     else:
-        long = pd.DataFrame(
-            {
-                "source": np.repeat(np.arange(n_source), width),
-                "target": ids.reshape(-1),
-                "rank": np.tile(np.arange(1, width + 1), n_source),
-                "score": scores.reshape(-1),
-            }
-        )
+        rows = choose_one_to_one(found.scores, found.ids, floor)
+    n_source, width = found.scores.shape
     candidates = pd.DataFrame(
         {
-            "source_site": source,
-            "source_code": source_codes[long["source"].to_numpy(dtype=np.int64)],
-            "target_site": target,
-            "target_code": target_codes[long["target"].to_numpy(dtype=np.int64)],
+            "source": np.repeat(np.arange(n_source), width),
+            "target": found.ids.reshape(-1),
+            "rank": np.tile(np.arange(1, width + 1), n_source),
+            "score": found.scores.reshape(-1),
+        }
+    )
+    return Chosen(rows, candidates)
+
+
+def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chosen:
+    """The reranker's top candidate of each concept at or above ``min_score``."""
+    inputs = KnownInputs(
+        known=pair.known,
+        source_codes=pair.source_codes,
+        source_parents=pair.source_concepts["parent_code"].to_numpy(dtype=object),
+        source_texts=pair.source_concepts["description"].tolist(),
+        source_vectors=found.forward[0][0],
+        target_parents=pair.target_concepts["parent_code"].to_numpy(dtype=object),
+        target_texts=pair.target_concepts["description"].tolist(),
+        target_vectors=vectors_of(pair.indexes[0][1]),
+        dense_ids=found.ids,
+        usage=pair.usage,
+    )
+    reranked = map_with_known(inputs, RerankSettings(settings.k, train_max=settings.train_max))
+    picked = reranked.chosen[reranked.chosen["score"] >= settings.floor]
+    rows = picked[["source", "target", "score"]].to_numpy(dtype=object).tolist()
+    return Chosen(
+        rows, reranked.candidates, picked["confidence"].to_numpy(dtype=np.float64), reranked
+    )
+
+
+@dataclass
+class RunTables:
+    """What one run stores: its ``run`` row, the ``method`` it records, the candidates and
+    the mappings (with people's decisions applied) in the stored tables' columns."""
+
+    run: dict[str, Any]
+    method: str
+    candidates: pd.DataFrame
+    mappings: pd.DataFrame
+
+
+def run_tables(
+    pair: SitePair, settings: MapSettings, found: Found, chosen: Chosen, run_id: str
+) -> RunTables:
+    """The candidates and mappings tables of the run ``run_id``, and its run row."""
+    method = f"{pair.spec}:{settings.strategy}" + ("+known" if pair.known is not None else "")
+    long = chosen.candidates
+    candidates = pd.DataFrame(
+        {
+            "source_site": pair.source,
+            "source_code": pair.source_codes[long["source"].to_numpy(dtype=np.int64)],
+            "target_site": pair.target,
+            "target_code": pair.target_codes[long["target"].to_numpy(dtype=np.int64)],
             "rank": long["rank"].to_numpy(dtype=np.int32),
             "score": long["score"].to_numpy(dtype=np.float64),
             "method": method,
             "run_id": run_id,
         }
     )
-    chosen_arr = np.array(chosen, dtype=object).reshape(-1, 3)
+    mappings = mapping_table(pair, settings, chosen, method)
+    # Site and run columns are the same on every row, people's decisions included.
+    mappings = apply_decisions(pair.decisions, mappings, candidates).assign(
+        source_site=pair.source, target_site=pair.target, run_id=run_id
+    )
+    run = {
+        "run_id": run_id,
+        "source": pair.source,
+        "target": pair.target,
+        "model": pair.spec,
+        "strategy": settings.strategy,
+        "k": settings.k,
+        "min_score": settings.min_score,
+        "n_source": int(found.scores.shape[0]),
+        "n_mapped": len(mappings),
+    }
+    return RunTables(run, method, candidates, mappings)
+
+
+def mapping_table(
+    pair: SitePair, settings: MapSettings, chosen: Chosen, method: str
+) -> pd.DataFrame:
+    """The chosen mappings with their confidence (the reranker's, or the calibration's of the
+    score; below ``min_confidence`` left out) and the predicate the known pairs assert."""
+    rows = np.array(chosen.rows, dtype=object).reshape(-1, 3)
     mappings = pd.DataFrame(
         {
-            "source_code": source_codes[chosen_arr[:, 0].astype(int)],
-            "target_code": target_codes[chosen_arr[:, 1].astype(int)],
-            "score": chosen_arr[:, 2].astype(np.float64),
+            "source_code": pair.source_codes[rows[:, 0].astype(int)],
+            "target_code": pair.target_codes[rows[:, 1].astype(int)],
+            "score": rows[:, 2].astype(np.float64),
             "method": method,
         }
     )
-    if known_pairs is not None:
-        mappings["confidence"] = picked["confidence"].to_numpy(dtype=np.float64)
-        if min_confidence is not None:
-            mappings = mappings[mappings["confidence"] >= min_confidence]
-    elif calibration is not None:
-        mappings["confidence"] = confidence(calibration, mappings["score"].to_numpy(float))
-        if min_confidence is not None:
-            mappings = mappings[mappings["confidence"] >= min_confidence]
+    if chosen.confidence is not None:
+        mappings["confidence"] = chosen.confidence
+    elif pair.calibration is not None:
+        mappings["confidence"] = confidence(pair.calibration, mappings["score"].to_numpy(float))
     else:
         mappings["confidence"] = np.nan
+    if settings.min_confidence is not None:  # read_pair refused it without a confidence
+        mappings = mappings[mappings["confidence"] >= settings.min_confidence]
+    asserted = pair.known.asserted if pair.known is not None else {}
     pairs_chosen = zip(mappings["source_code"], mappings["target_code"], strict=True)
     mappings["predicate"] = pd.Series([asserted.get(p) for p in pairs_chosen], dtype=object)
-    # Site and run columns are the same on every row, people's decisions included.
-    mappings = apply_decisions(decisions, mappings, candidates).assign(
-        source_site=source, target_site=target, run_id=run_id
-    )
-    changes = compare_mappings(previous, mappings)
-    run = {
-        "run_id": run_id,
-        "source": source,
-        "target": target,
-        "model": spec,
-        "strategy": strategy,
-        "k": k,
-        "min_score": min_score,
-        "n_source": int(n_source),
-        "n_mapped": len(mappings),
-    }
-    clock.done("choose")
+    return mappings
+
+
+def write_output(path: Path, preview: pd.DataFrame, tables: RunTables) -> None:
+    """The stored mappings as a CSV file, with the run's method and id."""
+    with atomic_path(path) as tmp:
+        preview.assign(method=tables.method, run_id=tables.run["run_id"]).to_csv(tmp, index=False)
+
+
+def store_run(ws: Workspace, pair: SitePair, tables: RunTables) -> pd.DataFrame:
+    """Replaces the pair's candidates and mappings with the run's, in one transaction; gives
+    the stored mappings as :data:`MapResult.mappings` shows them."""
+    source, target = pair.source, pair.target
     with ws.transaction() as con:
         sql.run_internal(con, "delete_pair_candidates", source=source, target=target)
         sql.run_internal(con, "delete_pair_mappings", source=source, target=target)
-        con.register("new_candidates", candidates)
+        con.register("new_candidates", tables.candidates)
         sql.run_internal(con, "insert_candidates")
         con.unregister("new_candidates")
-        con.register("new_mappings", mappings)
+        con.register("new_mappings", tables.mappings)
         sql.run_internal(con, "insert_mappings")
         con.unregister("new_mappings")
-        sql.run_internal(con, "insert_run", **run, version=__version__)
-        preview = sql.run_internal(con, "mapping_preview", source=source, target=target).df()
-    if output is not None:
-        with atomic_path(output) as tmp:
-            preview.assign(method=method, run_id=run_id).to_csv(tmp, index=False)
-    clock.done("store")
-    return MapResult(
-        **run,
-        changes=changes,
-        n_known=None if known_pairs is None else len(known_pairs),
-        used_usage=signals is not None,
-        note=reranked.equivalence_note() if known_pairs is not None else "",
-        n_candidates=len(candidates),
-        seconds=time.perf_counter() - started,
-        mappings=preview,
-    )
+        sql.run_internal(con, "insert_run", **tables.run, version=__version__)
+        return sql.run_internal(con, "mapping_preview", source=source, target=target).df()

@@ -1,4 +1,8 @@
-"""mapping.retrieve: split from harmonize/mapping.py (docstring to write)."""
+"""Retrieval: each source concept's nearest target concepts, from one model's index or several.
+
+With several models (``--model a+b``) each one's ranking is searched and the rankings are fused
+by reciprocal rank, so a mapping can draw on models that are good at different things.
+"""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ plain nearest-neighbour search ignores:
   best, the neighbours' votes for it and for its parent, how many known concepts already use it,
   character n-gram overlap, whether the candidate's own nearest source concept is the query (a
   target that is the twin of another source concept is rarely the query's), negation,
-  specificity and laterality conflicts between the texts (harmonize.qualifiers), and the score
-  of a word-difference model learned from the known pairs (harmonize.wordpairs), which learns
+  specificity and laterality conflicts between the texts (:mod:`.qualifiers`), and the score
+  of a word-difference model learned from the known pairs (:mod:`.word_differences`), which learns
   each site's house style: "Sequelae of" in one system is "Late effects of" in the other, and,
   when the known file asserts exact matches (its ``predicate`` column), of an *equivalence
   model*: the same word differences learned from the exact pairs alone, with how many exact
@@ -52,7 +52,7 @@ from harmonize.mapping.rerank.qualifiers import conflicts
 
 # The reranker's features, per (query, candidate). Monotone constraints (probability rising
 # with cosine, vote and lexical overlap) were tried and cost 2.6 points of ICD-10-CM top-1.
-FEATURES = (
+CANDIDATE_FEATURES = (
     "cosine",
     "cosine_gap",
     "dense_rank",
@@ -74,9 +74,10 @@ FEATURES = (
 )
 
 
-# Added after FEATURES when both sites have patients (see harmonize.usage); after them come
-# the cross-fitted score of the word-difference model (harmonize.wordpairs) and, when the
-# known pairs assert exact matches, EQUIVALENCE_FEATURES (see equivalence_columns).
+# Added after CANDIDATE_FEATURES when both sites have patients (see
+# harmonize.mapping.rerank.cooccurrence); after them come the cross-fitted score of the
+# word-difference model (harmonize.mapping.rerank.word_differences) and, when the known pairs
+# assert exact matches, EQUIVALENCE_FEATURES (see harmonize.mapping.rerank.equivalence).
 USAGE_FEATURES = ("prevalence_gap", "cooccurrence")
 
 
@@ -161,7 +162,8 @@ class Candidates:
 
     query: np.ndarray  # position in the query list
     target: np.ndarray  # target row
-    features: np.ndarray  # len(query) x (FEATURES, then usage and word-pair columns if added)
+    # len(query) x (CANDIDATE_FEATURES, then usage and word-pair columns if added)
+    features: np.ndarray
 
 
 @dataclass
@@ -247,47 +249,12 @@ def build_candidates(
     """Features of each query's dense candidates and voted targets. ``dense_ids`` and
     ``votes`` hold one entry per query; ``known`` is what the queries may know (for training,
     without the queries' own pairs)."""
-    uses = target_uses(known, len(pair.target_vectors))
-    depth = dense_ids.shape[1]
-    q_pos, t_rows, ranks, vote = [], [], [], []
-    for pos in range(len(queries)):
-        dense = [int(t) for t in dense_ids[pos] if t >= 0]
-        voted = sorted(set(votes[pos].votes) - set(dense))
-        targets = dense + voted
-        q_pos.append(np.full(len(targets), pos))
-        t_rows.append(targets)
-        ranks.append(list(range(len(dense))) + [depth] * len(voted))
-        vote.append([votes[pos].votes.get(t, 0.0) for t in targets])
-    frame = pd.DataFrame(
-        {
-            "pos": np.concatenate(q_pos).astype(np.int64),
-            "target": np.concatenate([np.asarray(t, dtype=np.int64) for t in t_rows]),
-            "dense_rank": np.concatenate([np.asarray(r, dtype=np.float64) for r in ranks]),
-            "vote": np.concatenate([np.asarray(v, dtype=np.float64) for v in vote]),
-        }
-    )
+    frame = candidate_rows(dense_ids, votes)
     src = queries[frame["pos"].to_numpy()]
     tgt = frame["target"].to_numpy()
-    frame["cosine"] = np.einsum("ij,ij->i", pair.source_vectors[src], pair.target_vectors[tgt])
-    frame["lexical"] = np.asarray(
-        pair.source_lexical[src].multiply(pair.target_lexical[tgt]).sum(axis=1)
-    ).ravel()
-    by_query = frame.groupby("pos")
-    frame["cosine_gap"] = by_query["cosine"].transform("max") - frame["cosine"]
-    frame["lexical_gap"] = by_query["lexical"].transform("max") - frame["lexical"]
-    frame["max_vote"] = by_query["vote"].transform("max")
-    frame["vote_share"] = np.where(frame["max_vote"] > 0, frame["vote"] / frame["max_vote"], 0)
-    parents = pair.target_parents[tgt]
-    parent = pd.Series(parents, dtype=object).fillna("\0none")
-    frame["target_parent_vote"] = frame.groupby([frame["pos"], parent.to_numpy()])[
-        "vote"
-    ].transform("sum")
-    frame.loc[pd.isna(parents), "target_parent_vote"] = 0.0
-    n_voters = np.array([v.n_voters for v in votes], dtype=np.float64)
-    best = np.array([v.best_cosine for v in votes], dtype=np.float64)
-    frame["known_neighbours"] = np.log1p(n_voters[frame["pos"].to_numpy()])
-    frame["best_neighbour_cosine"] = best[frame["pos"].to_numpy()]
-    frame["target_known_uses"] = np.log1p(uses[tgt])
+    add_similarity_columns(frame, pair, src, tgt)
+    add_vote_columns(frame, pair, votes, tgt)
+    frame["target_known_uses"] = np.log1p(target_uses(known, len(pair.target_vectors))[tgt])
     reverse = pair.reverse.features(src, tgt, frame["cosine"].to_numpy())
     frame["reverse_rank"], frame["reverse_gap"], frame["target_hubness"] = reverse
     qualifier = np.array(
@@ -301,5 +268,66 @@ def build_candidates(
     return Candidates(
         frame["pos"].to_numpy(),
         tgt,
-        frame[list(FEATURES)].to_numpy(dtype=np.float64),
+        frame[list(CANDIDATE_FEATURES)].to_numpy(dtype=np.float64),
     )
+
+
+def candidate_rows(dense_ids: np.ndarray, votes: list[Votes]) -> pd.DataFrame:
+    """One row per (query position, candidate target): the query's dense candidates in their
+    order (``dense_rank`` 0, 1, ...), then its voted targets the search missed (``dense_rank``
+    the search depth), with each one's ``vote``.
+
+    >>> candidate_rows(np.array([[4, -1]]), [Votes({4: 0.25, 2: 0.75}, 2, 0.9)]).values.tolist()
+    [[0.0, 4.0, 0.0, 0.25], [0.0, 2.0, 2.0, 0.75]]
+    """
+    depth = dense_ids.shape[1]
+    q_pos, t_rows, ranks, vote = [], [], [], []
+    for pos in range(len(dense_ids)):
+        dense = [int(t) for t in dense_ids[pos] if t >= 0]
+        voted = sorted(set(votes[pos].votes) - set(dense))
+        targets = dense + voted
+        q_pos.append(np.full(len(targets), pos))
+        t_rows.append(targets)
+        ranks.append(list(range(len(dense))) + [depth] * len(voted))
+        vote.append([votes[pos].votes.get(t, 0.0) for t in targets])
+    return pd.DataFrame(
+        {
+            "pos": np.concatenate(q_pos).astype(np.int64),
+            "target": np.concatenate([np.asarray(t, dtype=np.int64) for t in t_rows]),
+            "dense_rank": np.concatenate([np.asarray(r, dtype=np.float64) for r in ranks]),
+            "vote": np.concatenate([np.asarray(v, dtype=np.float64) for v in vote]),
+        }
+    )
+
+
+def add_similarity_columns(
+    frame: pd.DataFrame, pair: Pair, src: np.ndarray, tgt: np.ndarray
+) -> None:
+    """Adds cosine and character n-gram overlap (``lexical``) of each (``src``, ``tgt``) row,
+    and how far each is below the query's best."""
+    frame["cosine"] = np.einsum("ij,ij->i", pair.source_vectors[src], pair.target_vectors[tgt])
+    frame["lexical"] = np.asarray(
+        pair.source_lexical[src].multiply(pair.target_lexical[tgt]).sum(axis=1)
+    ).ravel()
+    by_query = frame.groupby("pos")
+    frame["cosine_gap"] = by_query["cosine"].transform("max") - frame["cosine"]
+    frame["lexical_gap"] = by_query["lexical"].transform("max") - frame["lexical"]
+
+
+def add_vote_columns(frame: pd.DataFrame, pair: Pair, votes: list[Votes], tgt: np.ndarray) -> None:
+    """Adds what the query's known hierarchy neighbours say of each candidate: the best vote
+    and this one's share of it, the votes for the candidate's parent, how many neighbours are
+    known and the best cosine among them."""
+    by_query = frame.groupby("pos")
+    frame["max_vote"] = by_query["vote"].transform("max")
+    frame["vote_share"] = np.where(frame["max_vote"] > 0, frame["vote"] / frame["max_vote"], 0)
+    parents = pair.target_parents[tgt]
+    parent = pd.Series(parents, dtype=object).fillna("\0none")
+    frame["target_parent_vote"] = frame.groupby([frame["pos"], parent.to_numpy()])[
+        "vote"
+    ].transform("sum")
+    frame.loc[pd.isna(parents), "target_parent_vote"] = 0.0
+    n_voters = np.array([v.n_voters for v in votes], dtype=np.float64)
+    best = np.array([v.best_cosine for v in votes], dtype=np.float64)
+    frame["known_neighbours"] = np.log1p(n_voters[frame["pos"].to_numpy()])
+    frame["best_neighbour_cosine"] = best[frame["pos"].to_numpy()]

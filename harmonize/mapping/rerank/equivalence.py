@@ -1,4 +1,9 @@
-"""mapping.rerank.equivalence: split from harmonize/known.py (docstring to write)."""
+"""The equivalence model's inputs: which known pairs are exact matches, and its feature columns.
+
+When a known-pairs file asserts exact matches (its ``predicate`` column), the reranker also
+sees the score of a word-difference model learned from the exact pairs alone
+(EQUIVALENCE_FEATURES); this module picks those pairs and builds the columns.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""mapping.rerank.model: split from harmonize/known.py (docstring to write)."""
+"""The learned reranker of ``map --known``: which model, fitted how, ranking which candidates.
+
+A LambdaRank ranker (or, with few known concepts, a per-row classifier) learns from the known
+concepts' candidate rows to put their known targets first; :func:`rank_candidates` orders the
+other concepts' candidates by its score.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from harmonize.core.config import (
     RANDOM_STATE,
 )
 from harmonize.core.errors import InputError
-from harmonize.mapping.rerank.candidates import FEATURES, Candidates
+from harmonize.mapping.rerank.candidates import CANDIDATE_FEATURES, Candidates
 
 
 def reranker_kind(n_concepts: int) -> str:
@@ -59,8 +64,9 @@ def fit_reranker(parts: list[Candidates], labels: list[np.ndarray], kind: str):
     y = np.concatenate(labels)
     if y.sum() < KNOWN_MIN_PAIRS or (~y).sum() < KNOWN_MIN_PAIRS:
         raise InputError(
-            f"--known: only {int(y.sum())} known pairs have their target among the "
-            f"candidates; the reranker needs at least {KNOWN_MIN_PAIRS} to learn from"
+            f"{{known}}: only {int(y.sum())} known pairs have their target among the "
+            f"candidates; the reranker needs at least {KNOWN_MIN_PAIRS} to learn from",
+            params=("known",),
         )
     features = np.concatenate([c.features for c in parts])
     if kind == "classifier":
@@ -97,8 +103,9 @@ def rank_candidates(model, cands: Candidates, n_queries: int, k: int) -> pd.Data
     """The top ``k`` candidates of each query by the reranker's score: query, target, rank
     (1 = best), score (comparable within a query, uncalibrated)."""
     score = model.predict(cands.features)
-    # Usage features, when there are any, follow the FEATURES columns.
-    features = dict(zip(FEATURES, cands.features.T[: len(FEATURES)], strict=True))
+    # Usage features, when there are any, follow the CANDIDATE_FEATURES columns.
+    n_columns = len(CANDIDATE_FEATURES)
+    features = dict(zip(CANDIDATE_FEATURES, cands.features.T[:n_columns], strict=True))
     frame = pd.DataFrame(
         {
             "query": cands.query,
@@ -125,7 +132,7 @@ def rank_candidates(model, cands: Candidates, n_queries: int, k: int) -> pd.Data
 
 
 def reranker_sample_size(value: int | None) -> int:
-    """``--reranker-concepts`` checked, or KNOWN_TRAIN_MAX when not given. (map and bench-map
+    """``reranker_concepts`` checked, or KNOWN_TRAIN_MAX when not given. (map and bench-map
     both check it before they write anything.)
 
     >>> reranker_sample_size(None) == KNOWN_TRAIN_MAX, reranker_sample_size(50)
@@ -134,7 +141,10 @@ def reranker_sample_size(value: int | None) -> int:
     if value is None:
         return KNOWN_TRAIN_MAX
     if value < KNOWN_MIN_PAIRS:
-        raise InputError(f"--reranker-concepts must be at least {KNOWN_MIN_PAIRS}, got {value}")
+        raise InputError(
+            f"{{reranker_concepts}} must be at least {KNOWN_MIN_PAIRS}, got {value}",
+            params=("reranker_concepts",),
+        )
     return value
 
 

@@ -12,7 +12,8 @@ compares two texts:
   category and the other an "unspecified" (or "unknown", "NOS") one;
 - ``laterality_conflict``: both name a side (left, right, bilateral) and the sides differ.
 
-They are reranker features (harmonize.known), so the known pairs decide how much each counts.
+They are reranker features (harmonize.mapping.rerank), so the known pairs decide how much each
+counts.
 
 >>> conflicts("Umbilical hernia without obstruction or gangrene",
 ...           "Umbilical hernia with obstruction")

@@ -7,8 +7,8 @@ A sentence encoder trained on general text knows few of these conventions, but t
 hold thousands of examples. This model reads each (source text, candidate text) pair as the
 words only the source has, the words only the candidate has, and every pair of the two
 (hashed), and a logistic regression learns from the known pairs which differences a right
-candidate shows. Its score is one of the reranker's features (harmonize.known), cross-fitted
-like the rest.
+candidate shows. Its score is one of the reranker's features (harmonize.mapping.rerank),
+cross-fitted like the rest.
 
 >>> sorted(difference_tokens("Sequelae of trachoma", "Late effects of trachoma"))
 ['c:effect', 'c:late', 'q:sequelae', 'x:sequelae|effect', 'x:sequelae|late']

@@ -1,0 +1,252 @@
+"""What ``map`` is told and what it reads: its settings checked, and the two sites read once.
+
+:func:`map_settings` refuses bad options before anything is read; :func:`read_pair` then reads
+everything the mapping needs of the two sites (indexes, concepts, people's decisions, the
+calibration, the previous mapping, known pairs and usage) in one go, so that the later stages
+work on data (:class:`SitePair`) and never go back to the workspace or the index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from harmonize.core import sql
+from harmonize.core.config import (
+    DEFAULT_K,
+    DEFAULT_MODEL,
+    KNOWN_DEPTH,
+    KNOWN_TRAIN_MAX,
+    STRATEGIES,
+)
+from harmonize.core.errors import InputError
+from harmonize.core.workspace import Workspace
+from harmonize.embed.base import Encoder
+from harmonize.embed.registry import get_encoder
+from harmonize.index.faiss_index import faiss_device
+from harmonize.index.site_index import load_pair_indexes
+from harmonize.mapping.calibration import Calibration, load_calibration
+from harmonize.mapping.rerank.cooccurrence import Usage, occurrence_matrix
+from harmonize.mapping.rerank.known_pairs import KnownPairs, load_known_pairs
+from harmonize.mapping.rerank.model import reranker_sample_size
+
+if TYPE_CHECKING:
+    import duckdb
+    import faiss
+
+
+def _literal(value: object) -> str:
+    """``value`` as text inside an error template (whose ``{name}`` marks parameters)."""
+    return str(value).replace("{", "{{").replace("}", "}}")
+
+
+@dataclass(frozen=True)
+class MapSettings:
+    """The options of one ``map`` run, as :func:`map_settings` checked them; ``train_max`` is
+    the known-pairs reranker's training sample size (``reranker_concepts`` or its default)."""
+
+    model: str = DEFAULT_MODEL
+    k: int = DEFAULT_K
+    min_score: float | None = None
+    strategy: str = "best"
+    output: Path | None = None
+    device: str = "auto"
+    min_confidence: float | None = None
+    known: str | Path | None = None
+    usage: bool = False
+    reranker_concepts: int | None = None
+    train_max: int = KNOWN_TRAIN_MAX
+
+    @property
+    def floor(self) -> float:
+        """The lowest score a mapping may have (-inf when there is no ``min_score``)."""
+        return -np.inf if self.min_score is None else float(self.min_score)
+
+    @property
+    def depth(self) -> int:
+        """How many candidates the search finds per concept (the reranker wants more)."""
+        return max(self.k, KNOWN_DEPTH) if self.known is not None else self.k
+
+
+def map_settings(source: str, target: str, **options) -> MapSettings:
+    """``options`` (:class:`MapSettings`' fields) checked for mapping ``source`` onto
+    ``target``, before anything is read.
+
+    >>> map_settings("a", "b", k=3).depth
+    3
+    >>> map_settings("a", "b", k=0)
+    Traceback (most recent call last):
+    ...
+    harmonize.core.errors.InputError: k must be at least 1, got 0
+    """
+    settings = MapSettings(**options)
+    _check_ranges(settings)
+    if source == target:
+        raise InputError(f"source and target are the same site '{source}': pick two sites")
+    train_max = _check_known_options(settings)
+    output = _checked_output(settings.output)
+    return replace(settings, output=output, train_max=train_max)
+
+
+def _check_ranges(settings: MapSettings) -> None:
+    if settings.strategy not in STRATEGIES:
+        raise InputError(
+            f"unknown strategy '{settings.strategy}': use one of {', '.join(STRATEGIES)}"
+        )
+    if settings.k < 1:
+        raise InputError(f"{{k}} must be at least 1, got {settings.k}", params=("k",))
+    if settings.min_score is not None and not -1.0 <= settings.min_score <= 1.0:
+        raise InputError(
+            f"{{min_score}} is a cosine similarity between -1 and 1, got {settings.min_score}",
+            params=("min_score",),
+        )
+    if settings.min_confidence is not None and not 0.0 <= settings.min_confidence <= 1.0:
+        raise InputError(
+            f"{{min_confidence}} is a probability between 0 and 1, got {settings.min_confidence}",
+            params=("min_confidence",),
+        )
+
+
+def _check_known_options(settings: MapSettings) -> int:
+    """The options only the known-pairs reranker reads need ``known``, and it needs strategy
+    best; gives the reranker's training sample size."""
+    if settings.usage and settings.known is None:
+        raise InputError(
+            "{usage} compares usage inside the {known} reranker: add {known} FILE",
+            params=("usage", "known"),
+        )
+    if settings.reranker_concepts is not None and settings.known is None:
+        raise InputError(
+            "{reranker_concepts} sets how the {known} reranker learns: add {known} FILE",
+            params=("reranker_concepts", "known"),
+        )
+    train_max = reranker_sample_size(settings.reranker_concepts)
+    if settings.known is not None and settings.strategy != "best":
+        raise InputError(
+            "{known} reranks each concept's candidates: use {strategy} best, "
+            f"not {settings.strategy}",
+            params=("known", "strategy"),
+        )
+    return train_max
+
+
+def _checked_output(output: str | Path | None) -> Path | None:
+    """``output`` as a Path, refused unless it is a .csv file in an existing folder."""
+    if output is None:
+        return None
+    output = Path(output)
+    if output.suffix.lower() != ".csv":
+        raise InputError(
+            f"{{output}} must be a .csv file, got {_literal(output)}", params=("output",)
+        )
+    if not output.parent.resolve().is_dir():
+        raise InputError(
+            f"{{output}} folder does not exist: {_literal(output.parent)}", params=("output",)
+        )
+    return output
+
+
+@dataclass
+class SitePair:
+    """The two sites as ``map`` reads them, once, up front: names, the model (``spec``, fused
+    parts joined by "+") and the FAISS ``device``, each model part's (source, target) indexes,
+    both sites' concepts (with descriptions and parents when known pairs are given), people's
+    decisions on the pair, the model's calibration, the pair's previous mappings, and with
+    ``map --known`` the known pairs and (``usage``) both sites' occurrences."""
+
+    source: str
+    target: str
+    spec: str
+    device: str
+    indexes: list[tuple[faiss.Index, faiss.Index]]
+    source_concepts: pd.DataFrame
+    target_concepts: pd.DataFrame
+    decisions: pd.DataFrame
+    previous: pd.DataFrame
+    calibration: Calibration | None
+    known: KnownPairs | None = None
+    usage: Usage | None = None
+    source_codes: np.ndarray = field(init=False)
+    target_codes: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.source_codes = self.source_concepts["code"].to_numpy(dtype=object)
+        self.target_codes = self.target_concepts["code"].to_numpy(dtype=object)
+
+
+def read_pair(ws: Workspace, source: str, target: str, settings: MapSettings) -> SitePair:
+    """Everything mapping ``source`` onto ``target`` needs, refusing what is missing (a site,
+    an index, events for ``usage``, a calibration for ``min_confidence``)."""
+    # "a+b" fuses the rankings of several models (each needs its own index).
+    encoders = [get_encoder(spec) for spec in settings.model.split("+")]
+    ws.require()
+    device = faiss_device(settings.device)
+    with ws.connect(read_only=True) as con:
+        pair = _read_stored(ws, con, source, target, encoders, settings, device)
+        occurrences = (
+            [sql.run_internal(con, "site_occurrences", site=s).df() for s in (source, target)]
+            if settings.known is not None and settings.usage
+            else None
+        )
+    if settings.known is not None:
+        pair.known = load_known_pairs(settings.known, pair.source_codes, pair.target_codes)
+    if occurrences is not None:
+        pair.usage = _usage(pair, occurrences)
+    if pair.known is not None:
+        pair.calibration = None  # the reranker's calibrated score is the confidence
+    elif settings.min_confidence is not None and pair.calibration is None:
+        raise InputError(
+            f"{{min_confidence}} needs a calibration of model {_literal(pair.spec)}. Run "
+            "'harmonize calibrate --source S --target T --gold FILE' on a mapped pair with "
+            "known answers first.",
+            params=("min_confidence",),
+        )
+    return pair
+
+
+def _read_stored(
+    ws: Workspace,
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    target: str,
+    encoders: list[Encoder],
+    settings: MapSettings,
+    device: str,
+) -> SitePair:
+    ws.require_site(con, source)
+    ws.require_site(con, target)
+    indexes = [load_pair_indexes(ws, con, source, target, e) for e in encoders]
+    spec = "+".join(e.spec for e in encoders)
+    # Descriptions and parents are read only when the known-pairs reranker needs them.
+    concepts = "site_hierarchy" if settings.known is not None else "site_concepts"
+    return SitePair(
+        source=source,
+        target=target,
+        spec=spec,
+        device=device,
+        indexes=indexes,
+        source_concepts=sql.run_internal(con, concepts, site=source).df(),
+        target_concepts=sql.run_internal(con, concepts, site=target).df(),
+        decisions=sql.run_internal(con, "latest_decisions", source=source, target=target).df(),
+        calibration=load_calibration(con, spec),
+        previous=sql.run_internal(con, "pair_mappings", source=source, target=target).df(),
+    )
+
+
+def _usage(pair: SitePair, occurrences: list[pd.DataFrame]) -> Usage:
+    """Both sites' occurrence matrices, refused when a site has no events."""
+    for site, occ in zip((pair.source, pair.target), occurrences, strict=True):
+        if occ.empty:
+            raise InputError(
+                f"{{usage}} needs events at both sites; site '{_literal(site)}' has none "
+                "(add-site --events, --patients, --omop or --meds)",
+                params=("usage",),
+            )
+    return Usage(
+        occurrence_matrix(occurrences[0], pair.source_codes),
+        occurrence_matrix(occurrences[1], pair.target_codes),
+    )
