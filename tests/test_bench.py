@@ -55,7 +55,7 @@ def test_bench_icd_scores_held_out_codes_only(workspace, world):
     assert result.overall["n"] == 40 and 0 < result.exact["n"] < 40 and stored == 2
     assert (result.direction, result.model, result.known) == ("10to9", "lexical", False)
     assert result.n_train_codes == len(train) and result.reliability is None
-    rows = result.rows()
+    rows = result.to_frame()
     assert list(rows.columns) == ["subset", *keys]
     assert rows.to_dict(orient="records") == [
         {"subset": "held-out GEM sources", **{k: result.overall[k] for k in keys}},
@@ -124,7 +124,7 @@ def test_bench_icd_known_learns_from_training_codes_and_scores_held_out_only(wor
 
 
 def test_bench_reranker_concepts_needs_known_pairs(workspace):
-    with pytest.raises(InputError, match="drop --no-known"):
+    with pytest.raises(InputError, match="^reranker_concepts sets how .* it needs known$"):
         bench_icd(workspace, "10to9", sample=5, known=False, reranker_concepts=100)
     assert not (workspace.root / "inputs").exists()  # refused before writing anything
     with pytest.raises(InputError, match="must be at least 10, got 9"):

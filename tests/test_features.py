@@ -237,7 +237,7 @@ def test_oracle_gold_naming_an_unknown_code_is_an_input_error(sites):
         (
             "siteA",
             {"reading": "oracle", "via": "siteB"},
-            "reading 'oracle' needs --gold FILE (source_code,target_code)",
+            "reading 'oracle' needs gold FILE (source_code,target_code)",
         ),
         (
             "siteA",

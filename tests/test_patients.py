@@ -135,7 +135,7 @@ def test_wide_reader_accepts_declared_levels(tmp_path):
             "A1,A5,diagnosis\nP,H,I\nA,A,R\n",
             None,
             "{p}: column 'A5' has value 'H', which is not P, A or M; declare its levels with "
-            "--levels FILE (code,value,text)",
+            "levels FILE (code,value,text)",
         ),
         (
             "A1,A5,diagnosis\nP,H,I\nA,X,R\n",
@@ -146,13 +146,13 @@ def test_wide_reader_accepts_declared_levels(tmp_path):
             "A1,diagnosis\np,I\nA,R\n",
             None,
             "{p}: column 'A1' has value 'p', which is not P, A or M; declare its levels with "
-            "--levels FILE (code,value,text)",
+            "levels FILE (code,value,text)",
         ),
         (
             "A1,diagnosis\nP,I\n,R\n",
             None,
             "{p}: column 'A1' has value '', which is not P, A or M; declare its levels with "
-            "--levels FILE (code,value,text)",
+            "levels FILE (code,value,text)",
         ),
         (
             "subject_id,A1,diagnosis\np1,P,I\np2,A,R\n p1,A,R\n",
@@ -233,7 +233,7 @@ def test_long_reader_reads_events_and_labels(tmp_path):
             "subject_id,code,value\np1,A1,P\np2,A1,Y\n",
             "subject_id,diagnosis\np1,I\np2,R\n",
             "{e}: column 'A1' has value 'Y', which is not P, A or M; declare its levels with "
-            "--levels FILE (code,value,text)",
+            "levels FILE (code,value,text)",
         ),
         (
             "subject_id,code,value\np1,Z9,P\n",
@@ -309,7 +309,7 @@ def test_patient_input_long_refuses_test_patients(tmp_path):
     with pytest.raises(InputError) as info:
         patient_input.read(CODES, read_levels(None))
     assert str(info.value) == (
-        "--test-patients works with wide patient tables; for long events put a 'split' column "
+        "test_patients works with wide patient tables; for long events put a 'split' column "
         "(train/test) in the labels file instead"
     )
 
@@ -374,7 +374,7 @@ def test_stratified_split_is_seeded():
 def test_stratified_split_rejects_bad_fractions(fraction, shown):
     with pytest.raises(InputError) as info:
         stratified_split(labels_of(["I", "R"]), "I", fraction)
-    assert str(info.value) == f"--test-fraction must be between 0 and 1, got {shown}"
+    assert str(info.value) == f"test_fraction must be between 0 and 1, got {shown}"
 
 
 def test_label_spec_parse():
@@ -388,7 +388,7 @@ def test_label_spec_parse_errors(text):
     with pytest.raises(InputError) as info:
         LabelSpec.parse(text)
     assert str(info.value) == (
-        f"--label must look like COLUMN=VALUE (e.g. diagnosis=I), got '{text}'"
+        f"label must look like COLUMN=VALUE (e.g. diagnosis=I), got '{text}'"
     )
 
 
@@ -487,7 +487,7 @@ def test_add_site_refuses_events_and_patients_together(tmp_path, workspace, voca
             events_path=patients,
             patients=PatientInput(patients, TASK),
         )
-    assert str(info.value) == "give either --events or --patients, not both"
+    assert str(info.value) == "give either events or patients, not both"
     assert not workspace.db_path.exists()
 
 

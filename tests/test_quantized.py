@@ -47,7 +47,7 @@ def test_gate_refuses_a_model_that_disagrees(tmp_path, monkeypatch):
     report = {"min_cosine": 0.95, "top1_agreement_icd": 0.9, "top1_agreement_demo": 0.9}
     meta = {"agrees": agrees(report), "agreement": report}
     (encoder.folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-    with pytest.raises(ModelError, match="does not agree with its fp32 model.*--model minilm"):
+    with pytest.raises(ModelError, match="does not agree with its fp32 model.*fp32 model, minilm"):
         encoder.encode(["cough"])
 
 

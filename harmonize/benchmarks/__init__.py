@@ -1,1 +1,1 @@
-"""harmonize.benchmarks."""
+"""Benchmarks: mapping quality against the GEMs (``bench-map``), stage speeds (``bench``)."""

@@ -6,22 +6,29 @@
   and device: on the CPU the int8 ``minilm-int8`` (with its cosine and top-1 agreement with
   fp32), and our fp32 path (chunks, cache, normalisation).
 
->>> # run_speed(quick=True)["search"]["flat"]["ratio"]
+>>> bench_search(n_base=500, n_queries=20, dim=8)["flat"]["recall_at_10"]
+1.0
 """
 
 from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 
+from harmonize.core.results import TableResult
 from harmonize.embed.base import l2_normalize, resolve_device
 from harmonize.embed.cache import embed_texts
 from harmonize.embed.registry import get_encoder
 from harmonize.index.faiss_index import build_faiss, search
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _timed(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
@@ -75,10 +82,31 @@ def bench_sql(n_events: int, n_codes: int = 2000, rounds: int = 3) -> dict:
     """Recoding ``n_events`` events of one site through ``mappings`` with the library's own
     ``recode_counts.sql`` against a bare group-by of the same rows; also the per-event join
     (``recode_for_export``'s form: pair's mappings first, joined on the code alone) and the
-    naive join keyed on (site, code). Interleaved, best of ``rounds``."""
-    from harmonize.core import sql
+    naive join keyed on (site, code). Interleaved, best of ``rounds``.
 
+    >>> bench_sql(n_events=1000, n_codes=10, rounds=1)["n_events"]
+    1000
+    """
     con = duckdb.connect()
+    try:
+        _recode_tables(con, n_events, n_codes)
+        best, rows = _time_interleaved(_recode_queries(con), rounds)
+    finally:
+        con.close()
+    _check_recoded(rows, n_events)
+    ref = best["bare"]
+    return {
+        "n_events": n_events,
+        "reference_per_s": n_events / ref,
+        "ours_per_s": n_events / best["ours"],
+        "ratio": ref / best["ours"],
+        "row_join_ratio": ref / best["row_join"],
+        "naive_join_ratio": ref / best["naive_join"],
+    }
+
+
+def _recode_tables(con: duckdb.DuckDBPyConnection, n_events: int, n_codes: int) -> None:
+    """Seeded random events over ``n_codes`` codes, every code mapped both ways."""
     con.execute("SELECT setseed(0.5)")
     con.execute(
         "CREATE TABLE events AS SELECT 'site' AS site, (i % 100000)::VARCHAR AS subject_id, "
@@ -92,9 +120,15 @@ def bench_sql(n_events: int, n_codes: int = 2000, rounds: int = 3) -> dict:
         "UNION ALL SELECT 'other', 'T' || i, 'site', 'C' || i FROM range($n) t(i)",
         {"n": n_codes, "half": max(1, n_codes // 2)},
     )
+
+
+def _recode_queries(con: duckdb.DuckDBPyConnection) -> dict[str, Callable[[], list]]:
+    """The reference group-by, the library's recode query and the two join forms."""
+    from harmonize.core import sql
+
     pair = {"source": "site", "target": "other"}
     counts = sql.internal("recode_counts")
-    queries: dict[str, Callable[[], list]] = {
+    return {
         "bare": lambda: con.execute("SELECT code, count(*) FROM events GROUP BY code").fetchall(),
         "ours": lambda: sql.execute(con, counts, pair).fetchall(),
         "row_join": lambda: con.execute(
@@ -110,28 +144,28 @@ def bench_sql(n_events: int, n_codes: int = 2000, rounds: int = 3) -> dict:
             "GROUP BY m.target_code"
         ).fetchall(),
     }
+
+
+def _time_interleaved(
+    queries: dict[str, Callable[[], list]], rounds: int
+) -> tuple[dict[str, float], dict[str, list]]:
+    """(best seconds, last rows) of each query, run in turn ``rounds`` times."""
     best = dict.fromkeys(queries, float("inf"))
     rows: dict[str, list] = {}
     for _ in range(rounds):
         for name, fn in queries.items():
             seconds, rows[name] = _timed(fn, repeat=1)
             best[name] = min(best[name], seconds)
-    con.close()
-    # Every code is mapped, so recoding must account for every event, no more, no fewer, and
-    # every form must give the same count per target code.
+    return best, rows
+
+
+def _check_recoded(rows: dict[str, list], n_events: int) -> None:
+    """Every code is mapped, so recoding must account for every event, no more, no fewer, and
+    every form must give the same count per target code."""
     assert sum(n for _, n in rows["bare"]) == n_events
     recoded = {code: n for code, n in rows["ours"]}
     assert sum(recoded.values()) == n_events and None not in recoded
     assert all(dict(rows[k]) == recoded for k in ("row_join", "naive_join"))
-    ref = best["bare"]
-    return {
-        "n_events": n_events,
-        "reference_per_s": n_events / ref,
-        "ours_per_s": n_events / best["ours"],
-        "ratio": ref / best["ours"],
-        "row_join_ratio": ref / best["row_join"],
-        "naive_join_ratio": ref / best["naive_join"],
-    }
 
 
 def bench_encode(texts: list[str], device: str = "cpu", rounds: int = 2) -> dict:
@@ -211,16 +245,53 @@ def _single_thread(model, int8, texts: list[str], rounds: int) -> dict:
     }
 
 
-def run_speed(quick: bool = True, device: str = "cpu", texts: list[str] | None = None) -> dict:
+SPEED_PARTS = ("search", "sql", "encode", "peak_rss_mb")
+
+
+@dataclass(eq=False)
+class SpeedResult(TableResult, Mapping[str, Any]):
+    """What ``bench`` measured: each stage's figures, and the run's peak memory. It reads as
+    the JSON document ``bench --format json`` prints (``result["sql"]["ratio"]``,
+    ``dict(result)``); :meth:`to_frame` is the stage table.
+
+    >>> result = SpeedResult(search={}, sql={"ratio": 2.0}, encode={}, peak_rss_mb=900.0)
+    >>> result["sql"]["ratio"], list(result)
+    (2.0, ['search', 'sql', 'encode', 'peak_rss_mb'])
+    """
+
+    search: dict
+    sql: dict
+    encode: dict
+    peak_rss_mb: float
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in SPEED_PARTS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SPEED_PARTS)
+
+    def __len__(self) -> int:
+        return len(SPEED_PARTS)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per stage: ours and the reference per second, their ratio, a note."""
+        from harmonize.benchmarks.tables import speed_frame
+
+        return speed_frame(self)
+
+
+def run_speed(
+    quick: bool = True, device: str = "cpu", texts: list[str] | None = None
+) -> SpeedResult:
     """Every stage; ``quick`` keeps the whole run to a couple of minutes on 2 CPU cores."""
     from harmonize.datasets.icd import icd_vocab
 
     if texts is None:
         texts = icd_vocab("icd9")["description"].tolist()[: 1000 if quick else 5000]
-    result = {
-        "search": bench_search(20_000 if quick else 200_000, 1000),
-        "sql": bench_sql(2_000_000 if quick else 20_000_000),
-        "encode": bench_encode(texts, device),
-    }
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return result
+    search = bench_search(20_000 if quick else 200_000, 1000)
+    sql = bench_sql(2_000_000 if quick else 20_000_000)
+    encode = bench_encode(texts, device)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return SpeedResult(search, sql, encode, peak)

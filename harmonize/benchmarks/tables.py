@@ -119,7 +119,7 @@ def map_quality_document(result: BenchResult) -> dict[str, Any]:
 
 def map_quality_text(result: BenchResult) -> str:
     """``bench-map``'s table, the confidence's reliability and how long it took."""
-    text = render(result.rows(), "table")
+    text = render(result.to_frame(), "table")
     if result.reliability is not None:
         text += f"confidence on held-out codes: Brier {result.brier:.3f}\n"
         text += render(result.reliability, "table")

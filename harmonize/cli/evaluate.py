@@ -202,7 +202,7 @@ def bench_cmd(quick: bool, device: str, fmt: str) -> None:
 
     result = run_speed(quick=quick, device=device)
     if fmt == "json":
-        click.echo(json.dumps(result, indent=2))
+        click.echo(json.dumps(dict(result), indent=2))
     elif fmt == "table":
         click.echo(speed_text(result), nl=False)
     else:
@@ -248,16 +248,10 @@ def demo_cmd(ctx: click.Context, patients: int, seed: int, models: tuple[str, ..
 
 def _print_demo(result, root: Path) -> None:
     """The demo's accuracy per model, one recoded patient, and what to try next."""
-    import pandas as pd
-
     from harmonize.core.render import render
 
-    rows = [
-        {"model": m, "n": int(v["n"]), "top1": v["top1"], "top5": v["top5"], "mrr": v["mrr"]}
-        for m, v in result.metrics.items()
-    ]
     click.echo("\nMapping accuracy, target -> source, against the demo's true mapping:")
-    click.echo(render(pd.DataFrame(rows), "table"), nl=False)
+    click.echo(render(result.to_frame(), "table"), nl=False)
     recoded = result.recoded
     subject = recoded["subject_id"].iloc[0]
     first = recoded[(recoded["subject_id"] == subject) & (recoded["value"] == "P")]

@@ -144,4 +144,4 @@ def bench_map_cmd(
     if fmt == "table":
         click.echo(map_quality_text(result), nl=False)
     else:
-        click.echo(render(result.rows(), fmt), nl=False)
+        click.echo(render(result.to_frame(), fmt), nl=False)

@@ -87,22 +87,10 @@ def sites_cmd(state: State, fmt: str) -> None:
     Example:
       harmonize sites
     """
-    import pandas as pd
-
     from harmonize.core.render import render
     from harmonize.sites.registry import list_sites
 
-    rows = [
-        {
-            "site": info.site,
-            "concepts": info.n_concepts,
-            "events": info.n_events,
-            "subjects": info.n_subjects,
-            "indexes": ", ".join(f"{s.model} ({s.state})" for s in info.indexes) or "none",
-        }
-        for info in list_sites(state.ws)
-    ]
-    click.echo(render(pd.DataFrame(rows), fmt), nl=False)
+    click.echo(render(list_sites(state.ws).to_frame(), fmt), nl=False)
 
 
 @cli.command("build-index")

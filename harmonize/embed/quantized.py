@@ -395,7 +395,7 @@ class QuantizedEncoder:
                 raise ModelError(
                     f"model {self.spec} does not agree with its fp32 model on this machine "
                     f"({report}; needs cosine >= {MIN_COSINE} per text and top-1 agreement >= "
-                    f"{MIN_TOP1_AGREEMENT}). Use --model minilm."
+                    f"{MIN_TOP1_AGREEMENT}). Use the fp32 model, minilm, instead."
                 )
             self._runner = _Runner(self.folder)
         return self._runner

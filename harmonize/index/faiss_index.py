@@ -40,8 +40,9 @@ def faiss_device(device: str) -> str:
     """``auto`` becomes ``gpu`` only with faiss-gpu and a visible GPU."""
     if device == "gpu" and not gpu_available():
         raise HarmonizeError(
-            "--device gpu: this FAISS has no GPU support or sees no GPU. Install the GPU extra "
-            "(pip install -e '.[gpu]', which replaces faiss-cpu) or use --device cpu."
+            "{device} gpu: this FAISS has no GPU support or sees no GPU. Install the GPU extra "
+            "(pip install -e '.[gpu]', which replaces faiss-cpu) or use {device} cpu.",
+            params=("device",),
         )
     if device == "auto":
         return "gpu" if gpu_available() else "cpu"

@@ -1,10 +1,29 @@
-"""index.site_index: split from harmonize/index.py (docstring to write)."""
+"""A site's index for one model: building it from the stored descriptions, checking it is fresh,
+loading it for a search.
+
+Each index lives in ``indexes/<site>/<model-slug>/`` (:mod:`harmonize.index.faiss_index` holds
+the FAISS side). Its ``meta.json`` records the model's fingerprint, the vocabulary's hash and the
+index file's checksum, so an index built from another vocabulary or model, or a damaged file, is
+refused with the command that rebuilds it.
+
+>>> import pathlib, tempfile
+>>> from harmonize.sites.registry import add_site
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (root / "a.csv").write_text("code,description\\nA1,dyspnea\\nA2,fever\\n")
+>>> ws = Workspace(root)
+>>> _ = add_site(ws, "siteA", root / "a.csv")
+>>> _ = build_site_index(ws, "siteA", "lexical")
+>>> with ws.connect(read_only=True) as con:
+...     site_index_statuses(ws, con, "siteA").rows()[0]["state"]
+'fresh'
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +40,7 @@ from harmonize.core.config import (
     META_FILENAME,
 )
 from harmonize.core.errors import HarmonizeError, IndexStateError, InputError
+from harmonize.core.results import TableResult
 from harmonize.core.timing import Stages
 from harmonize.core.workspace import Workspace, atomic_path, atomic_write_json
 from harmonize.embed.base import Encoder, resolve_device
@@ -30,6 +50,7 @@ from harmonize.index.faiss_index import build_faiss, empty_index, faiss_device
 
 if TYPE_CHECKING:
     import faiss
+    import pandas as pd
 
 # What meta.json must hold, and of which type, for its index to be used.
 META_REQUIRED = {
@@ -108,6 +129,31 @@ class IndexStatus:
         return f"harmonize build-index --site {self.site} --model {self.model} --force"
 
 
+@dataclass
+class IndexStatuses(TableResult):
+    """The indexes of one site; iterates over its :class:`IndexStatus` items."""
+
+    statuses: list[IndexStatus]
+
+    def __iter__(self) -> Iterator[IndexStatus]:
+        return iter(self.statuses)
+
+    def __len__(self) -> int:
+        return len(self.statuses)
+
+    def __getitem__(self, i: int) -> IndexStatus:
+        return self.statuses[i]
+
+    def to_frame(self) -> pd.DataFrame:
+        """site, model, state, reason and folder of each index."""
+        import pandas as pd
+
+        columns = ["site", "model", "state", "reason", "folder"]
+        return pd.DataFrame(
+            [[s.site, s.model, s.state, s.reason, str(s.folder)] for s in self], columns=columns
+        )
+
+
 def index_status(
     ws: Workspace, con: duckdb.DuckDBPyConnection, site: str, encoder: Encoder
 ) -> IndexStatus:
@@ -150,7 +196,7 @@ def build_streamed(
     (``chunk``: default ``config.BUILD_CHUNK_SIZE``).
     The cache is saved once, at the end (or when interrupted).
 
-    >>> from harmonize.embed import get_encoder
+    >>> from harmonize.embed.registry import get_encoder
     >>> build_streamed(get_encoder("lexical"), ["a b", "b c", "c d"], chunk=2).ntotal
     3
     """
@@ -175,6 +221,8 @@ def build_streamed(
 
 @dataclass
 class BuildResult:
+    """What ``build-index`` did: ``built`` is False when the index was already up to date."""
+
     site: str
     model: str
     folder: Path
@@ -188,6 +236,16 @@ class BuildResult:
     message: str
 
 
+@dataclass
+class BuildPlan:
+    """How an index is built: the encoder, and where FAISS and the encoder run."""
+
+    encoder: Encoder
+    index_type: str
+    index_device: str  # "cpu" or "gpu" (FAISS)
+    torch_device: str  # "cpu" or "cuda" (the encoder)
+
+
 def build_site_index(
     ws: Workspace,
     site: str,
@@ -197,96 +255,130 @@ def build_site_index(
     force: bool = False,
     progress: bool = False,
 ) -> BuildResult:
-    """Embeds a site's descriptions (through the cache) and writes its FAISS index.
+    """Embeds a site's descriptions (through the cache) and writes its FAISS index; an index
+    that is up to date is kept unless ``force``.
 
-    >>> # build_site_index(Workspace("."), "siteA", "minilm")
+    >>> import pathlib, tempfile
+    >>> from harmonize.sites.registry import add_site
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "a.csv").write_text("code,description\\nA1,dyspnea\\nA2,fever\\n")
+    >>> _ = add_site(Workspace(root), "siteA", root / "a.csv")
+    >>> result = build_site_index(Workspace(root), "siteA", "lexical")
+    >>> result.built, result.count, result.dim
+    (True, 2, 4096)
+    >>> build_site_index(Workspace(root), "siteA", "lexical").built
+    False
     """
-    import faiss
-
-    if index_type not in INDEX_TYPES:
-        raise InputError(f"unknown index type '{index_type}': use {' or '.join(INDEX_TYPES)}")
-    encoder = get_encoder(model)
     started = time.perf_counter()
+    plan = plan_build(model, device, index_type)
     clock = Stages("build-index", ("read", "embed", "index", "store"))
-    # Device problems are reported before anything else, even when there is nothing to build.
-    index_device = faiss_device(device)
-    torch_device = resolve_device(device) if encoder.cacheable else "cpu"
     with ws.connect(read_only=True) as con:
-        status = index_status(ws, con, site, encoder)
-        concepts = sql.run_internal(con, "site_concepts", site=site).df()
+        status = index_status(ws, con, site, plan.encoder)
+        texts = sql.run_internal(con, "site_concepts", site=site).df()["description"].tolist()
         info = ws.require_site(con, site)
     if status.state == "fresh" and not force and status.meta.get("index_type") == index_type:
-        return BuildResult(
-            site,
-            encoder.spec,
-            status.folder,
-            False,
-            int(status.meta["count"]),
-            int(status.meta["dim"]),
-            index_type,
-            status.meta.get("device", "cpu"),
-            0.0,
-            0,
-            f"index for site '{site}' (model {encoder.spec}) is up to date; "
-            "nothing to do (use --force to rebuild)",
-        )
+        return _up_to_date(status, plan)
     clock.done("read")
-    texts = concepts["description"].tolist()
-    del concepts
-    cache = EmbeddingCache(ws.cache_dir, encoder) if encoder.cacheable else None
-    before = len(cache) if cache is not None else 0
-    if index_device == "gpu":  # filled on the GPU in one go
-        vectors = embed_texts(
-            encoder,
-            texts,
-            cache=cache,
-            device=torch_device,
-            progress=progress,
-            desc=f"embedding {site}",
-        )
-        clock.done("embed")
-        index = build_faiss(vectors, index_type, index_device)
-        dim = int(vectors.shape[1])
-        del vectors
-    else:
-        index = build_streamed(encoder, texts, index_type, cache, torch_device, progress, site)
-        dim = int(index.d)
-        clock.done("embed")  # embedding and adding to the index alternate, chunk by chunk
-    n_embedded = (len(cache) - before) if cache is not None else len(set(texts))
+    index, n_embedded = embed_and_index(ws, plan, texts, site, progress, clock)
     clock.done("index")
-    meta = {
-        "site": site,
-        "model": encoder.spec,
-        "model_fingerprint": encoder.fingerprint,
-        "dim": dim,
-        "count": int(index.ntotal),
-        "index_type": index_type,
-        "metric": "inner_product",
-        "normalized": True,
-        "vocab_sha256": info["vocab_sha256"],
-        "harmonize_version": __version__,
-        "faiss_version": faiss.__version__,
-        "device": index_device,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    meta = index_meta(site, plan, index, info["vocab_sha256"])
     write_index(status.folder, index, meta)
     clock.done("store")
     seconds = time.perf_counter() - started
     return BuildResult(
         site,
-        encoder.spec,
+        plan.encoder.spec,
         status.folder,
         True,
-        int(index.ntotal),
-        dim,
+        meta["count"],
+        meta["dim"],
         index_type,
-        index_device,
+        plan.index_device,
         seconds,
         n_embedded,
-        f"built {index_type} index for site '{site}' with model {encoder.spec}: "
-        f"{index.ntotal} concepts, dim {dim}, {n_embedded} newly embedded, "
-        f"{seconds:.1f}s on {index_device}",
+        f"built {index_type} index for site '{site}' with model {plan.encoder.spec}: "
+        f"{meta['count']} concepts, dim {meta['dim']}, {n_embedded} newly embedded, "
+        f"{seconds:.1f}s on {plan.index_device}",
     )
+
+
+def plan_build(model: str, device: str, index_type: str) -> BuildPlan:
+    """The encoder and devices, checked before anything else, even when there is nothing to
+    build: a bad index type, model or device is reported first."""
+    if index_type not in INDEX_TYPES:
+        raise InputError(f"unknown index type '{index_type}': use {' or '.join(INDEX_TYPES)}")
+    encoder = get_encoder(model)
+    index_device = faiss_device(device)
+    torch_device = resolve_device(device) if encoder.cacheable else "cpu"
+    return BuildPlan(encoder, index_type, index_device, torch_device)
+
+
+def _up_to_date(status: IndexStatus, plan: BuildPlan) -> BuildResult:
+    spec = plan.encoder.spec
+    return BuildResult(
+        status.site,
+        spec,
+        status.folder,
+        False,
+        int(status.meta["count"]),
+        int(status.meta["dim"]),
+        plan.index_type,
+        status.meta.get("device", "cpu"),
+        0.0,
+        0,
+        f"index for site '{status.site}' (model {spec}) is up to date; "
+        "nothing to do (use --force to rebuild)",
+    )
+
+
+def embed_and_index(
+    ws: Workspace, plan: BuildPlan, texts: list[str], site: str, progress: bool, clock: Stages
+) -> tuple[faiss.Index, int]:
+    """(the index of ``texts``, how many texts were newly embedded). On the GPU the vectors
+    are embedded in one go and then added; on the CPU they are streamed chunk by chunk."""
+    encoder = plan.encoder
+    cache = EmbeddingCache(ws.cache_dir, encoder) if encoder.cacheable else None
+    before = len(cache) if cache is not None else 0
+    if plan.index_device == "gpu":  # filled on the GPU in one go
+        vectors = embed_texts(
+            encoder,
+            texts,
+            cache=cache,
+            device=plan.torch_device,
+            progress=progress,
+            desc=f"embedding {site}",
+        )
+        clock.done("embed")
+        index = build_faiss(vectors, plan.index_type, plan.index_device)
+        del vectors
+    else:
+        index = build_streamed(
+            encoder, texts, plan.index_type, cache, plan.torch_device, progress, site
+        )
+        clock.done("embed")  # embedding and adding to the index alternate, chunk by chunk
+    n_embedded = (len(cache) - before) if cache is not None else len(set(texts))
+    return index, n_embedded
+
+
+def index_meta(site: str, plan: BuildPlan, index: faiss.Index, vocab_hash: str) -> dict[str, Any]:
+    """What meta.json records of a new index (write_index adds its size and checksum)."""
+    import faiss
+
+    return {
+        "site": site,
+        "model": plan.encoder.spec,
+        "model_fingerprint": plan.encoder.fingerprint,
+        "dim": int(index.d),
+        "count": int(index.ntotal),
+        "index_type": plan.index_type,
+        "metric": "inner_product",
+        "normalized": True,
+        "vocab_sha256": vocab_hash,
+        "harmonize_version": __version__,
+        "faiss_version": faiss.__version__,
+        "device": plan.index_device,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 def load_site_index(
@@ -337,14 +429,12 @@ def load_pair_indexes(
     )
 
 
-def site_index_statuses(
-    ws: Workspace, con: duckdb.DuckDBPyConnection, site: str
-) -> list[IndexStatus]:
+def site_index_statuses(ws: Workspace, con: duckdb.DuckDBPyConnection, site: str) -> IndexStatuses:
     """Every index folder of a site, with its state (for ``harmonize sites``)."""
     root = ws.index_root / site
-    out = []
+    out: list[IndexStatus] = []
     if not root.is_dir():
-        return out
+        return IndexStatuses(out)
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         meta = read_meta(folder)
         if meta is None or meta.get("corrupt") or not isinstance(meta.get("model"), str):
@@ -357,4 +447,4 @@ def site_index_statuses(
             out.append(index_status(ws, con, site, encoder))
         except HarmonizeError as exc:
             out.append(IndexStatus(site, meta["model"], folder, "stale", str(exc), meta))
-    return out
+    return IndexStatuses(out)

@@ -1,1 +1,1 @@
-"""harmonize.sites."""
+"""Sites: vocabularies, events and patients read, validated and stored in the workspace."""

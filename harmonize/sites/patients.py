@@ -40,7 +40,8 @@ class LabelSpec:
         column, sep, positive = text.partition("=")
         if not sep or not column.strip() or not positive.strip():
             raise InputError(
-                f"--label must look like COLUMN=VALUE (e.g. diagnosis=I), got '{text}'"
+                f"{{label}} must look like COLUMN=VALUE (e.g. diagnosis=I), got '{_literal(text)}'",
+                params=("label",),
             )
         return cls(column.strip(), positive.strip())
 
@@ -64,6 +65,11 @@ def read_levels(path: str | Path | None) -> pd.DataFrame:
     return frame[["code", "value", "text"]].astype(str)
 
 
+def _literal(value: object) -> str:
+    """``value`` as text inside a message template: its braces are not placeholders."""
+    return str(value).replace("{", "{{").replace("}", "}}")
+
+
 def _check_values(path: Path, code: str, values: pd.Series, levels: pd.DataFrame) -> None:
     declared = set(levels.loc[levels["code"] == code, "value"])
     allowed = set(STATES) | declared
@@ -71,12 +77,14 @@ def _check_values(path: Path, code: str, values: pd.Series, levels: pd.DataFrame
     if bad.any():
         value = values[bad].iloc[0]
         hint = (
-            f"declared levels: {', '.join(sorted(declared))}"
+            f"declared levels: {_literal(', '.join(sorted(declared)))}"
             if declared
-            else "declare its levels with --levels FILE (code,value,text)"
+            else "declare its levels with {levels} FILE (code,value,text)"
         )
         raise InputError(
-            f"{path}: column '{code}' has value '{value}', which is not P, A or M; {hint}"
+            f"{_literal(path)}: column '{_literal(code)}' has value '{_literal(value)}', which is "
+            f"not P, A or M; {hint}",
+            params=("levels",),  # always: the escaped braces are undone by formatting
         )
 
 
@@ -180,7 +188,10 @@ def stratified_split(
 ) -> np.ndarray:
     """'train' or 'test' for each row, stratified by the binary label, seeded."""
     if not 0.0 < test_fraction < 1.0:
-        raise InputError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
+        raise InputError(
+            f"{{test_fraction}} must be between 0 and 1, got {test_fraction}",
+            params=("test_fraction",),
+        )
     rng = np.random.default_rng(random_state)
     split = np.full(len(labels), "train", dtype=object)
     y = labels["value"].to_numpy() == positive

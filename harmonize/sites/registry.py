@@ -9,16 +9,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import pandas as pd
 
 from harmonize.core import sql
 from harmonize.core.errors import InputError, WorkspaceError
+from harmonize.core.results import TableResult
 from harmonize.core.timing import Stages
 from harmonize.core.workspace import Workspace, check_site_name
-from harmonize.index.site_index import IndexStatus, site_index_statuses
+from harmonize.index.site_index import IndexStatuses, site_index_statuses
 from harmonize.sites.patients import (
     LabelSpec,
     read_levels,
@@ -70,75 +74,132 @@ def add_site(
     ``events``/``labels`` frames (subject_id, time, code, value / subject_id, label, value,
     split) may be passed directly instead of files, as the demo does, with ``task`` naming the
     label and its positive value. ``patients`` reads a prediction task's patient files.
+
+    >>> import pathlib, tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "b.csv").write_text("code,description\\nB1,fever\\nB2,cough\\n")
+    >>> add_site(Workspace(root), "siteB", root / "b.csv").message
+    "added site 'siteB': 2 concepts"
     """
     check_site_name(name)
     clock = Stages("add-site", ("read", "store"))
-    if (vocab_path is None) == (vocab is None):
-        raise InputError("give exactly one vocabulary: a file (--vocab) or a reader's frame")
-    vocab = read_vocab(vocab_path) if vocab is None else vocab
-    if events_path is not None and patients is not None:
-        raise InputError("give either --events or --patients, not both")
-    if events_path is not None:
-        events = read_events(events_path, set(vocab["code"]))
-    if patients is not None:
-        levels = read_levels(patients.levels)
-        events, labels = patients.read(set(vocab["code"]), levels)
-        task = patients.label
-    if labels is not None and "split" not in labels.columns:
-        labels = labels.assign(split="train")
-    if ws.exists():
-        with ws.connect(read_only=True) as con:
-            exists = name in ws.site_names(con)
-        if exists and not replace:
-            raise WorkspaceError(
-                f"site '{name}' already exists in {ws.root}. "
-                f"Use 'harmonize add-site {name} --vocab FILE --replace' to replace it."
-            )
-    else:
-        exists = False
+    data = read_site(vocab_path, events_path, patients, vocab, events, labels, task, levels)
+    exists = _check_replace(ws, name, replace)
     clock.done("read")
     with ws.transaction() as con:
-        for table in ("sites", "concepts", "events", "labels", "site_tasks", "level_texts"):
-            sql.run_internal(con, f"delete_site_{table}", site=name)
-        sql.run_internal(
-            con,
-            "insert_site",
-            site=name,
-            vocab_file=str(Path(vocab_path).resolve()) if vocab_path is not None else None,
-            vocab_sha256=vocab_sha256(vocab),
-            n_concepts=len(vocab),
-        )
-        con.register("new_concepts", vocab)
-        sql.run_internal(con, "insert_concepts", site=name)
-        con.unregister("new_concepts")
-        if events is not None and len(events):
-            con.register("new_events", events)
-            sql.run_internal(con, "insert_events", site=name)
-            con.unregister("new_events")
-        if labels is not None and len(labels):
-            con.register("new_labels", labels)
-            sql.run_internal(con, "insert_labels", site=name)
-            con.unregister("new_labels")
-        if task is not None:
-            sql.run_internal(
-                con, "insert_task", site=name, label=task.column, positive=task.positive
-            )
-        if levels is not None and len(levels):
-            con.register("new_levels", levels)
-            sql.run_internal(con, "insert_level_texts", site=name)
-            con.unregister("new_levels")
+        store_site(con, name, vocab_path, data)
     clock.done("store")
-    n_test = 0 if labels is None else int((labels["split"] == "test").sum())
-    n_train = 0 if labels is None else len(labels) - n_test
-    return AddSiteResult(
-        name,
-        len(vocab),
-        0 if events is None else len(events),
-        exists,
-        n_train,
-        n_test,
-        task if labels is not None else None,
+    return data.result(name, exists)
+
+
+@dataclass
+class SiteData:
+    """Everything stored for one site, read and validated: its vocabulary, and optionally
+    events, labels (with a ``split`` column), the task and declared level texts."""
+
+    vocab: pd.DataFrame
+    events: pd.DataFrame | None = None
+    labels: pd.DataFrame | None = None
+    task: LabelSpec | None = None
+    levels: pd.DataFrame | None = None
+
+    def result(self, name: str, replaced: bool) -> AddSiteResult:
+        labels = self.labels
+        n_test = 0 if labels is None else int((labels["split"] == "test").sum())
+        n_train = 0 if labels is None else len(labels) - n_test
+        return AddSiteResult(
+            name,
+            len(self.vocab),
+            0 if self.events is None else len(self.events),
+            replaced,
+            n_train,
+            n_test,
+            self.task if labels is not None else None,
+        )
+
+
+def read_site(
+    vocab_path: str | Path | None,
+    events_path: str | Path | None = None,
+    patients: PatientInput | None = None,
+    vocab: pd.DataFrame | None = None,
+    events: pd.DataFrame | None = None,
+    labels: pd.DataFrame | None = None,
+    task: LabelSpec | None = None,
+    levels: pd.DataFrame | None = None,
+) -> SiteData:
+    """Reads the vocabulary (the file, or the frame ``vocab``), then the events file or the
+    patients, checking each against the vocabulary; the frames given are taken as they are."""
+    if (vocab_path is None) == (vocab is None):
+        raise InputError("give exactly one vocabulary: vocab_path (a file) or vocab (a frame)")
+    vocab = read_vocab(vocab_path) if vocab is None else vocab
+    data = SiteData(vocab, events, labels, task, levels)
+    if events_path is not None and patients is not None:
+        raise InputError(
+            "give either {events} or {patients}, not both", params=("events", "patients")
+        )
+    if events_path is not None:
+        data.events = read_events(events_path, set(vocab["code"]))
+    if patients is not None:
+        data.levels = read_levels(patients.levels)
+        data.events, data.labels = patients.read(set(vocab["code"]), data.levels)
+        data.task = patients.label
+    if data.labels is not None and "split" not in data.labels.columns:
+        data.labels = data.labels.assign(split="train")
+    return data
+
+
+def _check_replace(ws: Workspace, name: str, replace: bool) -> bool:
+    """Whether site ``name`` exists already; refused unless ``replace``."""
+    if not ws.exists():
+        return False
+    with ws.connect(read_only=True) as con:
+        exists = name in ws.site_names(con)
+    if exists and not replace:
+        raise WorkspaceError(
+            f"site '{name}' already exists in {ws.root}. "
+            f"Use 'harmonize add-site {name} --vocab FILE --replace' to replace it."
+        )
+    return exists
+
+
+def store_site(
+    con: duckdb.DuckDBPyConnection, name: str, vocab_path: str | Path | None, data: SiteData
+) -> None:
+    """Replaces everything stored for site ``name`` with ``data`` (inside the caller's
+    transaction)."""
+    for table in ("sites", "concepts", "events", "labels", "site_tasks", "level_texts"):
+        sql.run_internal(con, f"delete_site_{table}", site=name)
+    sql.run_internal(
+        con,
+        "insert_site",
+        site=name,
+        vocab_file=str(Path(vocab_path).resolve()) if vocab_path is not None else None,
+        vocab_sha256=vocab_sha256(data.vocab),
+        n_concepts=len(data.vocab),
     )
+    _insert(con, "new_concepts", data.vocab, "insert_concepts", name)
+    for view, frame, statement in (
+        ("new_events", data.events, "insert_events"),
+        ("new_labels", data.labels, "insert_labels"),
+    ):
+        if frame is not None and len(frame):
+            _insert(con, view, frame, statement, name)
+    if data.task is not None:
+        sql.run_internal(
+            con, "insert_task", site=name, label=data.task.column, positive=data.task.positive
+        )
+    if data.levels is not None and len(data.levels):
+        _insert(con, "new_levels", data.levels, "insert_level_texts", name)
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection, view: str, frame: pd.DataFrame, statement: str, site: str
+) -> None:
+    """Runs ``statement`` with ``frame`` registered as ``view`` for the time it runs."""
+    con.register(view, frame)
+    sql.run_internal(con, statement, site=site)
+    con.unregister(view)
 
 
 @dataclass
@@ -159,8 +220,9 @@ class PatientInput:
         if self.labels is not None:
             if self.test_patients is not None:
                 raise InputError(
-                    "--test-patients works with wide patient tables; for long events put a "
-                    "'split' column (train/test) in the labels file instead"
+                    "{test_patients} works with wide patient tables; for long events put a "
+                    "'split' column (train/test) in the labels file instead",
+                    params=("test_patients",),
                 )
             data = read_long_patients(self.patients, self.labels, codes, self.label, levels)
             return data.events, self._split(data.labels, read_table(self.labels))
@@ -202,19 +264,62 @@ class PatientInput:
 
 @dataclass
 class SiteInfo:
+    """One stored site: its counts and the state of each of its indexes."""
+
     site: str
     n_concepts: int
     n_events: int
     n_subjects: int
-    indexes: list[IndexStatus]
+    indexes: IndexStatuses
+
+    def row(self) -> dict[str, Any]:
+        """The site as ``harmonize sites`` shows it."""
+        return {
+            "site": self.site,
+            "concepts": self.n_concepts,
+            "events": self.n_events,
+            "subjects": self.n_subjects,
+            "indexes": ", ".join(f"{s.model} ({s.state})" for s in self.indexes) or "none",
+        }
 
 
-def list_sites(ws: Workspace) -> list[SiteInfo]:
-    """Each site with its counts and the state of each of its indexes."""
+@dataclass
+class SiteList(TableResult):
+    """Every site of a workspace; iterates over its :class:`SiteInfo` items, and
+    :meth:`to_frame` is the table ``harmonize sites`` prints."""
+
+    sites: list[SiteInfo]
+
+    def __iter__(self) -> Iterator[SiteInfo]:
+        return iter(self.sites)
+
+    def __len__(self) -> int:
+        return len(self.sites)
+
+    def __getitem__(self, i: int) -> SiteInfo:
+        return self.sites[i]
+
+    def to_frame(self) -> pd.DataFrame:
+        """site, concepts, events, subjects and indexes (``model (state)``, or ``none``)."""
+        return pd.DataFrame([info.row() for info in self.sites])
+
+
+def list_sites(ws: Workspace) -> SiteList:
+    """Each site with its counts and the state of each of its indexes.
+
+    >>> import pathlib, tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "a.csv").write_text("code,description\\nA1,dyspnea\\n")
+    >>> _ = add_site(Workspace(root), "siteA", root / "a.csv")
+    >>> list_sites(Workspace(root)).rows()
+    [{'site': 'siteA', 'concepts': 1, 'events': 0, 'subjects': 0, 'indexes': 'none'}]
+    """
     ws.require()
     with ws.connect(read_only=True) as con:
         rows = sql.run_internal(con, "site_list").fetchall()
-        return [
-            SiteInfo(site, n_concepts, n_events, n_subjects, site_index_statuses(ws, con, site))
-            for site, n_concepts, n_events, n_subjects, *_ in rows
-        ]
+        return SiteList(
+            [
+                SiteInfo(site, n_concepts, n_events, n_subjects, site_index_statuses(ws, con, site))
+                for site, n_concepts, n_events, n_subjects, *_ in rows
+            ]
+        )

@@ -1,1 +1,1 @@
-"""harmonize.transfer."""
+"""Transfer: patients as concept-state texts, the study's CNN, and the transfer evaluation."""

@@ -93,6 +93,20 @@ def _task(ws: Workspace, con, site: str) -> tuple[str, str]:
     return row[0], row[1]
 
 
+@dataclass
+class SiteEvents:
+    """What reading a site's patients needs from the workspace: its task's events and labels,
+    the code map (None when read natively) and the concepts the texts come from."""
+
+    positive: str
+    events: pd.DataFrame
+    labels: pd.DataFrame
+    text_site: str
+    code_map: pd.DataFrame | None
+    concepts: pd.DataFrame
+    levels: pd.DataFrame
+
+
 def load_encounters(
     ws: Workspace,
     site: str,
@@ -110,6 +124,18 @@ def load_encounters(
         raise InputError(f"unknown missing policy '{missing}': use {' or '.join(MISSING)}")
     if reading not in READINGS:
         raise InputError(f"unknown reading '{reading}': use one of {', '.join(READINGS)}")
+    stored = read_site_events(ws, site, reading, via, gold)
+    events, n_dropped = recode(stored.events, stored.code_map)
+    texts = event_texts(events, stored, site, reading, via, missing)
+    return _encode(
+        stored.labels, events["subject_id"].to_numpy(), texts, stored.positive, n_dropped
+    )
+
+
+def read_site_events(
+    ws: Workspace, site: str, reading: str, via: str | None, gold: pd.DataFrame | None
+) -> SiteEvents:
+    """The stored events, labels and concepts for one reading, in one read-only connection."""
     with ws.connect(read_only=True) as con:
         ws.require_site(con, site)
         _, positive = _task(ws, con, site)
@@ -122,28 +148,51 @@ def load_encounters(
                 raise InputError(f"reading '{reading}' needs the site to read {site} through")
             ws.require_site(con, via)
             text_site = via
-            if reading == "mapped":
-                code_map = sql.run_internal(con, "pair_code_map", source=site, target=via).df()
-                if code_map.empty:
-                    raise InputError(
-                        f"no mappings of '{site}' onto '{via}' to read it through. "
-                        f"Run 'harmonize map --source {site} --target {via}' first."
-                    )
-            else:
-                if gold is None:
-                    raise InputError("reading 'oracle' needs --gold FILE (source_code,target_code)")
-                code_map = gold.rename(
-                    columns={"source_code": "code", "target_code": "mapped_code"}
-                ).drop_duplicates("code")[["code", "mapped_code"]]
+            code_map = _code_map(con, site, via, reading, gold)
         concepts = sql.run_internal(con, "site_concepts", site=text_site).df()
         levels = sql.run_internal(con, "site_levels", site=text_site).df()
-    n_dropped = 0
-    if code_map is not None:
-        mapped = dict(zip(code_map["code"], code_map["mapped_code"], strict=True))
-        codes = events["code"].map(mapped)
-        n_dropped = int(codes.isna().sum())
-        events = events.assign(code=codes).dropna(subset=["code"])
-    descriptions = dict(zip(concepts["code"], concepts["description"], strict=True))
+    return SiteEvents(positive, events, labels, text_site, code_map, concepts, levels)
+
+
+def _code_map(con, site: str, via: str, reading: str, gold: pd.DataFrame | None) -> pd.DataFrame:
+    """code -> mapped_code: the stored mappings of ``site`` onto ``via``, or the gold file's."""
+    if reading == "mapped":
+        code_map = sql.run_internal(con, "pair_code_map", source=site, target=via).df()
+        if code_map.empty:
+            raise InputError(
+                f"no mappings of '{site}' onto '{via}' to read it through. "
+                f"Run 'harmonize map --source {site} --target {via}' first."
+            )
+        return code_map
+    if gold is None:
+        raise InputError(
+            "reading 'oracle' needs {gold} FILE (source_code,target_code)", params=("gold",)
+        )
+    return gold.rename(
+        columns={"source_code": "code", "target_code": "mapped_code"}
+    ).drop_duplicates("code")[["code", "mapped_code"]]
+
+
+def recode(events: pd.DataFrame, code_map: pd.DataFrame | None) -> tuple[pd.DataFrame, int]:
+    """(events in the mapped codes, how many events were dropped for an unmapped code)."""
+    if code_map is None:
+        return events, 0
+    mapped = dict(zip(code_map["code"], code_map["mapped_code"], strict=True))
+    codes = events["code"].map(mapped)
+    return events.assign(code=codes).dropna(subset=["code"]), int(codes.isna().sum())
+
+
+def event_texts(
+    events: pd.DataFrame,
+    stored: SiteEvents,
+    site: str,
+    reading: str,
+    via: str | None,
+    missing: str,
+) -> pd.Series:
+    """Each event's concept-state text in ``stored.text_site``'s descriptions; a mapped code
+    that is not a concept there is refused."""
+    descriptions = dict(zip(stored.concepts["code"], stored.concepts["description"], strict=True))
     unknown = sorted(set(events["code"]) - set(descriptions))
     if unknown:
         where = "the gold file" if reading == "oracle" else "the stored mappings"
@@ -154,9 +203,9 @@ def load_encounters(
         )
         raise InputError(
             f"{where} map {site}'s codes onto '{unknown[0]}', which is not a concept of site "
-            f"'{text_site}'. {fix}."
+            f"'{stored.text_site}'. {fix}."
         )
-    level_texts = {(c, v): t for c, v, t in levels.itertuples(index=False)}
+    level_texts = {(c, v): t for c, v, t in stored.levels.itertuples(index=False)}
     # Few distinct (code, value) pairs exist, so each text is built once, then looked up.
     keys = events["code"].astype(str) + "\x1f" + events["value"].astype(str)
     text_of = {}
@@ -164,8 +213,7 @@ def load_encounters(
         code, value = key.split("\x1f", 1)
         level = level_texts.get((code, value))
         text_of[key] = state_text(descriptions[code], value, level, missing)
-    texts = keys.map(text_of)
-    return _encode(labels, events["subject_id"].to_numpy(), texts, positive, n_dropped)
+    return keys.map(text_of)
 
 
 def _encode(

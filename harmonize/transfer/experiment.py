@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from harmonize.core import sql
 from harmonize.core.errors import InputError
-from harmonize.core.workspace import Workspace, atomic_path, atomic_write_text
+from harmonize.core.results import TableResult
+from harmonize.core.workspace import Workspace, atomic_write_text
 from harmonize.embed.base import resolve_device
 from harmonize.embed.cache import EmbeddingCache, embed_texts
 from harmonize.embed.registry import get_encoder
@@ -30,6 +31,7 @@ from harmonize.mapping.metrics import read_gold
 from harmonize.mapping.pipeline import new_run_id
 from harmonize.transfer.encounters import READINGS, Encounters, load_encounters
 from harmonize.transfer.metrics import binary_metrics
+from harmonize.transfer.report import plot_learning_curve, render_report, report_title, summarize
 
 SCENARIOS = ("local", "direct", "finetune-head", "finetune-all", "pooled")
 MODELS = ("cnn", "logreg")
@@ -38,7 +40,14 @@ FINETUNE_LR = 0.01  # the study tuned with a 10x larger learning rate
 
 @dataclass
 class EvalConfig:
-    """What to evaluate. ``target_sizes`` None means all the target's training patients."""
+    """What to evaluate. ``target_sizes`` None means all the target's training patients.
+
+    >>> EvalConfig("siteA", "siteB", scenarios=("local", "direct")).scenarios
+    ('local', 'direct')
+    >>> EvalConfig("siteA", "siteB", seeds=0).check()
+    Traceback (most recent call last):
+    harmonize.core.errors.InputError: seeds, epochs and steps_per_epoch must be at least 1
+    """
 
     source: str
     target: str
@@ -72,18 +81,35 @@ class EvalConfig:
                 params=("model",),
             )
         if self.seeds < 1 or self.epochs < 1 or self.steps_per_epoch < 1:
-            raise InputError("--seeds, --epochs and --steps-per-epoch must be at least 1")
+            raise InputError(
+                "{seeds}, {epochs} and {steps_per_epoch} must be at least 1",
+                params=("seeds", "epochs", "steps_per_epoch"),
+            )
         if self.target_sizes is not None and min(self.target_sizes) < 2:
-            raise InputError("--target-sizes must be at least 2 (both classes are needed)")
+            raise InputError(
+                "{target_sizes} must be at least 2 (both classes are needed)",
+                params=("target_sizes",),
+            )
 
 
 @dataclass
-class EvalResult:
+class EvalResult(TableResult):
+    """One evaluation run: a row per scenario, target size and seed (as stored in table
+    ``evaluations``), the markdown report and the learning-curve plot."""
+
     run_id: str
     results: pd.DataFrame
     report: Path
     plot: Path
     notes: list[str] = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Every trained model's scores, as stored."""
+        return self.results.copy()
+
+    def summary(self) -> pd.DataFrame:
+        """Mean over seeds per scenario and target size (the report's table)."""
+        return summarize(self.results)
 
 
 def stratified_sample(y: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -117,15 +143,70 @@ def _shared(source: Encounters, target: Encounters) -> tuple[Encounters, Encount
     return source.reindex(vocabulary), target.reindex(vocabulary), list(vocabulary)
 
 
+@dataclass
+class Patients:
+    """The evaluation's patients, their texts in one shared list: the source's training
+    patients, the target's training pool and the target's test patients."""
+
+    source: Encounters
+    pool: Encounters
+    test: Encounters
+    texts: list[str]
+    notes: list[str]
+
+
 def run_evaluation(
     ws: Workspace,
     config: EvalConfig,
     progress: bool = False,
     echo: Callable[[str], None] = lambda _: None,
 ) -> EvalResult:
-    """Trains and scores every scenario x target size x seed; stores and reports the results."""
+    """Trains and scores every scenario x target size x seed; stores and reports the results.
+
+    >>> import pathlib, tempfile
+    >>> from harmonize.sites.patients import LabelSpec
+    >>> from harmonize.sites.registry import PatientInput, add_site
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "vocab.csv").write_text("code,description\\nC1,fever\\nC2,cough\\n")
+    >>> rows = [f"{'PA'[i % 2]},{'AP'[i % 3 == 0]},{'IR'[i % 2]}" for i in range(40)]
+    >>> _ = (root / "patients.csv").write_text("\\n".join(["C1,C2,diagnosis", *rows]))
+    >>> task = PatientInput(root / "patients.csv", LabelSpec("diagnosis", "I"))
+    >>> for site in ("siteA", "siteB"):
+    ...     _ = add_site(Workspace(root), site, root / "vocab.csv", patients=task)
+    >>> config = EvalConfig("siteA", "siteB", embedding="onehot", model="logreg",
+    ...                     scenarios=("local", "direct"), bootstrap=0)
+    >>> result = run_evaluation(Workspace(root), config)
+    >>> result.summary()[["scenario", "auroc"]].values.tolist()
+    [['direct', 1.0], ['local', 1.0]]
+    """
     config.check()
     ws.require()
+    patients = read_patients(ws, config)
+    sizes = _target_sizes(config, patients.pool)
+    # Embedding (which fills the cache) only after every check has passed.
+    vectors = _vectors(ws, config.embedding, patients.texts, config.device)
+    rows = train_and_score(config, vectors, patients, sizes, progress)
+    run_id = new_run_id()
+    results = pd.DataFrame(rows).assign(
+        run_id=run_id,
+        source_site=config.source,
+        target_site=config.target,
+        embedding=config.embedding,
+        reading=config.reading,
+        model=config.model,
+        n_test=len(patients.test.y),
+    )
+    with ws.transaction() as con:
+        con.register("new_evaluations", results)
+        sql.run_internal(con, "insert_evaluations")
+        con.unregister("new_evaluations")
+    report, plot = write_report(ws, results, config, patients.notes)
+    return EvalResult(run_id, results, report, plot, patients.notes)
+
+
+def read_patients(ws: Workspace, config: EvalConfig) -> Patients:
+    """Both sites' patients, the target read as ``config.reading`` says, checked for what
+    training needs (texts one-hot features can transfer, test patients of both classes)."""
     gold = read_gold(config.gold) if config.gold is not None else None
     source = load_encounters(ws, config.source, "native", missing=config.missing)
     target = load_encounters(
@@ -138,24 +219,49 @@ def run_evaluation(
         )
     _check_one_hot(config, source, target)
     source, target, texts = _shared(source, target)
-    src = source.subset(source.split == "train")
-    pool = target.subset(target.split == "train")
     test = target.subset(target.split == "test")
     if len(np.unique(test.y)) < 2:
         raise InputError(f"site '{config.target}' has test patients of one class only")
+    return Patients(
+        source.subset(source.split == "train"),
+        target.subset(target.split == "train"),
+        test,
+        texts,
+        notes,
+    )
+
+
+def _target_sizes(config: EvalConfig, pool: Encounters) -> tuple[int, ...]:
+    """The target training sizes to try; none may exceed the training pool."""
     sizes = config.target_sizes or (len(pool.y),)
     too_big = [s for s in sizes if s > len(pool.y)]
     if too_big:
         raise InputError(
-            f"--target-sizes {too_big[0]} is more than the {len(pool.y)} training patients of "
-            f"site '{config.target}'"
+            f"{{target_sizes}} {too_big[0]} is more than the {len(pool.y)} training patients of "
+            f"site '{config.target}'",
+            params=("target_sizes",),
         )
-    # Embedding (which fills the cache) only after every check has passed.
-    vectors = _vectors(ws, config.embedding, texts, config.device)
+    return sizes
+
+
+def train_and_score(
+    config: EvalConfig,
+    vectors: np.ndarray,
+    patients: Patients,
+    sizes: tuple[int, ...],
+    progress: bool = False,
+) -> list[dict]:
+    """One row of test metrics per seed x scenario x target size. Each seed trains its direct
+    (source-only) model once; the fine-tuned scenarios start from it."""
+    src, pool, test = patients.source, patients.pool, patients.test
     tasks = _tasks(config.scenarios, sizes)
-    total = config.seeds * len(tasks)
     rows = []
-    bar = tqdm(total=total, desc="training", unit="model", disable=None if progress else True)
+    bar = tqdm(
+        total=config.seeds * len(tasks),
+        desc="training",
+        unit="model",
+        disable=None if progress else True,
+    )
     for seed in range(config.seeds):
         direct_model = None
         for scenario, size in tasks:
@@ -169,26 +275,20 @@ def run_evaluation(
             rows.append({"scenario": scenario, "target_train_size": size, "seed": seed, **metrics})
             bar.update(1)
     bar.close()
-    run_id = new_run_id()
-    results = pd.DataFrame(rows).assign(
-        run_id=run_id,
-        source_site=config.source,
-        target_site=config.target,
-        embedding=config.embedding,
-        reading=config.reading,
-        model=config.model,
-        n_test=len(test.y),
-    )
-    with ws.transaction() as con:
-        con.register("new_evaluations", results)
-        sql.run_internal(con, "insert_evaluations")
-        con.unregister("new_evaluations")
+    return rows
+
+
+def write_report(
+    ws: Workspace, results: pd.DataFrame, config: EvalConfig, notes: list[str]
+) -> tuple[Path, Path]:
+    """(report, plot): ``reports/evaluation-<run>.md`` and its learning-curve PNG."""
+    run_id = results["run_id"].iloc[0]
     report_dir = ws.root / "reports"
     plot = report_dir / f"evaluation-{run_id}.png"
     report = report_dir / f"evaluation-{run_id}.md"
-    plot_learning_curve(results, plot, title=_title(config))
+    plot_learning_curve(results, plot, title=report_title(config))
     atomic_write_text(report, render_report(results, config, notes, plot.name))
-    return EvalResult(run_id, results, report, plot, notes)
+    return report, plot
 
 
 def _check_one_hot(config: EvalConfig, source: Encounters, target: Encounters) -> None:
@@ -202,8 +302,9 @@ def _check_one_hot(config: EvalConfig, source: Encounters, target: Encounters) -
         raise InputError(
             f"one-hot features cannot transfer here: only {len(shared)} of the target's "
             f"{len(set(target.texts))} concept-state texts occur at the source (reading "
-            f"'{config.reading}'). Use --reading mapped (or oracle --gold FILE), an embedding, "
-            "or only --scenario local."
+            f"'{config.reading}'). Use {{reading}} mapped (or oracle {{gold}} FILE), an "
+            "embedding, or only {scenarios} local.",
+            params=("reading", "gold", "scenarios"),
         )
 
 
@@ -213,10 +314,12 @@ def _tasks(scenarios: tuple[str, ...], sizes: tuple[int, ...]) -> list[tuple[str
 
 
 def _model(config: EvalConfig, seed: int, lr: float | None = None):
-    from harmonize.transfer.models import CNNClassifier, OneHotLogistic  # torch: load on use
-
     if config.model == "logreg":
+        from harmonize.transfer.baseline import OneHotLogistic
+
         return OneHotLogistic(random_state=seed)
+    from harmonize.transfer.models import CNNClassifier  # torch: loaded only for the CNN
+
     return CNNClassifier(
         lr=config.lr if lr is None else lr,
         epochs=config.epochs,
@@ -246,76 +349,3 @@ def _pad(ids: np.ndarray, other: np.ndarray) -> np.ndarray:
     if ids.shape[1] == width:
         return ids
     return np.concatenate([ids, np.repeat(ids[:, :1], width - ids.shape[1], axis=1)], axis=1)
-
-
-def _title(config: EvalConfig) -> str:
-    return (
-        f"{config.source} -> {config.target}: {config.model}, {config.embedding}, "
-        f"reading {config.reading}"
-    )
-
-
-def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds per scenario and target size."""
-    cols = ["auroc", "auroc_low", "auroc_high", "auprc", "accuracy"]
-    return (
-        results.groupby(["scenario", "target_train_size"], sort=False)[cols]
-        .mean()
-        .reset_index()
-        .sort_values(["target_train_size", "scenario"], kind="stable")
-    )
-
-
-def render_report(
-    results: pd.DataFrame, config: EvalConfig, notes: list[str], plot_name: str
-) -> str:
-    summary = summarize(results)
-    lines = [
-        f"# Transfer evaluation: {_title(config)}",
-        "",
-        f"Run `{results['run_id'].iloc[0]}`; {config.seeds} seed(s); test patients: "
-        f"{int(results['n_test'].iloc[0])}; AUROC 95 % bootstrap interval "
-        f"({config.bootstrap} resamples), mean over seeds.",
-        "",
-        summary.to_markdown(index=False, floatfmt=".3f"),
-        "",
-        f"![learning curve]({plot_name})",
-    ]
-    lines += [""] + [f"- {n}" for n in notes] if notes else []
-    return "\n".join(lines) + "\n"
-
-
-def plot_learning_curve(results: pd.DataFrame, path: Path, title: str) -> None:
-    """AUROC against target training size, one line per scenario, with interval bands; direct
-    transfer (no target data) is a horizontal line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    summary = summarize(results)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    sizes = sorted(s for s in summary["target_train_size"].unique() if s > 0)
-    for scenario, rows in summary.groupby("scenario", sort=False):
-        if scenario == "direct" or not sizes:
-            row = rows.iloc[0]
-            ax.axhline(row["auroc"], linestyle="--", color="grey", label=f"{scenario}")
-            continue
-        rows = rows.sort_values("target_train_size")
-        ax.plot(rows["target_train_size"], rows["auroc"], marker="o", label=scenario)
-        ax.fill_between(
-            rows["target_train_size"], rows["auroc_low"], rows["auroc_high"], alpha=0.15
-        )
-    if len(sizes) > 1:
-        ax.set_xscale("log")
-        ax.minorticks_off()
-        ax.set_xticks(sizes, [str(s) for s in sizes])
-    ax.set_xlabel("target training patients")
-    ax.set_ylabel("AUROC on target test patients")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)

@@ -1,4 +1,6 @@
-"""transfer.metrics: split from harmonize/evaluate.py (docstring to write)."""
+"""How well a transferred model separates the target's test patients: AUROC with a bootstrap
+interval, AUPRC and accuracy (the mapping's own metrics are in :mod:`harmonize.mapping.metrics`).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The study's concept-embedding CNN and the one-hot logistic baseline, scikit-learn style.
+"""The study's concept-embedding CNN, scikit-learn style (the one-hot logistic baseline is in
+:mod:`harmonize.transfer.baseline`).
 
 The CNN: Conv1d(embedding dim -> 100 filters, kernel 1), ReLU, max over the patient's concepts,
 dropout 0.5, Linear(100 -> 2). With kernel 1 the convolution is one shared projection of each
@@ -20,9 +21,13 @@ import copy
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from torch import nn
+
+# The one-hot baseline needs no torch; it lives in .baseline and is re-exported here.
+from harmonize.transfer.baseline import OneHotLogistic, multi_hot
+
+__all__ = ["TRAIN_PARTS", "CNNClassifier", "ConceptCNN", "OneHotLogistic", "multi_hot"]
 
 TRAIN_PARTS = ("all", "head")
 
@@ -77,6 +82,21 @@ def _stratified_holdout(y: np.ndarray, fraction: float, rng: np.random.Generator
     return np.setdiff1d(np.arange(len(y)), val_idx), val_idx
 
 
+class _Batches:
+    """Training indices in shuffled passes: a fresh permutation each pass, batches in turn."""
+
+    def __init__(self, indices: np.ndarray, size: int, rng: np.random.Generator):
+        self.indices, self.size, self.rng = indices, size, rng
+        self.order, self.cursor = rng.permutation(indices), 0
+
+    def next(self) -> np.ndarray:
+        if self.cursor >= len(self.order):
+            self.order, self.cursor = self.rng.permutation(self.indices), 0
+        batch = self.order[self.cursor : self.cursor + self.size]
+        self.cursor += self.size
+        return batch
+
+
 class CNNClassifier:
     """Trains :class:`ConceptCNN` with SGD (Nesterov momentum, weight decay), keeping the epoch
     with the best validation AUROC on a stratified hold-out of the training data.
@@ -129,46 +149,27 @@ class CNNClassifier:
         rng = np.random.default_rng(self.random_state)
         y = np.asarray(y, dtype=np.int64)
         train_idx, val_idx = _stratified_holdout(y, self.val_fraction, rng)
-        module = (
-            copy.deepcopy(init)
-            if init is not None
-            else ConceptCNN(vectors.shape[1], self.filters, self.dropout)
-        ).to(self.device)
-        for param in module.conv.parameters():
-            param.requires_grad_(train == "all")
-        params = [p for p in module.parameters() if p.requires_grad]
+        module = self._module(vectors.shape[1], init, train)
         optimizer = torch.optim.SGD(
-            params,
+            [p for p in module.parameters() if p.requires_grad],
             lr=self.lr,
             momentum=self.momentum,
             nesterov=True,
             weight_decay=self.weight_decay,
         )
-        loss_fn = nn.CrossEntropyLoss()
         v = torch.as_tensor(vectors, dtype=torch.float32, device=self.device)
         ids_t = torch.as_tensor(ids, dtype=torch.long, device=self.device)
         y_t = torch.as_tensor(y, device=self.device)
         best_state, best_score, best_epoch = copy.deepcopy(module.state_dict()), -np.inf, 0
         history = []
-        order, cursor = rng.permutation(train_idx), 0
+        batches = _Batches(train_idx, self.batch_size, rng)
         # A frozen convolution projects the texts the same way every step: do it once.
         frozen = None
         if train == "head":
             with torch.no_grad():
                 frozen = module.project(v)
         for epoch in range(1, self.epochs + 1):
-            module.train()
-            for _ in range(self.steps_per_epoch):
-                if cursor >= len(order):
-                    order, cursor = rng.permutation(train_idx), 0
-                batch = torch.as_tensor(
-                    order[cursor : cursor + self.batch_size], device=self.device
-                )
-                cursor += self.batch_size
-                optimizer.zero_grad()
-                loss = loss_fn(module(v, ids_t[batch], frozen), y_t[batch])
-                loss.backward()
-                optimizer.step()
+            self._epoch(module, optimizer, batches, v, ids_t, y_t, frozen)
             score = self._validation_score(module, v, ids_t[val_idx], y[val_idx])
             history.append(score)
             if score > best_score:
@@ -184,6 +185,26 @@ class CNNClassifier:
         self.best_val_score_ = float(best_score)
         self.history_ = history
         return self
+
+    def _module(self, dim: int, init: ConceptCNN | None, train: str) -> ConceptCNN:
+        """A new CNN, or a copy of ``init``; with ``train="head"`` its convolution is frozen."""
+        module = (
+            copy.deepcopy(init) if init is not None else ConceptCNN(dim, self.filters, self.dropout)
+        ).to(self.device)
+        for param in module.conv.parameters():
+            param.requires_grad_(train == "all")
+        return module
+
+    def _epoch(self, module, optimizer, batches, v, ids_t, y_t, frozen) -> None:
+        """``steps_per_epoch`` SGD steps of cross-entropy on batches of the training patients."""
+        loss_fn = nn.CrossEntropyLoss()
+        module.train()
+        for _ in range(self.steps_per_epoch):
+            batch = torch.as_tensor(batches.next(), device=self.device)
+            optimizer.zero_grad()
+            loss = loss_fn(module(v, ids_t[batch], frozen), y_t[batch])
+            loss.backward()
+            optimizer.step()
 
     @staticmethod
     def _validation_score(module, v, ids, y) -> float:
@@ -202,28 +223,3 @@ class CNNClassifier:
         with torch.no_grad(), single_thread():
             logits = self.module_(v, torch.as_tensor(ids, dtype=torch.long, device=self.device))
         return torch.softmax(logits, 1).cpu().numpy()
-
-
-def multi_hot(ids: np.ndarray, n_texts: int) -> np.ndarray:
-    """(n_patients, n_texts) 0/1 features: which concept-state texts a patient has."""
-    out = np.zeros((len(ids), n_texts), dtype=np.float32)
-    out[np.arange(len(ids))[:, None], ids] = 1.0
-    return out
-
-
-class OneHotLogistic:
-    """Logistic regression on one-hot concept-state features: the classical reference. It sees
-    texts only as identities, so it transfers between sites only through a shared code space."""
-
-    def __init__(self, C: float = 1.0, random_state: int = 0):
-        self.C = C
-        self.random_state = random_state
-
-    def fit(self, vectors: np.ndarray, ids: np.ndarray, y: np.ndarray) -> OneHotLogistic:
-        self.n_texts_ = len(vectors)
-        self.model_ = LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
-        self.model_.fit(multi_hot(ids, self.n_texts_), y)
-        return self
-
-    def predict_proba(self, vectors: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        return self.model_.predict_proba(multi_hot(ids, self.n_texts_))
