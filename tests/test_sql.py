@@ -172,7 +172,12 @@ def _schema_objects() -> int:
     return len(re.findall(r"^CREATE (?:TABLE|OR REPLACE VIEW) ", text, flags=re.MULTILINE))
 
 
-READ_ONLY = [p for p in ALL_FILES if statement_kind(p) in ("SELECT", "WITH")]
+# The OMOP/MEDS readers' statements run on their own connection, over temp tables
+# (omop_temp_tables.sql) or the user's files, never on a workspace: tested on their own below.
+READER_FILES = [p for p in INTERNAL_FILES if p.stem.startswith(("omop_", "meds_"))]
+READ_ONLY = [
+    p for p in ALL_FILES if statement_kind(p) in ("SELECT", "WITH") and p not in READER_FILES
+]
 
 
 @pytest.mark.parametrize("path", READ_ONLY, ids=ids(READ_ONLY))
@@ -188,6 +193,7 @@ def test_read_only_query_runs_on_empty_schema(tmp_path, path):
         "count_unmapped_events": [(0,)],
         # every table and view that schema.sql creates, workspace_info among them
         "workspace_tables": [(_schema_objects(), 1)],
+        "bench_seed": [(None,)],
     }
     assert rows == stamped.get(path.stem, [])
 
@@ -227,6 +233,10 @@ def test_read_only_set_is_complete():
         "site_names",
         "workspace_tables",
         "site_occurrences",
+        "bench_seed",
+        "bench_bare_counts",
+        "bench_row_join",
+        "bench_naive_join",
     }
 
 
@@ -434,3 +444,181 @@ def test_a_workspace_of_another_schema_is_refused_untouched(
     assert result.output.startswith("Error: workspace ") and message in result.output
     assert "Re-create it (add-site again) in a new folder." in result.output
     assert snapshot(ws) == before
+
+
+# --- the readers' statements and the builder -----------------------------------------------------
+
+
+def test_reader_statements_run_on_their_temp_tables(tmp_path):
+    """Every omop_*/meds_* statement runs on a fresh connection once omop_temp_tables has made
+    the temp tables: reads give no rows (counts 0) and writes change none."""
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "0.parquet"
+    pq.write_table(pa.table({"subject_id": [1], "time": [None], "code": ["A"]}), data)
+    values = {
+        "files": [str(data)],
+        "catalog": "nothing_attached",
+        "known": ["concept"],
+        "tables": ["condition_occurrence"],
+    }
+    assert {"omop_temp_tables", "omop_source_vocab", "meds_first_empty"} <= {
+        p.stem for p in READER_FILES
+    }
+    with duckdb.connect() as con:
+        sql.run_internal(con, "set_utc")
+        sql.run_internal(con, "omop_temp_tables")
+        for path in READER_FILES:
+            if path.stem == "omop_temp_tables":
+                continue
+            query = query_of(path)
+            rows = sql.execute(con, query, {p: values[p] for p in query.params}).fetchall()
+            assert rows in ([], [(0,)]), path.stem
+
+
+def test_builder_quotes_identifiers_and_binds_values():
+    """Names from the user's data are quoted (a name with quotes and SQL is just a name); the
+    values of a statement are bound, never in its text."""
+    import duckdb
+
+    from harmonize.core import sql_builder as b
+
+    odd = 'x"; DROP TABLE t; --'
+    assert b.quote_identifier(odd) == '"x""; DROP TABLE t; --"'
+    columns = b.EventColumns(
+        relation=("main", odd), position=3, person=odd, code="c", times=("t",), texts=("v",)
+    )
+    statement = b.insert_omop_events(columns)
+    assert statement.params == {"tbl": 3} and "$tbl" in statement.text
+    with duckdb.connect() as con:
+        con.register(
+            "frame",
+            pd.DataFrame({odd: ["7", None], "c": ["5", "6"], "t": ["2020-01-02", None]}).assign(
+                v=[" a ", ""]
+            ),
+        )
+        b.Statement(f"CREATE TABLE {b.quote_identifier(odd)} AS FROM frame").run(con)
+        sql.run_internal(con, "omop_temp_tables")
+        statement.run(con)
+        rows = b.select_rows(("omop_events",), 10).run(con).fetchall()
+        assert [r[:2] + r[3:] for r in rows] == [(3, 7, 5, "a")]
+        concepts = b.select_rows(("omop_concepts",), 0).run(con).description
+    assert [d[0] for d in concepts] == list(b.OMOP_CONCEPT_COLUMNS)
+
+
+def test_pair_mappings_reads_the_mapped_concepts_view(tmp_path):
+    """pair_mappings is the view's rows for one pair (its join is written once, in the view)."""
+    body = "\n".join(
+        line.split("--", 1)[0]
+        for line in (SQL_DIR / "internal" / "pair_mappings.sql").read_text().splitlines()
+    )
+    assert "FROM mapped_concepts" in body and "JOIN" not in body.upper()
+    with Workspace(tmp_path / "ws").connect() as con:
+        con.execute(
+            "INSERT INTO concepts VALUES ('b', 0, 'B1', 'fever', 'ICD', NULL, 12, NULL), "
+            "('a', 0, 'A1', 'pyrexia', 'SNOMED', NULL, 3, NULL)"
+        )
+        con.execute(
+            "INSERT INTO mappings (source_site, source_code, target_site, target_code, score, "
+            "method, run_id, created_at) VALUES ('b', 'B1', 'a', 'A1', 0.9, 'm', 'r', "
+            "TIMESTAMP '2024-01-01'), ('b', 'B2', 'a', 'A9', 0.5, 'm', 'r', "
+            "TIMESTAMP '2024-01-01'), ('a', 'A1', 'b', 'B1', 0.9, 'm', 'r', "
+            "TIMESTAMP '2024-01-01')"
+        )
+        frame = sql.run_internal(con, "pair_mappings", source="b", target="a").df()
+    assert frame.columns.tolist()[:7] == [
+        "source_code",
+        "source_description",
+        "source_system",
+        "source_frequency",
+        "target_code",
+        "target_description",
+        "target_system",
+    ]
+    rows = frame.iloc[:, :7].astype(object).where(frame.iloc[:, :7].notna(), None)
+    assert rows.values.tolist() == [
+        ["B1", "fever", "ICD", 12, "A1", "pyrexia", "SNOMED"],
+        ["B2", None, None, None, "A9", None, None],
+    ]
+
+
+# --- no SQL text in Python ----------------------------------------------------------------------
+
+# SQL in a Python string: a statement's shape, not a word in a sentence (keywords upper case).
+SQL_TEXT = re.compile(
+    r"\bSELECT\b.*\bFROM\b|\bINSERT\s+INTO\b|\bCREATE\s+(?:TEMP\s+|OR\s+REPLACE\s+)?"
+    r"(?:TABLE|VIEW|INDEX|MACRO)\b|\bDELETE\s+FROM\b|\bUPDATE\s+\S+\s+SET\b|\bDROP\s+TABLE\b|"
+    r"\bATTACH\b\s+\S|\bCOPY\s*\(|\bSET\s+\w+\s*=",
+    re.DOTALL,
+)
+# A `harmonize sql "..."` example printed for the user is a command line, not a statement.
+SQL_COMMAND_EXAMPLE = re.compile(r'\bsql "[^"]*"')
+BUILDER = "harmonize/core/sql_builder.py"
+
+
+def _docstrings(tree) -> set[int]:
+    import ast
+
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def sql_strings(source: str) -> list[tuple[int, str]]:
+    """(line, text) of each string literal in ``source`` that holds SQL; an f-string is read
+    whole, its placeholders as ``{}``; docstrings (which may explain a statement) are skipped."""
+    import ast
+
+    tree = ast.parse(source)
+    docstrings = _docstrings(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            text = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) in docstrings:
+                continue
+            text = node.value
+        else:
+            continue
+        if SQL_TEXT.search(SQL_COMMAND_EXAMPLE.sub("", text)):
+            found.append((node.lineno, text))
+    return found
+
+
+def test_sql_strings_finds_sql_and_skips_explanations():
+    """A check on the check: statements in literals and f-strings are found, prose and
+    docstrings are not."""
+    source = (
+        '"""Runs SELECT * FROM concepts for you."""\n'
+        'def f(t):\n    """INSERT INTO x explained."""\n'
+        '    a = f"SELECT {t} FROM {t}"\n'
+        '    b = "DELETE FROM events WHERE site = $site"\n'
+        "    c = \"SET TimeZone = 'UTC'\"\n"
+        '    d = "select the rows from a file"\n'
+        "    e = 'try: harmonize sql \"SELECT * FROM mapped_concepts\"'\n"
+    )
+    assert [line for line, _ in sql_strings(source)] == [4, 5, 6]
+
+
+def test_no_sql_text_in_python_outside_the_builder():
+    """SQL lives in sql/*.sql and sql/internal/*.sql; the only Python that writes SQL text is
+    the builder of the statements that depend on the data (harmonize.core.sql_builder)."""
+    from harmonize.core.config import SQL_DIR as sql_dir
+
+    package = sql_dir.parent
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package.parent).as_posix()
+        if relative == BUILDER:
+            continue
+        for line, text in sql_strings(path.read_text(encoding="utf-8")):
+            offenders.append(f"{relative}:{line}: {text[:60]!r}")
+    assert not offenders, "\n".join(offenders)
+    assert sql_strings((package.parent / BUILDER).read_text(encoding="utf-8"))

@@ -35,7 +35,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harmonize.core import sql
 from harmonize.core.errors import InputError
+from harmonize.core.sql_builder import meds_events
 from harmonize.sites.vocab import (
     CODE,
     DESCRIPTION,
@@ -196,35 +198,23 @@ def _read_data(data_dir: Path, files: list[Path]) -> pd.DataFrame:
         schema = _schema(file)
         _require(file, schema, DATA_REQUIRED)
         names.update(schema.names)
-    values = []
-    if NUMERIC_VALUE in names:
-        values.append(
-            f"CASE WHEN isnan(CAST({NUMERIC_VALUE} AS DOUBLE)) THEN NULL "
-            f"ELSE CAST({NUMERIC_VALUE} AS VARCHAR) END"
-        )
-    if TEXT_VALUE in names:
-        values.append(f"NULLIF(TRIM(CAST({TEXT_VALUE} AS VARCHAR)), '')")
-    value = f"COALESCE({', '.join(values)})" if values else "CAST(NULL AS VARCHAR)"
     paths = [str(f) for f in files]
+    scan = meds_events(
+        paths,
+        subject=SUBJECT_ID,
+        time=TIME,
+        code=CODE,
+        numeric=NUMERIC_VALUE if NUMERIC_VALUE in names else None,
+        text=TEXT_VALUE if TEXT_VALUE in names else None,
+        value_as=VALUE,
+    )
     con = duckdb.connect()
     try:
-        con.execute("SET TimeZone = 'UTC'")  # a time with a zone is stored as its UTC time
-        events = con.execute(
-            f"SELECT CAST({SUBJECT_ID} AS VARCHAR) AS {SUBJECT_ID}, "
-            f"CAST({TIME} AS TIMESTAMP) AS {TIME}, TRIM(CAST({CODE} AS VARCHAR)) AS {CODE}, "
-            f"{value} AS {VALUE} FROM read_parquet($files, union_by_name = true)",
-            {"files": paths},
-        ).df()
+        sql.run_internal(con, "set_utc")  # a time with a zone is stored as its UTC time
+        events = scan.run(con).df()
         bad = events[SUBJECT_ID].isna() | events[CODE].isna() | events[CODE].eq("")
         if bad.any():
-            file, row, column = con.execute(
-                f"SELECT filename, file_row_number, CASE WHEN {SUBJECT_ID} IS NULL "
-                f"THEN '{SUBJECT_ID}' ELSE '{CODE}' END FROM read_parquet($files, "
-                "union_by_name = true, filename = true, file_row_number = true) "
-                f"WHERE {SUBJECT_ID} IS NULL OR {CODE} IS NULL OR TRIM({CODE}) = '' "
-                "ORDER BY filename, file_row_number LIMIT 1",
-                {"files": paths},
-            ).fetchone()
+            file, row, column = sql.run_internal(con, "meds_first_empty", files=paths).fetchone()
             raise InputError(f"{file}, row {row + 1}: empty value in column '{column}'")
     except duckdb.Error as exc:
         message = str(exc).strip().splitlines()[0]

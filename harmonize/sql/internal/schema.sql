@@ -120,7 +120,11 @@ SELECT
     m.predicate,
     m.method,
     m.run_id,
-    m.created_at
+    m.created_at,
+    -- after the original columns, so that positional readers of SELECT * keep working
+    s.system AS source_system,
+    s.frequency AS source_frequency,
+    t.system AS target_system
 FROM mappings AS m
 LEFT JOIN concepts AS s ON s.site = m.source_site AND s.code = m.source_code
 LEFT JOIN concepts AS t ON t.site = m.target_site AND t.code = m.target_code;
