@@ -70,7 +70,9 @@ def test_map_stores_confidence_and_min_confidence_needs_a_calibration(
         "--min-confidence needs a calibration of model fake"
     )
     result = calibrate(workspace, "b", "a", gold)
-    assert result["model"] == "fake" and result["n"] == 12
+    assert result.model == "fake" and result.n == 12
+    assert result.message.startswith("calibrated model fake on 12 labelled concepts: Brier ")
+    assert result.to_frame()["n"].sum() == 12  # every concept falls in one reliability bin
     mapped = map_sites(workspace, "b", "a", model="fake", k=2)
     assert mapped.mappings["confidence"].between(0, 1).all()
     # Every best cosine is 1.0 and half of them are right: the calibrated chance is 0.5.

@@ -10,7 +10,8 @@ import pytest
 
 from harmonize.core.errors import InputError
 from harmonize.index.site_index import build_site_index
-from harmonize.mapping.export import cardinality, export_mappings
+from harmonize.mapping.export import export_mappings
+from harmonize.mapping.export_formats import cardinality
 from harmonize.mapping.metrics import evaluate_mapping
 from harmonize.mapping.pipeline import map_sites
 from harmonize.mapping.review import decide
@@ -28,13 +29,16 @@ def test_eval_map_by_hand_and_stored(mapped, tmp_path):
     top1 = 2/3, coverage 1, precision 2/3, recall 2/3; ZZ is reported, not scored."""
     gold = tmp_path / "gold.csv"
     gold.write_text("source_code,target_code\nB1,A2\nB2,A5\nB3,A1\nZZ,A1\n")
-    result = evaluate_mapping(mapped, "siteB", "siteA", gold)
+    evaluation = evaluate_mapping(mapped, "siteB", "siteA", gold)
+    assert (evaluation.n, evaluation.n_unknown, evaluation.k) == (3, 1, 3)
+    result = evaluation.to_dict()
     assert result["n"] == 3 and result["n_unknown"] == 1 and result["k"] == 3
     assert result["top1"] == pytest.approx(2 / 3)
     assert result["coverage"] == 1.0
     assert result["precision"] == pytest.approx(2 / 3) and result["recall"] == pytest.approx(2 / 3)
     # A5 ("muscle pain") shares no word with "cough dry": not among B2's 3 candidates either.
     assert result["top10"] == pytest.approx(2 / 3)
+    assert evaluation.rows() == [result]
     with mapped.connect(read_only=True) as con:
         stored = con.execute("SELECT n, n_unknown, top1 FROM map_evaluations").fetchall()
     assert stored == [(3, 1, pytest.approx(2 / 3))]
@@ -74,7 +78,9 @@ def _sssom(path):
 
 def test_sssom_round_trip(mapped, tmp_path):
     out = tmp_path / "m.sssom.tsv"
-    assert export_mappings(mapped, "siteB", "siteA", "sssom", out) == 4
+    written = export_mappings(mapped, "siteB", "siteA", "sssom", out)
+    assert written.n == 4 and written.output == out
+    assert written.message == f"wrote 4 mappings of 'siteB' onto 'siteA' as sssom to {out}"
     meta, table = _sssom(out)
     assert "# curie_map:" in meta and '#   siteB: "urn:harmonize:siteB:"' in meta
     pairs = dict(zip(table["subject_id"], table["object_id"], strict=True))
@@ -125,7 +131,8 @@ def test_omop_stcm_needs_concept_ids(mapped, workspace, tmp_path, fake_encoder):
     before = snapshot(mapped)
     with pytest.raises(InputError) as err:
         export_mappings(mapped, "siteB", "siteA", "omop-stcm", out)
-    assert "needs OMOP concept_ids (integers) as target codes" in str(err.value)
+    assert str(err.value).startswith("fmt omop-stcm needs OMOP concept_ids (integers) as target")
+    assert err.value.render({"fmt": "--format"}).startswith("--format omop-stcm needs OMOP")
     assert not out.exists() and snapshot(mapped) == before
     omop = tmp_path / "omop.csv"
     omop.write_text(
@@ -154,8 +161,9 @@ def test_export_events_meds_round_trip(mapped, tmp_path):
     build_site_index(mapped, "siteB", "fake")
     map_sites(mapped, "siteB", "siteA", model="fake", k=1, min_score=0.99)
     out = tmp_path / "meds"
-    message = export_events(mapped, "siteB", "siteA", "meds", out)
-    assert message == (
+    written = export_events(mapped, "siteB", "siteA", "meds", out)
+    assert (written.n_events, written.n_skipped) == (3, 1)
+    assert written.message == (
         f"wrote 3 events of 'siteB' in 'siteA' codes as meds to {out} "
         "(1 events without a mapping left out)"
     )

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from harmonize.core.errors import InputError
 from harmonize.core.workspace import Workspace
 from harmonize.embed.registry import minilm_path
 from harmonize.index.faiss_index import build_faiss
-from harmonize.mapping.finetune import (
-    PROVENANCE_FILE,
+from harmonize.mapping.finetune import PROVENANCE_FILE, fine_tune
+from harmonize.mapping.finetune_pairs import (
     DistinctTextBatches,
     mine_hard_negatives,
     split_holdout,
@@ -183,6 +184,20 @@ def test_bad_settings_fail_cleanly(sites, runner, tmp_path, args, message):
     assert result.exit_code == 1
     assert message in result.output
     assert snapshot(ws) == before and not (tmp_path / "o").exists()
+
+
+def test_library_errors_name_the_parameters_not_the_flags(sites, tmp_path):
+    ws, known = sites
+    with pytest.raises(InputError) as err:
+        fine_tune(ws, "src", "tgt", known, tmp_path / "o", batch_size=1)
+    assert str(err.value) == "batch_size must be at least 2, got 1"
+    assert err.value.params == ("batch_size",)
+    few = tmp_path / "few.csv"
+    few.write_text("source_code,target_code\nS1,T1\n")
+    with pytest.raises(InputError) as err:
+        fine_tune(ws, "src", "tgt", few, tmp_path / "o")
+    assert str(err.value).startswith(f"known: only 1 source concepts of {few} are in site 'src'")
+    assert not (tmp_path / "o").exists()
 
 
 def test_existing_output_and_too_few_pairs_are_refused(sites, runner, tmp_path):

@@ -87,8 +87,9 @@ def _exports(ws, tmp_path) -> dict[str, dict[str, str]]:
 
 def test_decisions_carry_predicates_into_store_exports_and_remaps(mapped, tmp_path):
     assert _stored(mapped) == {"B1": None, "B2": None, "B3": None, "B4": None}
-    message = decide(mapped, "siteB", "siteA", "B4", "set", "A5", reviewer="ana", predicate="broad")
-    assert message == "set siteB:B4 -> siteA:A5 as skos:broadMatch (by ana)"
+    made = decide(mapped, "siteB", "siteA", "B4", "set", "A5", reviewer="ana", predicate="broad")
+    assert made.message == "set siteB:B4 -> siteA:A5 as skos:broadMatch (by ana)"
+    assert (made.target_code, made.predicate) == ("A5", "skos:broadMatch")
     decide(mapped, "siteB", "siteA", "B1", "accept", reviewer="ana", predicate="exact")
     decide(mapped, "siteB", "siteA", "B3", "accept", reviewer="ana")  # asserts no predicate
     expected = {"B1": "skos:exactMatch", "B2": None, "B3": None, "B4": "skos:broadMatch"}

@@ -35,9 +35,9 @@ def _mappings(ws):
 def test_decisions_survive_a_remap(mapped):
     """accept keeps A1; set moves A5 (muscle pain, no counterpart) to B4; reject drops A3's
     pair. After a re-map: the same three outcomes, and the rest is the model's."""
-    assert decide(mapped, "siteA", "siteB", "A1", "accept", reviewer="ana") == (
-        "accepted siteA:A1 -> siteB:B3 (by ana)"
-    )
+    made = decide(mapped, "siteA", "siteB", "A1", "accept", reviewer="ana")
+    assert made.message == "accepted siteA:A1 -> siteB:B3 (by ana)"
+    assert (made.decision, made.target_code, made.reviewer) == ("accept", "B3", "ana")
     decide(mapped, "siteA", "siteB", "A5", "set", target_code="B4", reviewer="bo", note="x")
     decide(mapped, "siteA", "siteB", "A3", "reject", reviewer="ana")
     before = _mappings(mapped)
@@ -63,10 +63,12 @@ def test_set_outside_the_candidates_has_no_score(mapped):
 
 
 def test_review_queue_least_confident_first_and_undecided_only(mapped):
-    queue = review_queue(mapped, "siteA", "siteB")
+    queue = review_queue(mapped, "siteA", "siteB").to_frame()
     assert list(queue["score"]) == sorted(queue["score"])
     decide(mapped, "siteA", "siteB", queue["source_code"].iloc[0], "accept", reviewer="ana")
-    assert len(review_queue(mapped, "siteA", "siteB")) == len(queue) - 1
+    after = review_queue(mapped, "siteA", "siteB")
+    assert len(after) == len(queue) - 1
+    assert [row["source_code"] for row in after.rows()] == queue["source_code"].tolist()[1:]
 
 
 @pytest.mark.parametrize(
@@ -83,6 +85,13 @@ def test_bad_decisions(mapped, args, message):
         decide(mapped, "siteA", "siteB", *args)
     assert str(err.value) == message
     assert snapshot(mapped) == before
+
+
+def test_reject_with_a_predicate_names_the_parameter(mapped):
+    with pytest.raises(InputError) as err:
+        decide(mapped, "siteA", "siteB", "A1", "reject", predicate="exact")
+    assert str(err.value) == "'reject' takes no predicate: a rejected mapping relates nothing"
+    assert err.value.render({"predicate": "--predicate"}).startswith("'reject' takes no --pred")
 
 
 def test_cli_set_takes_code_then_target(runner, mapped):

@@ -16,18 +16,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from harmonize.core import sql
 from harmonize.core.errors import InputError
+from harmonize.core.results import TableResult
 from harmonize.core.workspace import Workspace
 from harmonize.mapping.metrics import read_gold
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass
@@ -106,10 +103,54 @@ def _labelled_top_candidates(ws: Workspace, source: str, target: str, gold_path:
     return top["score"].to_numpy(float), correct, model
 
 
-def calibrate(ws: Workspace, source: str, target: str, gold_path: str | Path) -> dict:
+@dataclass(frozen=True)
+class CalibrationReport(TableResult):
+    """A calibration fitted and stored for ``model``: ``n`` labelled concepts, the out-of-fold
+    Brier score (and the raw cosine's, read as a probability), and the reliability table of
+    out-of-fold probabilities (:meth:`to_frame`)."""
+
+    model: str
+    n: int
+    brier: float
+    brier_raw_cosine: float
+    reliability: pd.DataFrame
+    calibration: Calibration
+
+    @property
+    def message(self) -> str:
+        return (
+            f"calibrated model {self.model} on {self.n} labelled concepts: Brier "
+            f"{self.brier:.3f} (raw cosine as a probability: {self.brier_raw_cosine:.3f})"
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.reliability.copy()
+
+
+def calibrate(ws: Workspace, source: str, target: str, gold_path: str | Path) -> CalibrationReport:
     """Fits and stores the calibration of the pair's model on gold-labelled best candidates;
-    returns n, the out-of-fold Brier score (and the raw cosine's) and the reliability table
-    of out-of-fold probabilities."""
+    later maps with that model store it as each mapping's ``confidence``.
+
+    >>> import pathlib, tempfile
+    >>> from harmonize.index.site_index import build_site_index
+    >>> from harmonize.mapping.pipeline import map_sites
+    >>> from harmonize.sites.registry import add_site
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> words = "fever cough rash pain nausea itch chills cramps fatigue swelling".split()
+    >>> for site, form in (("a", "{} reported"), ("b", "{}")):
+    ...     rows = "".join(f"{site.upper()}{i},{form.format(w)}\\n" for i, w in enumerate(words))
+    ...     _ = (root / f"{site}.csv").write_text("code,description\\n" + rows)
+    >>> gold = "".join(f"B{i},A{i}\\n" for i in range(10))
+    >>> _ = (root / "gold.csv").write_text("source_code,target_code\\n" + gold)
+    >>> ws = Workspace(root / "ws")
+    >>> for site in ("a", "b"):
+    ...     _ = add_site(ws, site, root / f"{site}.csv")
+    ...     _ = build_site_index(ws, site, "lexical", device="cpu")
+    >>> _ = map_sites(ws, "b", "a", model="lexical", k=1)
+    >>> report = calibrate(ws, "b", "a", root / "gold.csv")
+    >>> report.model, report.n, list(report.to_frame().columns)
+    ('lexical', 10, ['bin', 'n', 'predicted', 'observed'])
+    """
     gold_path = Path(gold_path)
     scores, correct, model = _labelled_top_candidates(ws, source, target, gold_path)
     cal = fit_isotonic(scores, correct)
@@ -128,13 +169,8 @@ def calibrate(ws: Workspace, source: str, target: str, gold_path: str | Path) ->
             brier=brier,
             points=cal.to_json(),
         )
-    return {
-        "model": model,
-        "n": len(scores),
-        "brier": brier,
-        "brier_raw_cosine": float(np.mean((np.clip(scores, 0, 1) - correct) ** 2)),
-        "reliability": reliability_table(prob, correct),
-    }
+    raw = float(np.mean((np.clip(scores, 0, 1) - correct) ** 2))
+    return CalibrationReport(model, len(scores), brier, raw, reliability_table(prob, correct), cal)
 
 
 def load_calibration(con, model: str) -> Calibration | None:

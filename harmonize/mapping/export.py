@@ -1,248 +1,140 @@
-"""Exporting a pair's mappings in the formats other tools read: SSSOM TSV, FHIR R4 ConceptMap,
-OMOP ``source_to_concept_map`` CSV and OHDSI Usagi CSV.
+"""Exporting for other tools: a pair's mappings in one of :data:`EXPORT_FORMATS` (SSSOM,
+FHIR, OMOP, Usagi; written by :mod:`harmonize.mapping.export_formats`) and a site's events
+recoded into another site's codes, as MEDS or Parquet.
 
-Automatic embedding matches are similarity matches, not reviewed equivalences, so they are
-exported as such: SSSOM ``skos:closeMatch`` with ``semapv:SemanticSimilarityThresholdMatching``,
-FHIR ``relatedto``, Usagi ``UNCHECKED``/``UNREVIEWED``. A predicate someone asserted (a known
-pair's, or a person's ``--predicate``) is exported in each format's terms (see
-:mod:`harmonize.predicates`); people's decisions are ``semapv:ManualMappingCuration`` and
-Usagi ``APPROVED``.
-
->>> cardinality(pd.Series(["a", "b", "c"]), pd.Series(["x", "x", "y"])).tolist()
-['n:1', 'n:1', '1:1']
+Every file appears complete or not at all: each is written beside its final path and
+renamed into place.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from datetime import date
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from harmonize import __version__
 from harmonize.core import sql
 from harmonize.core.errors import InputError
 from harmonize.core.workspace import Workspace, atomic_path, atomic_write_text
-from harmonize.mapping.predicates import UNASSERTED, fhir_equivalence, usagi_equivalence
+from harmonize.mapping.export_formats import EXPORT_FORMATS, WRITERS
 
-EXPORT_FORMATS = ("sssom", "fhir", "omop-stcm", "usagi")
-SSSOM_JUSTIFICATION = "semapv:SemanticSimilarityThresholdMatching"
-SSSOM_MANUAL = "semapv:ManualMappingCuration"  # a person's accept or set decision
+EVENT_FORMATS = ("meds", "parquet")
 
 
-def cardinality(sources: pd.Series, targets: pd.Series) -> pd.Series:
-    """SSSOM mapping_cardinality of each row: 1:1, 1:n, n:1 or n:n."""
-    per_source = sources.map(sources.value_counts())
-    per_target = targets.map(targets.value_counts())
-    left = per_target.gt(1).map({True: "n", False: "1"})
-    right = per_source.gt(1).map({True: "n", False: "1"})
-    return left + ":" + right
+@dataclass(frozen=True)
+class MappingsExport:
+    """What :func:`export_mappings` wrote: ``n`` mappings of ``source`` onto ``target``."""
 
+    source: str
+    target: str
+    fmt: str
+    output: Path
+    n: int
 
-def site_prefix(site: str) -> str:
-    """A CURIE prefix for a site's codes (site names are already restricted to safe characters)."""
-    return site.replace(".", "_")
-
-
-def to_sssom(frame: pd.DataFrame, source: str, target: str) -> str:
-    """SSSOM TSV: a commented YAML metadata block, then one row per mapping."""
-    sp, tp = site_prefix(source), site_prefix(target)
-    header = [
-        f"# mapping_set_id: urn:harmonize:mappings:{source}:{target}",
-        "# license: https://creativecommons.org/publicdomain/zero/1.0/",
-        f"# mapping_date: {date.today().isoformat()}",
-        f"# mapping_tool: harmonize {__version__}",
-        "# curie_map:",
-        # Quoted: a YAML value ending in ':' would otherwise parse as a nested mapping.
-        f"#   {sp}: {json.dumps(f'urn:harmonize:{source}:')}",
-        f"#   {tp}: {json.dumps(f'urn:harmonize:{target}:')}",
-        '#   skos: "http://www.w3.org/2004/02/skos/core#"',
-        '#   semapv: "https://w3id.org/semapv/vocab/"',
-    ]
-    manual = frame["method"].str.startswith("manual:")
-    # The stored probability of being right where there is one (calibration or --known),
-    # else the cosine clipped to [0, 1].
-    confidence = frame["confidence"].astype("float64").fillna(frame["score"].clip(0, 1))
-    rows = pd.DataFrame(
-        {
-            "subject_id": sp + ":" + frame["source_code"],
-            "subject_label": frame["source_description"],
-            "predicate_id": frame["predicate"]
-            .astype(object)
-            .where(frame["predicate"].map(lambda p: isinstance(p, str)), UNASSERTED),
-            "object_id": tp + ":" + frame["target_code"],
-            "object_label": frame["target_description"],
-            "mapping_justification": manual.map({True: SSSOM_MANUAL, False: SSSOM_JUSTIFICATION}),
-            "confidence": confidence.round(6),
-            "similarity_score": frame["score"].round(6),
-            "similarity_measure": "cosine",
-            "mapping_cardinality": cardinality(frame["source_code"], frame["target_code"]),
-            "mapping_tool": f"harmonize {__version__}",
-            "comment": "method " + frame["method"] + "; run " + frame["run_id"],
-        }
-    )
-    return "\n".join(header) + "\n" + rows.to_csv(sep="\t", index=False)
-
-
-def to_fhir(frame: pd.DataFrame, source: str, target: str) -> str:
-    """A FHIR R4 ConceptMap with one group from the source site's system to the target's."""
-    elements = [
-        {
-            "code": row.source_code,
-            "display": row.source_description,
-            "target": [
-                {
-                    "code": row.target_code,
-                    "display": row.target_description,
-                    "equivalence": fhir_equivalence(row.predicate),
-                    "comment": f"cosine similarity {row.score:.4f} ({row.method})",
-                }
-            ],
-        }
-        for row in frame.itertuples()
-    ]
-    resource = {
-        "resourceType": "ConceptMap",
-        "id": f"harmonize-{site_prefix(source)}-to-{site_prefix(target)}".replace("_", "-"),
-        "url": f"urn:harmonize:conceptmap:{source}:{target}",
-        "name": f"harmonize_{site_prefix(source)}_to_{site_prefix(target)}",
-        "status": "draft",
-        "experimental": True,
-        "date": date.today().isoformat(),
-        "publisher": f"harmonize {__version__}",
-        "sourceUri": f"urn:harmonize:{source}",
-        "targetUri": f"urn:harmonize:{target}",
-        "group": [
-            {
-                "source": f"urn:harmonize:{source}",
-                "target": f"urn:harmonize:{target}",
-                "element": elements,
-            }
-        ],
-    }
-    return json.dumps(resource, indent=2, ensure_ascii=False) + "\n"
-
-
-def _concept_ids(codes: pd.Series, site: str, fmt: str) -> pd.Series:
-    ids = pd.to_numeric(codes, errors="coerce")
-    if ids.isna().any() or (ids % 1 != 0).any():
-        bad = codes[ids.isna() | (ids % 1 != 0)].iloc[0]
-        raise InputError(
-            f"--format {fmt} needs OMOP concept_ids (integers) as target codes, but site "
-            f"'{site}' has code '{bad}'. Map onto a site built from the OMOP concept table."
+    @property
+    def message(self) -> str:
+        return (
+            f"wrote {self.n} mappings of '{self.source}' onto '{self.target}' as {self.fmt} "
+            f"to {self.output}"
         )
-    return ids.astype("int64")
 
 
-def to_omop_stcm(frame: pd.DataFrame, source: str, target: str) -> str:
-    """OMOP CDM ``source_to_concept_map`` rows; the target site's codes must be concept_ids."""
-    vocabulary = frame["source_system"].fillna(source).str.slice(0, 20)
-    rows = pd.DataFrame(
-        {
-            "source_code": frame["source_code"],
-            "source_concept_id": 0,
-            "source_vocabulary_id": vocabulary,
-            "source_code_description": frame["source_description"].str.slice(0, 255),
-            "target_concept_id": _concept_ids(frame["target_code"], target, "omop-stcm"),
-            "target_vocabulary_id": frame["target_system"].fillna(target).str.slice(0, 20),
-            "valid_start_date": "1970-01-01",
-            "valid_end_date": "2099-12-31",
-            "invalid_reason": "",
-        }
-    )
-    return rows.to_csv(index=False)
+def export_mappings(
+    ws: Workspace, source: str, target: str, fmt: str, output: str | Path
+) -> MappingsExport:
+    """Writes the stored mappings of ``source`` onto ``target`` to ``output`` in ``fmt``.
 
-
-def to_usagi(frame: pd.DataFrame, source: str, target: str) -> str:
-    """An OHDSI Usagi mapping CSV: people's decisions APPROVED, the rest UNCHECKED for review."""
-    numeric = pd.to_numeric(frame["target_code"], errors="coerce")
-    concept_id = numeric.where(numeric.notna() & (numeric % 1 == 0), 0).astype("int64")
-    rows = pd.DataFrame(
-        {
-            "sourceCode": frame["source_code"],
-            "sourceName": frame["source_description"],
-            "sourceFrequency": frame["source_frequency"].fillna(-1).astype("int64"),
-            "sourceAutoAssignedConceptIds": "",
-            "matchScore": frame["score"].round(6),
-            "mappingStatus": frame["method"]
-            .str.startswith("manual:")
-            .map({True: "APPROVED", False: "UNCHECKED"}),
-            "equivalence": frame["predicate"].map(usagi_equivalence),
-            "statusSetBy": "",
-            "statusSetOn": 0,
-            "conceptId": concept_id,
-            "conceptName": frame["target_description"],
-            "domainId": "",
-            "mappingType": "MAPS_TO",
-            "comment": f"{target}:" + frame["target_code"],
-            "createdBy": f"harmonize {__version__}",
-            "createdOn": 0,
-            "assignedReviewer": "",
-        }
-    )
-    return rows.to_csv(index=False)
-
-
-_WRITERS: dict[str, Callable[[pd.DataFrame, str, str], str]] = {
-    "sssom": to_sssom,
-    "fhir": to_fhir,
-    "omop-stcm": to_omop_stcm,
-    "usagi": to_usagi,
-}
-
-
-def export_mappings(ws: Workspace, source: str, target: str, fmt: str, output: str | Path) -> int:
-    """Writes the stored mappings of ``source`` onto ``target`` to ``output`` in ``fmt``;
-    returns the number of mappings written.
-
-    >>> # export_mappings(Workspace("."), "siteB", "siteA", "sssom", "b_to_a.sssom.tsv")
+    >>> import pathlib, tempfile
+    >>> from harmonize.index.site_index import build_site_index
+    >>> from harmonize.mapping.pipeline import map_sites
+    >>> from harmonize.sites.registry import add_site
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "a.csv").write_text("code,description\\nA1,reported fever\\nA2,dry cough\\n")
+    >>> _ = (root / "b.csv").write_text("code,description\\nB1,fever\\nB2,coughing dry\\n")
+    >>> ws = Workspace(root / "ws")
+    >>> for site in ("a", "b"):
+    ...     _ = add_site(ws, site, root / f"{site}.csv")
+    ...     _ = build_site_index(ws, site, "lexical", device="cpu")
+    >>> _ = map_sites(ws, "b", "a", model="lexical", k=2)
+    >>> export_mappings(ws, "b", "a", "sssom", root / "b_to_a.sssom.tsv").n
+    2
+    >>> (root / "b_to_a.sssom.tsv").read_text().splitlines()[-1].split("\\t")[:4]
+    ['b:B2', 'coughing dry', 'skos:closeMatch', 'a:A2']
     """
-    if fmt not in _WRITERS:
+    if fmt not in WRITERS:
         raise InputError(f"unknown export format '{fmt}': use one of {', '.join(EXPORT_FORMATS)}")
     output = Path(output)
     if not output.parent.resolve().is_dir():
         raise InputError(f"output folder does not exist: {output.parent}")
     frame = ws.read_pair(source, target, "pair_mappings", missing="mappings")
-    atomic_write_text(output, _WRITERS[fmt](frame, source, target))
-    return len(frame)
+    atomic_write_text(output, WRITERS[fmt](frame, source, target))
+    return MappingsExport(source, target, fmt, output, len(frame))
 
 
-EVENT_FORMATS = ("meds", "parquet")
+@dataclass(frozen=True)
+class EventsExport:
+    """What :func:`export_events` wrote: ``n_events`` events of ``source`` in ``target``'s
+    codes; ``n_skipped`` events had a code with no mapping and were left out."""
+
+    source: str
+    target: str
+    fmt: str
+    output: Path
+    n_events: int
+    n_skipped: int
+
+    @property
+    def message(self) -> str:
+        return (
+            f"wrote {self.n_events} events of '{self.source}' in '{self.target}' codes as "
+            f"{self.fmt} to {self.output} ({self.n_skipped} events without a mapping left out)"
+        )
 
 
-def export_events(ws: Workspace, site: str, into: str, fmt: str, output: str | Path) -> str:
-    """Writes ``site``'s events recoded into ``into``'s codes (through the stored mappings) for
-    downstream tools: a MEDS folder (``data/0.parquet`` + ``metadata/codes.parquet``) or one
-    Parquet file. Events whose code has no mapping are left out and counted in the message.
-    """
-    import shutil
-    import tempfile
-
+def _check_events_output(output: Path, fmt: str) -> None:
     if fmt not in EVENT_FORMATS:
         raise InputError(f"unknown events format '{fmt}': use {' or '.join(EVENT_FORMATS)}")
-    output = Path(output)
     if output.exists() and (output.is_dir() != (fmt == "meds")):
         want = "a new folder" if fmt == "meds" else "a .parquet file name"
         raise InputError(f"{output} is a {'folder' if output.is_dir() else 'file'}: give {want}")
     if output.exists() and fmt == "meds" and any(output.iterdir()):
         raise InputError(f"{output} exists and is not empty: choose a new folder")
+
+
+def _read_recoded(
+    ws: Workspace, source: str, target: str
+) -> tuple[pd.DataFrame, int, pd.DataFrame]:
+    """``source``'s events in ``target``'s codes, how many have no mapping, and ``target``'s
+    concepts (for the MEDS code metadata)."""
     ws.require()
     with ws.connect(read_only=True) as con:
-        ws.require_site(con, site)
-        ws.require_site(con, into)
-        events = sql.run_internal(con, "recode_for_export", source=site, target=into).df()
-        skipped = sql.run_internal(con, "count_unmapped_events", source=site, target=into)
+        ws.require_site(con, source)
+        ws.require_site(con, target)
+        events = sql.run_internal(con, "recode_for_export", source=source, target=target).df()
+        skipped = sql.run_internal(con, "count_unmapped_events", source=source, target=target)
         skipped = skipped.fetchone()[0]
-        codes = sql.run_internal(con, "site_concepts", site=into).df()
+        codes = sql.run_internal(con, "site_concepts", site=target).df()
     if events.empty:
         raise InputError(
-            f"no events of '{site}' map onto '{into}'. "
-            f"Run 'harmonize map --source {site} --target {into}' first."
+            f"no events of '{source}' map onto '{target}'. "
+            f"Run 'harmonize map --source {source} --target {target}' first."
         )
+    return events, skipped, codes
+
+
+def events_table(events: pd.DataFrame) -> pd.DataFrame:
+    """Recoded events (subject_id, time, code, value) as MEDS data rows: a value that reads as
+    a number is ``numeric_value``, any other is ``text_value``.
+
+    >>> events = pd.DataFrame({"subject_id": ["p1", "p1"], "time": [None, None],
+    ...                        "code": ["A1", "A2"], "value": ["38.5", "P"]})
+    >>> events_table(events)[["numeric_value", "text_value"]].values.tolist()
+    [[38.5, nan], [nan, 'P']]
+    """
     numeric = pd.to_numeric(events["value"], errors="coerce")
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "subject_id": events["subject_id"],
             "time": events["time"],
@@ -251,32 +143,67 @@ def export_events(ws: Workspace, site: str, into: str, fmt: str, output: str | P
             "text_value": events["value"].where(numeric.isna()),
         }
     )
+
+
+def _write_meds(table: pd.DataFrame, codes: pd.DataFrame, output: Path) -> None:
+    """A MEDS folder: ``data/0.parquet`` and ``metadata/codes.parquet`` (the codes used), built
+    beside ``output`` and renamed into place in one step."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        (staging / "data").mkdir()
+        (staging / "metadata").mkdir()
+        table.to_parquet(staging / "data" / "0.parquet", index=False)
+        used = codes[codes["code"].isin(set(table["code"]))]
+        pd.DataFrame(
+            {
+                "code": used["code"],
+                "description": used["description"],
+                "parent_codes": [[] for _ in range(len(used))],
+            }
+        ).to_parquet(staging / "metadata" / "codes.parquet", index=False)
+        if output.exists():
+            output.rmdir()
+        staging.rename(output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def export_events(
+    ws: Workspace, source: str, target: str, fmt: str, output: str | Path
+) -> EventsExport:
+    """Writes ``source``'s events recoded into ``target``'s codes (through the stored mappings)
+    for downstream tools: a MEDS folder (``data/0.parquet`` + ``metadata/codes.parquet``) or one
+    Parquet file. Events whose code has no mapping are left out and counted.
+
+    >>> import pathlib, tempfile
+    >>> from harmonize.index.site_index import build_site_index
+    >>> from harmonize.mapping.pipeline import map_sites
+    >>> from harmonize.sites.registry import add_site
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "a.csv").write_text("code,description\\nA1,reported fever\\nA2,dry cough\\n")
+    >>> _ = (root / "b.csv").write_text("code,description\\nB1,fever\\nB2,coughing dry\\n")
+    >>> _ = (root / "e.csv").write_text("subject_id,code,value\\np1,B1,38.5\\np2,B2,P\\n")
+    >>> ws = Workspace(root / "ws")
+    >>> _ = add_site(ws, "a", root / "a.csv")
+    >>> _ = add_site(ws, "b", root / "b.csv", root / "e.csv")
+    >>> for site in ("a", "b"):
+    ...     _ = build_site_index(ws, site, "lexical", device="cpu")
+    >>> _ = map_sites(ws, "b", "a", model="lexical", k=2)
+    >>> written = export_events(ws, "b", "a", "parquet", root / "b_in_a.parquet")
+    >>> written.n_events, written.n_skipped
+    (2, 0)
+    >>> sorted(pd.read_parquet(root / "b_in_a.parquet")["code"])
+    ['A1', 'A2']
+    """
+    output = Path(output)
+    _check_events_output(output, fmt)
+    events, skipped, codes = _read_recoded(ws, source, target)
+    table = events_table(events)
     if fmt == "parquet":
         with atomic_path(output) as tmp:
             table.to_parquet(tmp, index=False)
     else:
-        # Build the folder beside the target, then rename it into place in one step.
-        output.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-        try:
-            (staging / "data").mkdir()
-            (staging / "metadata").mkdir()
-            table.to_parquet(staging / "data" / "0.parquet", index=False)
-            used = codes[codes["code"].isin(set(table["code"]))]
-            pd.DataFrame(
-                {
-                    "code": used["code"],
-                    "description": used["description"],
-                    "parent_codes": [[] for _ in range(len(used))],
-                }
-            ).to_parquet(staging / "metadata" / "codes.parquet", index=False)
-            if output.exists():
-                output.rmdir()
-            staging.rename(output)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    return (
-        f"wrote {len(table)} events of '{site}' in '{into}' codes as {fmt} to {output}"
-        f" ({skipped} events without a mapping left out)"
-    )
+        _write_meds(table, codes, output)
+    return EventsExport(source, target, fmt, output, len(table), skipped)

@@ -11,18 +11,19 @@ loss with in-batch negatives). The result is an ordinary sentence-transformers f
 
 A share of the known source concepts (``holdout``) is kept out of training and used to report
 what fine-tuning did: the top-1 accuracy of plain nearest-neighbour search among all of the
-target site's concepts, with the base model and with the fine-tuned one.
+target site's concepts, with the base model and with the fine-tuned one. What it trains on and
+measures with is :mod:`harmonize.mapping.finetune_pairs`; this module runs the training.
 
->>> pairs = training_pairs({0: [1], 1: [0, 1]}, ["a", "b"], ["x", "y"], rows=[0, 1])
->>> pairs
-[('a', 'y'), ('b', 'x'), ('b', 'y')]
+>>> FineTuneSettings("minilm", epochs=0).check()
+Traceback (most recent call last):
+    ...
+harmonize.core.errors.InputError: epochs must be at least 1, got 0
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import sys
 import time
@@ -33,7 +34,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harmonize.core import sql
 from harmonize.core.config import (
     FINETUNE_BATCH_SIZE,
     FINETUNE_EPOCHS,
@@ -41,7 +41,6 @@ from harmonize.core.config import (
     FINETUNE_HOLDOUT,
     FINETUNE_LR,
     FINETUNE_THREADS,
-    KNOWN_MIN_PAIRS,
     RANDOM_STATE,
 )
 from harmonize.core.errors import InputError, ModelError
@@ -50,8 +49,14 @@ from harmonize.embed.base import quiet_transformers, resolve_device
 from harmonize.embed.cache import EmbeddingCache, embed_texts
 from harmonize.embed.encoders import SentenceTransformerEncoder
 from harmonize.embed.registry import get_encoder
-from harmonize.index.faiss_index import build_faiss, search
-from harmonize.mapping.rerank.known_pairs import read_known
+from harmonize.index.faiss_index import build_faiss
+from harmonize.mapping.finetune_pairs import (
+    DistinctTextBatches,
+    TrainingSet,
+    mine_hard_negatives,
+    read_training_set,
+    top1_hits,
+)
 
 if TYPE_CHECKING:
     import faiss
@@ -59,8 +64,15 @@ if TYPE_CHECKING:
 PROVENANCE_FILE = "harmonize_fine_tune.json"
 
 
+def _literal(value: object) -> str:
+    """``value`` as text inside an error template (whose ``{name}`` marks parameters)."""
+    return str(value).replace("{", "{{").replace("}", "}}")
+
+
 @dataclass
 class FineTuneResult:
+    """The fine-tuned model's folder and what training measured (top-1: None if none held out)."""
+
     output: Path
     base: str
     n_pairs: int  # description pairs trained on
@@ -85,168 +97,125 @@ class FineTuneResult:
         return text + f"\nuse it with: --model {self.output}"
 
 
-def training_pairs(
-    known: dict[int, list[int]],
-    source_texts: Sequence[str],
-    target_texts: Sequence[str],
-    rows: Sequence[int],
-) -> list[tuple[str, str]]:
-    """The (source description, target description) pairs of the known source ``rows``, one per
-    known target, without repeats, in row order."""
-    pairs = dict.fromkeys(
-        (source_texts[s], target_texts[t]) for s in rows for t in known.get(s, [])
-    )
-    return list(pairs)
+@dataclass(frozen=True)
+class FineTuneSettings:
+    """How to train: ``model`` is the base model's spec; :meth:`check` refuses bad values."""
 
+    model: str
+    epochs: int = FINETUNE_EPOCHS
+    batch_size: int = FINETUNE_BATCH_SIZE
+    max_pairs: int | None = None
+    holdout: float = FINETUNE_HOLDOUT
+    threads: int = FINETUNE_THREADS
+    random_state: int = RANDOM_STATE
+    hard_negatives: bool = FINETUNE_HARD_NEGATIVES
+    progress: bool = False
 
-def mine_hard_negatives(
-    pairs: list[tuple[str, str]],
-    source_vectors: np.ndarray,
-    target_index: faiss.Index,
-    target_texts: Sequence[str],
-    depth: int = 10,
-) -> list[str]:
-    """For each pair, the target description nearest its source description (by the base
-    model, one row of ``source_vectors`` per pair) that is none of that source's known targets:
-    the near miss the model must learn to tell apart ("unspecified" against "other").
-
-    >>> v = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]], dtype=np.float32)
-    >>> mine_hard_negatives([("a", "x")], v[:1], build_faiss(v), ["x", "y", "z"])
-    ['y']
-    """
-    right: dict[str, set[str]] = {}
-    for s, t in pairs:
-        right.setdefault(s, set()).add(t)
-    depth += max(len(r) for r in right.values())
-    _, ids = search(target_index, source_vectors, depth)
-    negatives = []
-    for (source, _), order in zip(pairs, ids.tolist(), strict=True):
-        wrong = [target_texts[j] for j in order if target_texts[j] not in right[source]]
-        negatives.append(wrong[0] if wrong else target_texts[order[-1]])
-    return negatives
-
-
-def split_holdout(
-    rows: Sequence[int], fraction: float, random_state: int = RANDOM_STATE
-) -> tuple[list[int], list[int]]:
-    """Known source rows for training and for the held-out report (seeded).
-
-    >>> split_holdout(range(10), 0.2)
-    ([0, 1, 2, 3, 5, 7, 8, 9], [4, 6])
-    """
-    rows = sorted(rows)
-    n_out = int(round(len(rows) * fraction))
-    out = set(np.random.default_rng(random_state).permutation(rows)[:n_out].tolist())
-    return [r for r in rows if r not in out], sorted(out)
-
-
-def top1_hits(
-    target_index: faiss.Index, query_vectors: np.ndarray, right: Sequence[Sequence[int]]
-) -> float:
-    """Share of queries whose nearest target row (inner product) is one of its right rows.
-
-    >>> q = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
-    >>> top1_hits(build_faiss(np.eye(2, dtype=np.float32)), q, [[0], [0]])
-    0.5
-    """
-    _, ids = search(target_index, query_vectors, 1)
-    return float(np.mean([b in r for b, r in zip(ids[:, 0].tolist(), right, strict=True)]))
-
-
-class DistinctTextBatches:
-    """Batches in which no text appears twice, reshuffled each epoch, for the in-batch
-    negatives loss (a text repeated in a batch would be its own false negative). Each example
-    goes into the first open batch it does not clash with; examples that clash with every open
-    batch start a new one, so batches may come out smaller but every example is used.
-    (sentence-transformers' NoDuplicatesDataLoader loops forever when a batch cannot be filled,
-    for instance when most known pairs share one target.)
-
-    >>> batches = DistinctTextBatches([("a", "x"), ("b", "x"), ("c", "y")], 2, seed=0)
-    >>> sorted(sorted(b) for b in batches.batches())
-    [[('a', 'x')], [('b', 'x'), ('c', 'y')]]
-    """
-
-    def __init__(self, examples: Sequence, batch_size: int, seed: int = RANDOM_STATE):
-        self.examples = list(examples)
-        self.batch_size = batch_size
-        self.rng = random.Random(seed)
-        self.collate_fn: Callable | None = None  # set by sentence-transformers' old_fit
-        self._len = len(self.batches())
-
-    @staticmethod
-    def _texts(example) -> set[str]:
-        texts = example.texts if hasattr(example, "texts") else example
-        return {str(t).strip().lower() for t in texts}
-
-    def batches(self) -> list[list]:
-        order = self.examples[:]
-        self.rng.shuffle(order)
-        full: list[list] = []
-        open_: list[tuple[list, set[str]]] = []
-        for example in order:
-            texts = self._texts(example)
-            for i, (batch, seen) in enumerate(open_):
-                if seen.isdisjoint(texts):
-                    batch.append(example)
-                    seen.update(texts)
-                    if len(batch) == self.batch_size:
-                        full.append(batch)
-                        del open_[i]
-                    break
-            else:
-                if self.batch_size == 1:
-                    full.append([example])
-                else:
-                    open_.append(([example], texts))
-        return full + [batch for batch, _ in open_]
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __iter__(self):
-        for batch in self.batches():
-            yield self.collate_fn(batch) if self.collate_fn is not None else batch
+    def check(self) -> FineTuneSettings:
+        if self.epochs < 1:
+            raise InputError(
+                f"{{epochs}} must be at least 1, got {self.epochs}", params=("epochs",)
+            )
+        if self.batch_size < 2:
+            # The loss contrasts each pair with the other targets of its batch.
+            raise InputError(
+                f"{{batch_size}} must be at least 2, got {self.batch_size}", params=("batch_size",)
+            )
+        if self.max_pairs is not None and self.max_pairs < 1:
+            raise InputError(
+                f"{{max_pairs}} must be at least 1, got {self.max_pairs}", params=("max_pairs",)
+            )
+        if not 0.0 <= self.holdout <= 0.5:
+            raise InputError(
+                f"{{holdout}} must be between 0 and 0.5, got {self.holdout}", params=("holdout",)
+            )
+        if self.threads < 1:
+            raise InputError(
+                f"{{threads}} must be at least 1, got {self.threads}", params=("threads",)
+            )
+        return self
 
 
 def _check_output(output: Path) -> Path:
     output = Path(output).expanduser()
     if output.exists():
         raise InputError(
-            f"-o {output} already exists; fine-tune writes a new folder (choose another path "
-            "or delete it)"
+            f"{{output}} {_literal(output)} already exists; fine-tune writes a new folder "
+            "(choose another path or delete it)",
+            params=("output",),
         )
     if not output.parent.is_dir():
-        raise InputError(f"-o {output}: folder {output.parent} does not exist")
+        raise InputError(
+            f"{{output}} {_literal(output)}: folder {_literal(output.parent)} does not exist",
+            params=("output",),
+        )
     return output.resolve()
 
 
-def _check_settings(
-    epochs: int, batch_size: int, max_pairs: int | None, holdout: float, threads: int
-) -> None:
-    if epochs < 1:
-        raise InputError(f"--epochs must be at least 1, got {epochs}")
-    if batch_size < 2:
-        # The loss contrasts each pair with the other targets of its batch.
-        raise InputError(f"--batch-size must be at least 2, got {batch_size}")
-    if max_pairs is not None and max_pairs < 1:
-        raise InputError(f"--max-pairs must be at least 1, got {max_pairs}")
-    if not 0.0 <= holdout <= 0.5:
-        raise InputError(f"--holdout must be between 0 and 0.5, got {holdout}")
-    if threads < 1:
-        raise InputError(f"--threads must be at least 1, got {threads}")
+def _base_encoder(model: str) -> SentenceTransformerEncoder:
+    encoder = get_encoder(model)
+    if not isinstance(encoder, SentenceTransformerEncoder):
+        raise ModelError(
+            f"fine-tune trains a sentence-transformers model (minilm, or a sentence-transformers "
+            f"folder); '{model}' is not one"
+        )
+    return encoder
+
+
+@dataclass
+class BaseModel:
+    """The model training starts from, where it runs, and the target site's index by it (for
+    mining hard negatives and the held-out report; None when neither is asked for)."""
+
+    encoder: SentenceTransformerEncoder
+    device: str
+    cache: EmbeddingCache  # read, never saved: the workspace is only read
+    target_index: faiss.Index | None = None
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return embed_texts(self.encoder, texts, self.cache, self.device, save=False)
+
+
+def load_base(
+    ws: Workspace,
+    encoder: SentenceTransformerEncoder,
+    data: TrainingSet,
+    settings: FineTuneSettings,
+    device: str,
+) -> BaseModel:
+    """The base model on its device, with the target site indexed when training needs it."""
+    base = BaseModel(encoder, resolve_device(device), EmbeddingCache(ws.cache_dir, encoder))
+    if settings.hard_negatives or data.held_rows:
+        base.target_index = build_faiss(
+            embed_texts(encoder, data.target_texts, base.cache, base.device,
+                        progress=settings.progress,
+                        desc=f"embedding {data.target} ({settings.model})", save=False)
+        )  # fmt: skip
+    return base
+
+
+def training_examples(
+    data: TrainingSet, base: BaseModel, settings: FineTuneSettings, echo: Callable[[str], None]
+) -> list[tuple[str, ...]]:
+    """The pairs trained on, each with its hard negative when ``settings`` asks for them."""
+    if not settings.hard_negatives:
+        return list(data.pairs)
+    echo(
+        f"mining hard negatives among {len(data.target_texts)} '{data.target}' concepts "
+        f"with {settings.model}"
+    )
+    sources = base.embed([s for s, _ in data.pairs])
+    negatives = mine_hard_negatives(data.pairs, sources, base.target_index, data.target_texts)
+    return [(s, t, n) for (s, t), n in zip(data.pairs, negatives, strict=True)]
 
 
 def _train(
     base: SentenceTransformerEncoder,
-    pairs: list[tuple[str, ...]],
+    examples: list[tuple[str, ...]],
     folder: Path,
-    epochs: int,
-    batch_size: int,
+    settings: FineTuneSettings,
     device: str,
-    threads: int,
-    random_state: int,
-    progress: bool,
-):
+) -> None:
     import torch
     from sentence_transformers import InputExample, SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -255,23 +224,100 @@ def _train(
     previous = torch.get_num_threads()
     # One thread by default: on a shared 2-core machine two torch threads spinning against
     # another job ran several times slower than one.
-    torch.set_num_threads(threads)
-    torch.manual_seed(random_state)
+    torch.set_num_threads(settings.threads)
+    torch.manual_seed(settings.random_state)
     try:
         model = SentenceTransformer(str(base.path), device=device, local_files_only=True)
-        examples = [InputExample(texts=list(texts)) for texts in pairs]
-        loader = DistinctTextBatches(examples, min(batch_size, len(examples)), random_state)
+        inputs = [InputExample(texts=list(texts)) for texts in examples]
+        loader = DistinctTextBatches(
+            inputs, min(settings.batch_size, len(inputs)), settings.random_state
+        )
         loss = MultipleNegativesRankingLoss(model)
         model.old_fit(
             [(loader, loss)],
-            epochs=epochs,
-            warmup_steps=max(1, len(loader) * epochs // 10),
+            epochs=settings.epochs,
+            warmup_steps=max(1, len(loader) * settings.epochs // 10),
             optimizer_params={"lr": FINETUNE_LR},
-            show_progress_bar=progress and sys.stderr.isatty(),  # as tqdm(disable=None)
+            show_progress_bar=settings.progress and sys.stderr.isatty(),  # as tqdm(disable=None)
         )
         model.save(str(folder))
     finally:
         torch.set_num_threads(previous)
+
+
+def held_out_top1(
+    data: TrainingSet, base: BaseModel, tuned_folder: Path, output: Path, progress: bool
+) -> tuple[float | None, float | None]:
+    """Top-1 of the held-out known concepts among all target concepts, with the base model and
+    with the fine-tuned one in ``tuned_folder``; (None, None) when nothing was held out."""
+    if not data.held_rows:
+        return None, None
+    right = [data.known[r] for r in data.held_rows]
+    queries = [data.source_texts[r] for r in data.held_rows]
+    base_top1 = top1_hits(base.target_index, base.embed(queries), right)
+    tuned = SentenceTransformerEncoder(str(output), tuned_folder)
+    tuned_index = build_faiss(
+        embed_texts(tuned, data.target_texts, None, base.device, progress=progress,
+                    desc=f"embedding {data.target} (fine-tuned)")
+    )  # fmt: skip
+    tuned_top1 = top1_hits(tuned_index, embed_texts(tuned, queries, None, base.device), right)
+    return base_top1, tuned_top1
+
+
+def provenance(
+    data: TrainingSet, settings: FineTuneSettings, top1: tuple[float | None, float | None],
+    seconds: float,
+) -> dict:  # fmt: skip
+    """What the model folder records of how it was made (:data:`PROVENANCE_FILE`)."""
+    return {
+        "base_model": settings.model,
+        "source": data.source,
+        "target": data.target,
+        "known_file": str(data.known_path.resolve()),
+        "pairs": len(data.pairs),
+        "held_out_concepts": len(data.held_rows),
+        "epochs": settings.epochs,
+        "batch_size": settings.batch_size,
+        "learning_rate": FINETUNE_LR,
+        "loss": "MultipleNegativesRankingLoss",
+        "hard_negatives": settings.hard_negatives,
+        "random_state": settings.random_state,
+        "held_out_top1_base": top1[0],
+        "held_out_top1_fine_tuned": top1[1],
+        "seconds": round(seconds, 1),
+    }
+
+
+def train_and_measure(
+    data: TrainingSet,
+    base: BaseModel,
+    examples: list[tuple[str, ...]],
+    settings: FineTuneSettings,
+    output: Path,
+    echo: Callable[[str], None],
+) -> FineTuneResult:
+    """Trains in a staging folder beside ``output``, measures, and renames it into place (all
+    or nothing: the folder appears complete or not at all)."""
+    started = time.perf_counter()
+    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _train(base.encoder, examples, staging, settings, base.device)
+        if data.held_rows:
+            echo(
+                f"measuring held-out top-1 among {len(data.target_texts)} '{data.target}' concepts"
+            )
+        top1 = held_out_top1(data, base, staging, output, settings.progress)
+        seconds = time.perf_counter() - started
+        record = provenance(data, settings, top1, seconds)
+        (staging / PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        os.replace(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    n_targets = len(data.target_texts)
+    return FineTuneResult(
+        output, settings.model, len(data.pairs), len(data.held_rows), n_targets, seconds, *top1
+    )
 
 
 def fine_tune(
@@ -295,120 +341,37 @@ def fine_tune(
     """Fine-tunes ``model`` on the known pairs between two sites and writes a
     sentence-transformers folder at ``output`` (all or nothing). The workspace is only read.
 
-    >>> # fine_tune(Workspace("ws"), "icd10", "icd9", "pairs.csv", "ft-icd").message
+    The lexical encoder has no weights to train, so it is refused before anything is read:
+
+    >>> import pathlib, tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> fine_tune(Workspace(root), "b", "a", root / "k.csv", root / "ft", model="lexical")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    harmonize.core.errors.ModelError: fine-tune trains a sentence-transformers model ...
+
+    A real run loads and trains MiniLM, which takes far longer than a doctest may (skipped
+    here; tests/test_finetune.py runs it). With sites ``b`` and ``a`` and at least 10 known
+    pairs b -> a in ``known.csv``:
+
+    >>> result = fine_tune(Workspace("ws"), "b", "a", "known.csv", "ft-b-a")  # doctest: +SKIP
+    >>> result.output.name, result.base  # doctest: +SKIP
+    ('ft-b-a', 'minilm')
     """
-    _check_settings(epochs, batch_size, max_pairs, holdout, threads)
+    settings = FineTuneSettings(
+        model, epochs, batch_size, max_pairs, holdout, threads, random_state, hard_negatives,
+        progress,
+    ).check()  # fmt: skip
     output = _check_output(Path(output))
-    encoder = get_encoder(model)
-    if not isinstance(encoder, SentenceTransformerEncoder):
-        raise ModelError(
-            f"fine-tune trains a sentence-transformers model (minilm, or a sentence-transformers "
-            f"folder); '{model}' is not one"
-        )
-    with ws.connect(read_only=True) as con:
-        for site in (source, target):
-            ws.require_site(con, site)
-        src = sql.run_internal(con, "site_concepts", site=source).df()
-        tgt = sql.run_internal(con, "site_concepts", site=target).df()
-    source_codes = src["code"].to_numpy(dtype=object)
-    known = read_known(known_path, source_codes, tgt["code"].to_numpy(dtype=object))
-    if len(known) < KNOWN_MIN_PAIRS:
-        raise InputError(
-            f"--known: only {len(known)} source concepts of {known_path} are in site '{source}' "
-            f"with a target in site '{target}'; at least {KNOWN_MIN_PAIRS} are needed"
-        )
-    source_texts = src["description"].tolist()
-    target_texts = tgt["description"].tolist()
-    train_rows, held_rows = split_holdout(list(known), holdout, random_state)
-    pairs = training_pairs(known, source_texts, target_texts, train_rows)
-    if max_pairs is not None and len(pairs) > max_pairs:
-        keep = np.sort(np.random.default_rng(random_state).permutation(len(pairs))[:max_pairs])
-        pairs = [pairs[i] for i in keep.tolist()]
-    if len(pairs) < 2:
-        raise InputError("--known: fewer than 2 distinct description pairs to train on")
-    torch_device = resolve_device(device)
-    cache = EmbeddingCache(ws.cache_dir, encoder)  # read, never saved: ws is read-only
-    base_index = None  # the target site by the base model: for mining and the report
-    if hard_negatives or held_rows:
-        base_index = build_faiss(
-            embed_texts(encoder, target_texts, cache, torch_device, progress=progress,
-                        desc=f"embedding {target} ({model})", save=False)
-        )  # fmt: skip
-    examples: list[tuple[str, ...]] = list(pairs)
-    if hard_negatives:
-        echo(f"mining hard negatives among {len(target_texts)} '{target}' concepts with {model}")
-        negatives = mine_hard_negatives(
-            pairs,
-            embed_texts(encoder, [s for s, _ in pairs], cache, torch_device, save=False),
-            base_index,
-            target_texts,
-        )
-        examples = [(s, t, n) for (s, t), n in zip(pairs, negatives, strict=True)]
+    encoder = _base_encoder(model)
+    data = read_training_set(ws, source, target, known_path, holdout, max_pairs, random_state)
+    base = load_base(ws, encoder, data, settings, device)
+    examples = training_examples(data, base, settings, echo)
     echo(
-        f"fine-tuning {model} on {len(pairs)} pairs from {len(train_rows)} known '{source}' "
-        f"concepts ({len(held_rows)} kept out for the report), {epochs} epoch(s), batch "
-        f"{batch_size}{', with hard negatives' if hard_negatives else ''}, on {torch_device}"
+        f"fine-tuning {model} on {len(data.pairs)} pairs from {len(data.train_rows)} known "
+        f"'{source}' concepts ({len(data.held_rows)} kept out for the report), {epochs} "
+        f"epoch(s), batch {batch_size}{', with hard negatives' if hard_negatives else ''}, "
+        f"on {base.device}"
     )
-    started = time.perf_counter()
-    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        _train(
-            encoder,
-            examples,
-            staging,
-            epochs,
-            batch_size,
-            torch_device,
-            threads,
-            random_state,
-            progress,
-        )
-        base_top1 = tuned_top1 = None
-        if held_rows:
-            echo(f"measuring held-out top-1 among {len(target_texts)} '{target}' concepts")
-            right = [known[r] for r in held_rows]
-            queries = [source_texts[r] for r in held_rows]
-            base_top1 = top1_hits(
-                base_index, embed_texts(encoder, queries, cache, torch_device, save=False), right
-            )
-            tuned = SentenceTransformerEncoder(str(output), staging)
-            tuned_index = build_faiss(
-                embed_texts(tuned, target_texts, None, torch_device, progress=progress,
-                            desc=f"embedding {target} (fine-tuned)")
-            )  # fmt: skip
-            tuned_top1 = top1_hits(
-                tuned_index, embed_texts(tuned, queries, None, torch_device), right
-            )
-        seconds = time.perf_counter() - started
-        provenance = {
-            "base_model": model,
-            "source": source,
-            "target": target,
-            "known_file": str(Path(known_path).resolve()),
-            "pairs": len(pairs),
-            "held_out_concepts": len(held_rows),
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "learning_rate": FINETUNE_LR,
-            "loss": "MultipleNegativesRankingLoss",
-            "hard_negatives": hard_negatives,
-            "random_state": random_state,
-            "held_out_top1_base": base_top1,
-            "held_out_top1_fine_tuned": tuned_top1,
-            "seconds": round(seconds, 1),
-        }
-        (staging / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
-        os.replace(staging, output)  # all or nothing: the folder appears complete
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return FineTuneResult(
-        output,
-        model,
-        len(pairs),
-        len(held_rows),
-        len(target_texts),
-        seconds,
-        base_top1,
-        tuned_top1,
-    )
+    return train_and_measure(data, base, examples, settings, output, echo)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import pandas as pd
 
 from harmonize.core import sql
 from harmonize.core.errors import InputError
+from harmonize.core.results import TableResult
 from harmonize.core.workspace import Workspace
 from harmonize.sites.vocab import read_table
 
@@ -78,19 +80,36 @@ def mapping_metrics(
     return out
 
 
-def evaluate_mapping(
-    ws: Workspace, source: str, target: str, gold_path: str | Path, ks: Sequence[int] = (1, 5, 10)
-) -> dict[str, float | int | str]:
-    """Scores the stored candidates and mappings of ``source`` onto ``target`` against a gold
-    file, stores the result in ``map_evaluations`` and returns it.
+@dataclass(frozen=True)
+class MapEvaluation(TableResult):
+    """A stored mapping scored against a gold file: ``metrics`` as :func:`mapping_metrics`
+    gives them (n, top1, top5, top10, mrr, coverage, precision, recall); ``n_unknown`` gold
+    source codes are not concepts of the source site; ``k`` candidates were stored per concept."""
 
-    Gold source codes that the source site does not have are counted in ``n_unknown`` and left
-    out of the metrics (they say more about the gold file than about the mapping).
+    source: str
+    target: str
+    metrics: dict[str, float]
+    n_unknown: int
+    k: int
+    run_id: str
 
-    >>> # evaluate_mapping(Workspace("."), "icd10", "icd9", "gem_10to9.csv")["top1"]
-    """
-    gold_path = Path(gold_path)
-    gold = read_gold(gold_path)
+    @property
+    def n(self) -> int:
+        """Gold source concepts scored."""
+        return int(self.metrics["n"])
+
+    def to_dict(self) -> dict[str, float | int]:
+        """The metrics, then n_unknown and k, as one flat dict (the CLI's JSON)."""
+        return {**self.metrics, "n": self.n, "n_unknown": self.n_unknown, "k": self.k}
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([self.to_dict()])
+
+
+def _read_stored(
+    ws: Workspace, source: str, target: str
+) -> tuple[int, pd.DataFrame, pd.DataFrame, set[str]]:
+    """The pair's stored k, candidates and mappings, and the source site's codes."""
     ws.require()
     with ws.connect(read_only=True) as con:
         ws.require_site(con, source)
@@ -104,6 +123,57 @@ def evaluate_mapping(
         candidates = sql.run_internal(con, "pair_candidates", source=source, target=target).df()
         mappings = sql.run_internal(con, "pair_mappings", source=source, target=target).df()
         codes = set(sql.run_internal(con, "site_concepts", site=source).df()["code"])
+    return int(k_row[0]), candidates, mappings, codes
+
+
+def _store(ws: Workspace, result: MapEvaluation, gold_path: Path) -> None:
+    metrics = result.metrics
+    with ws.transaction() as con:
+        sql.run_internal(
+            con,
+            "insert_map_evaluation",
+            source=result.source,
+            target=result.target,
+            run_id=result.run_id,
+            gold_file=str(gold_path.resolve()),
+            gold_sha256=hashlib.sha256(gold_path.read_bytes()).hexdigest(),
+            n=result.n,
+            n_unknown=result.n_unknown,
+            **{m: metrics.get(m) for m in ("top1", "top5", "top10", "mrr", "coverage")},
+            precision=metrics.get("precision"),
+            recall=metrics.get("recall"),
+        )
+
+
+def evaluate_mapping(
+    ws: Workspace, source: str, target: str, gold_path: str | Path, ks: Sequence[int] = (1, 5, 10)
+) -> MapEvaluation:
+    """Scores the stored candidates and mappings of ``source`` onto ``target`` against a gold
+    file, stores the result in ``map_evaluations`` and returns it.
+
+    Gold source codes that the source site does not have are counted in ``n_unknown`` and left
+    out of the metrics (they say more about the gold file than about the mapping).
+
+    >>> import pathlib, tempfile
+    >>> from harmonize.index.site_index import build_site_index
+    >>> from harmonize.mapping.pipeline import map_sites
+    >>> from harmonize.sites.registry import add_site
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "a.csv").write_text("code,description\\nA1,reported fever\\nA2,dry cough\\n")
+    >>> _ = (root / "b.csv").write_text("code,description\\nB1,fever\\nB2,coughing dry\\n")
+    >>> _ = (root / "gold.csv").write_text("source_code,target_code\\nB1,A1\\nB2,A1\\nZZ,A1\\n")
+    >>> ws = Workspace(root / "ws")
+    >>> for site in ("a", "b"):
+    ...     _ = add_site(ws, site, root / f"{site}.csv")
+    ...     _ = build_site_index(ws, site, "lexical", device="cpu")
+    >>> _ = map_sites(ws, "b", "a", model="lexical", k=2)
+    >>> result = evaluate_mapping(ws, "b", "a", root / "gold.csv")
+    >>> result.n, result.n_unknown, result.metrics["top1"], result.metrics["top5"]
+    (2, 1, 0.5, 1.0)
+    """
+    gold_path = Path(gold_path)
+    gold = read_gold(gold_path)
+    k, candidates, mappings, codes = _read_stored(ws, source, target)
     known = gold["source_code"].isin(codes)
     n_unknown = int(gold.loc[~known, "source_code"].nunique())
     if not known.any():
@@ -113,25 +183,6 @@ def evaluate_mapping(
         )
     metrics = mapping_metrics(candidates, gold[known], mappings, ks=ks)
     run_id = str(mappings["run_id"].iloc[0]) if len(mappings) else ""
-    result: dict[str, float | int | str] = {
-        **metrics,
-        "n": int(metrics["n"]),
-        "n_unknown": n_unknown,
-        "k": int(k_row[0]),
-    }
-    with ws.transaction() as con:
-        sql.run_internal(
-            con,
-            "insert_map_evaluation",
-            source=source,
-            target=target,
-            run_id=run_id,
-            gold_file=str(gold_path.resolve()),
-            gold_sha256=hashlib.sha256(gold_path.read_bytes()).hexdigest(),
-            n=result["n"],
-            n_unknown=n_unknown,
-            **{m: metrics.get(m) for m in ("top1", "top5", "top10", "mrr", "coverage")},
-            precision=metrics.get("precision"),
-            recall=metrics.get("recall"),
-        )
+    result = MapEvaluation(source, target, metrics, n_unknown, k, run_id)
+    _store(ws, result, gold_path)
     return result

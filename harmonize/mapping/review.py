@@ -4,19 +4,22 @@ Decisions live in table ``decisions`` and outlive re-mapping: ``map`` re-applies
 decision for each source concept (an accepted or set target is kept whatever the model now
 says; a rejected target is never chosen again for that concept).
 
->>> # decide(Workspace("."), "siteB", "siteA", "RESP_017", "set", target_code="C0013404")
+:func:`decide` records one (its example shows a whole round); :func:`review_queue` lists what
+nobody has decided on yet.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from harmonize.core import sql
 from harmonize.core.errors import InputError
+from harmonize.core.results import TableResult
 from harmonize.core.workspace import Workspace
 from harmonize.mapping.predicates import parse_predicate
 
@@ -32,29 +35,50 @@ def _reviewer(reviewer: str | None) -> str:
         return "unknown"
 
 
-def decide(
-    ws: Workspace,
-    source: str,
-    target: str,
-    code: str,
-    decision: str,
-    target_code: str | None = None,
-    reviewer: str | None = None,
-    note: str | None = None,
-    predicate: str | None = None,
-) -> str:
-    """Records one decision and applies it to the stored mapping at once; returns a message.
-    ``predicate`` (exact, close, broad, narrow, related) says how the target relates; an
-    accept without one keeps the predicate the mapping already had."""
+@dataclass(frozen=True)
+class Decision:
+    """One recorded decision: ``source:code -> target:target_code`` (for a reject, the target
+    rejected), the predicate it asserts (None: none) and who made it."""
+
+    source: str
+    target: str
+    code: str
+    decision: str
+    target_code: str
+    predicate: str | None
+    reviewer: str
+    note: str | None = None
+
+    @property
+    def message(self) -> str:
+        verb = {"accept": "accepted", "reject": "rejected", "set": "set"}[self.decision]
+        relation = "" if self.predicate is None else f" as {self.predicate}"
+        return (
+            f"{verb} {self.source}:{self.code} -> {self.target}:{self.target_code}{relation} "
+            f"(by {self.reviewer})"
+        )
+
+
+def _check_decision(decision: str, target_code: str | None, predicate: str | None) -> None:
     if decision not in DECISIONS:
         raise InputError(f"unknown decision '{decision}': use {', '.join(DECISIONS)}")
     if (decision == "set") != (target_code is not None):
         raise InputError("'set' needs a target code; 'accept' and 'reject' take none")
     if decision == "reject" and predicate is not None:
-        raise InputError("'reject' takes no --predicate: a rejected mapping relates nothing")
-    predicate = parse_predicate(predicate)
-    ws.require()
-    # Every check runs on a read-only connection: a refused decision leaves the file untouched.
+        raise InputError(
+            "'reject' takes no {predicate}: a rejected mapping relates nothing",
+            params=("predicate",),
+        )
+
+
+def _resolve(
+    ws: Workspace, source: str, target: str, code: str, decision: str,
+    target_code: str | None, predicate: str | None,
+) -> tuple[str, str | None, tuple | None]:  # fmt: skip
+    """The decision's target code and predicate (an accept or reject is about the stored
+    mapping; an accept without a predicate keeps the mapping's), and the stored mapping
+    (target_code, score, predicate) or None. Every check runs on a read-only connection, so a
+    refused decision leaves the file untouched."""
     with ws.connect(read_only=True) as con:
         ws.require_site(con, source)
         ws.require_site(con, target)
@@ -68,46 +92,80 @@ def decide(
                 con, "concept_exists", site=target, code=target_code
             ).fetchall():
                 raise InputError(f"site '{target}' has no concept '{target_code}'")
-        elif current is None:
-            raise InputError(
-                f"'{code}' has no mapping onto '{target}' to {decision}. "
-                f"Use 'harmonize set --source {source} --target {target} {code} TARGET_CODE'."
-            )
-        else:
-            target_code = current[0]
-            if predicate is None and isinstance(current[2], str):
-                predicate = current[2]
-    who = _reviewer(reviewer)
+            return target_code, predicate, current
+    if current is None:
+        raise InputError(
+            f"'{code}' has no mapping onto '{target}' to {decision}. "
+            f"Use 'harmonize set --source {source} --target {target} {code} TARGET_CODE'."
+        )
+    if predicate is None and isinstance(current[2], str):
+        predicate = current[2]
+    return current[0], predicate, current
+
+
+def _store(ws: Workspace, made: Decision, current: tuple | None) -> None:
+    """Records ``made`` and replaces the pair's stored mapping of its code in one transaction;
+    the score is kept when the target is the one the model had chosen."""
+    where = {"source": made.source, "target": made.target, "code": made.code}
     with ws.transaction() as con:
         sql.run_internal(
-            con,
-            "insert_decision",
-            source=source,
-            code=code,
-            target=target,
-            target_code=target_code,
-            decision=decision,
-            reviewer=who,
-            note=note,
-            predicate=predicate,
-        )
-        sql.run_internal(con, "delete_mapping", source=source, target=target, code=code)
-        if decision != "reject":
-            score = current[1] if current is not None and current[0] == target_code else None
+            con, "insert_decision", **where, target_code=made.target_code,
+            decision=made.decision, reviewer=made.reviewer, note=made.note,
+            predicate=made.predicate,
+        )  # fmt: skip
+        sql.run_internal(con, "delete_mapping", **where)
+        if made.decision != "reject":
+            same = current is not None and current[0] == made.target_code
             sql.run_internal(
-                con,
-                "insert_manual_mapping",
-                source=source,
-                code=code,
-                target=target,
-                target_code=target_code,
-                score=score,
-                method=f"manual:{decision}",
-                predicate=predicate,
-            )
-    verb = {"accept": "accepted", "reject": "rejected", "set": "set"}[decision]
-    relation = "" if predicate is None else f" as {predicate}"
-    return f"{verb} {source}:{code} -> {target}:{target_code}{relation} (by {who})"
+                con, "insert_manual_mapping", **where, target_code=made.target_code,
+                score=current[1] if same else None, method=f"manual:{made.decision}",
+                predicate=made.predicate,
+            )  # fmt: skip
+
+
+def decide(
+    ws: Workspace,
+    source: str,
+    target: str,
+    code: str,
+    decision: str,
+    target_code: str | None = None,
+    reviewer: str | None = None,
+    note: str | None = None,
+    predicate: str | None = None,
+) -> Decision:
+    """Records one decision and applies it to the stored mapping at once.
+    ``predicate`` (exact, close, broad, narrow, related) says how the target relates; an
+    accept without one keeps the predicate the mapping already had.
+
+    >>> import pathlib, tempfile
+    >>> from harmonize.index.site_index import build_site_index
+    >>> from harmonize.mapping.pipeline import map_sites
+    >>> from harmonize.sites.registry import add_site
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "a.csv").write_text("code,description\\nA1,reported fever\\nA2,dry cough\\n")
+    >>> _ = (root / "b.csv").write_text("code,description\\nB1,fever\\nB2,coughing dry\\n")
+    >>> ws = Workspace(root / "ws")
+    >>> for site in ("a", "b"):
+    ...     _ = add_site(ws, site, root / f"{site}.csv")
+    ...     _ = build_site_index(ws, site, "lexical", device="cpu")
+    >>> _ = map_sites(ws, "b", "a", model="lexical", k=2)
+    >>> decide(ws, "b", "a", "B1", "accept", reviewer="ana", predicate="exact").message
+    'accepted b:B1 -> a:A1 as skos:exactMatch (by ana)'
+    >>> decide(ws, "b", "a", "B2", "set", target_code="A1", reviewer="ana").target_code
+    'A1'
+    """
+    _check_decision(decision, target_code, predicate)
+    predicate = parse_predicate(predicate)
+    ws.require()
+    target_code, predicate, current = _resolve(
+        ws, source, target, code, decision, target_code, predicate
+    )
+    made = Decision(
+        source, target, code, decision, target_code, predicate, _reviewer(reviewer), note
+    )
+    _store(ws, made, current)
+    return made
 
 
 def apply_decisions(
@@ -148,6 +206,38 @@ def apply_decisions(
     return pd.DataFrame(keep, columns=mappings.columns)
 
 
-def review_queue(ws: Workspace, source: str, target: str) -> pd.DataFrame:
-    """Mappings nobody has decided on yet, least confident first."""
-    return ws.read_pair(source, target, "review")
+@dataclass
+class ReviewQueue(TableResult):
+    """A pair's mappings nobody has decided on yet, least confident first (source_code,
+    source_description, target_code, target_description, score, method)."""
+
+    source: str
+    target: str
+    table: pd.DataFrame
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def review_queue(ws: Workspace, source: str, target: str) -> ReviewQueue:
+    """The mappings of ``source`` onto ``target`` most worth a person's check.
+
+    >>> import pathlib, tempfile
+    >>> from harmonize.index.site_index import build_site_index
+    >>> from harmonize.mapping.pipeline import map_sites
+    >>> from harmonize.sites.registry import add_site
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "a.csv").write_text("code,description\\nA1,reported fever\\nA2,dry cough\\n")
+    >>> _ = (root / "b.csv").write_text("code,description\\nB1,fever\\nB2,coughing dry\\n")
+    >>> ws = Workspace(root / "ws")
+    >>> for site in ("a", "b"):
+    ...     _ = add_site(ws, site, root / f"{site}.csv")
+    ...     _ = build_site_index(ws, site, "lexical", device="cpu")
+    >>> _ = map_sites(ws, "b", "a", model="lexical", k=2)
+    >>> [(row["source_code"], row["target_code"]) for row in review_queue(ws, "b", "a").rows()]
+    [('B1', 'A1'), ('B2', 'A2')]
+    """
+    return ReviewQueue(source, target, ws.read_pair(source, target, "review"))
