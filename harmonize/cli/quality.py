@@ -39,7 +39,7 @@ def eval_map_cmd(state: State, source: str, target: str, gold: Path, fmt: str) -
     from harmonize.core.render import render
     from harmonize.mapping.metrics import evaluate_mapping
 
-    result = evaluate_mapping(state.ws, source, target, gold)
+    result = evaluate_mapping(state.ws, source, target, gold).to_dict()
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
         return
@@ -72,11 +72,8 @@ def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
     from harmonize.mapping.calibration import calibrate
 
     result = calibrate(state.ws, source, target, gold)
-    click.echo(render(result["reliability"], "table"), nl=False)
-    click.echo(
-        f"calibrated model {result['model']} on {result['n']} labelled concepts: Brier "
-        f"{result['brier']:.3f} (raw cosine as a probability: {result['brier_raw_cosine']:.3f})"
-    )
+    click.echo(render(result.to_frame(), "table"), nl=False)
+    click.echo(result.message)
 
 
 @cli.command("bench-map")

@@ -106,8 +106,7 @@ def export_cmd(state: State, source: str, target: str, fmt: str, output: Path) -
     """
     from harmonize.mapping.export import export_mappings
 
-    n = export_mappings(state.ws, source, target, fmt, output)
-    click.echo(f"wrote {n} mappings of '{source}' onto '{target}' as {fmt} to {output}")
+    click.echo(export_mappings(state.ws, source, target, fmt, output).message)
 
 
 @cli.command("export-events")
@@ -127,4 +126,4 @@ def export_events_cmd(state: State, source: str, target: str, fmt: str, output: 
     """
     from harmonize.mapping.export import export_events
 
-    click.echo(export_events(state.ws, source, target, fmt, output))
+    click.echo(export_events(state.ws, source, target, fmt, output).message)

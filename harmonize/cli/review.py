@@ -32,7 +32,7 @@ def review_cmd(state: State, source: str, target: str, limit: int, fmt: str) -> 
     from harmonize.core.render import render
     from harmonize.mapping.review import review_queue
 
-    queue = review_queue(state.ws, source, target)
+    queue = review_queue(state.ws, source, target).to_frame()
     shown = queue if limit <= 0 else queue.head(limit)
     click.echo(render(shown, fmt), nl=False)
     if fmt == "table":
@@ -80,7 +80,7 @@ def _decision_command(decision: str, takes_target: bool) -> Callable[..., None]:
             note=note,
             predicate=predicate,
         )
-        click.echo(message)
+        click.echo(message.message)
 
     # Decorators attach parameters last-first, so the later positional argument goes first.
     command = pass_state(command)
