@@ -144,6 +144,18 @@ def known_ws(workspace, tmp_path):
     return workspace, paths
 
 
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> tuple[Workspace, str]:
+    """``harmonize demo --patients 100`` (lexical and MiniLM) run once: its workspace and
+    output. Tests read the output or work on a copy of the workspace (``shutil.copytree``)."""
+    from harmonize.cli import cli
+
+    ws = Workspace(tmp_path_factory.mktemp("demo") / "ws")
+    result = CliRunner().invoke(cli, ["--workspace", str(ws.root), "demo", "--patients", "100"])
+    assert result.exit_code == 0, result.output
+    return ws, result.output
+
+
 @pytest.fixture
 def small_icd(monkeypatch) -> dict:
     """The ICD vocabularies and GEMs cut to the respiratory codes (:data:`tests.helpers.SMALL_ICD`)

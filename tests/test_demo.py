@@ -6,7 +6,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from harmonize.cli import cli
 from harmonize.datasets.demo import SOURCE_VOCAB, TARGET_VOCAB, demo_world, run_demo
 from harmonize.sites.vocab import read_vocab
 from tests.helpers import reference_metrics
@@ -59,10 +58,9 @@ def test_run_demo_metrics_match_the_store(workspace):
 
 
 @pytest.mark.model
-def test_demo_command_end_to_end(runner, tmp_path):
-    result = runner.invoke(cli, ["--workspace", str(tmp_path / "d"), "demo", "--patients", "100"])
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+def test_demo_command_end_to_end(demo_run):
+    _, output = demo_run  # harmonize demo --patients 100, run once per session (conftest)
+    lines = output.splitlines()
     table = lines[
         lines.index("Mapping accuracy, target -> source, against the demo's true mapping:") + 3 :
     ][:2]

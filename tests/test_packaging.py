@@ -71,24 +71,33 @@ def _own_nodes(scope: ast.AST):
             yield from _own_nodes(child)
 
 
+def _assignments(nodes) -> dict[str, list[str]]:
+    """Each name assigned in ``nodes`` with the string constants of its values."""
+    assigned: dict[str, list[str]] = {}
+    for node in nodes:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    assigned.setdefault(target.id, []).extend(_constants(node.value))
+    return assigned
+
+
 def _loaded_names(tree: ast.Module) -> tuple[set[str], set[str], list[str]]:
-    """Names (and f-string patterns) passed to the SQL loaders; a variable is resolved through
-    the string constants assigned to it in the same function. Returns (names, patterns,
-    unresolved call sites); the loaders' own pass-through parameters are not call sites."""
+    """Names (and f-string patterns) passed to the SQL loaders; a variable (or an item of a
+    dict or tuple held in one) is resolved through the string constants assigned to it in the
+    same function or at module level. Returns (names, patterns, unresolved call sites); the
+    loaders' own pass-through parameters are not call sites."""
     names: set[str] = set()
     patterns: set[str] = set()
     unresolved: list[str] = []
     functions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+    module_level = _assignments(_own_nodes(tree))
     for scope in [tree, *(n for n in ast.walk(tree) if isinstance(n, functions))]:
         args = scope.args if isinstance(scope, functions) else None
         params = {a.arg for a in (args.args + args.kwonlyargs)} if args else set()
         nodes = list(_own_nodes(scope))
-        assigned: dict[str, list[str]] = {}
-        for node in nodes:
-            if isinstance(node, ast.Assign):
-                for target in node.targets:
-                    if isinstance(target, ast.Name):
-                        assigned.setdefault(target.id, []).extend(_constants(node.value))
+        assigned = {**module_level, **_assignments(nodes)}
         for node in nodes:
             if not isinstance(node, ast.Call):
                 continue
@@ -96,14 +105,15 @@ def _loaded_names(tree: ast.Module) -> tuple[set[str], set[str], list[str]]:
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
             if called not in LOADERS or (arg := _argument(node, LOADERS[called])) is None:
                 continue
+            held = arg.value if isinstance(arg, ast.Subscript) else arg
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 names.add(arg.value)
             elif isinstance(arg, ast.JoinedStr):
                 patterns.add(
                     "".join(v.value if isinstance(v, ast.Constant) else "*" for v in arg.values)
                 )
-            elif isinstance(arg, ast.Name) and assigned.get(arg.id):
-                names.update(assigned[arg.id])
+            elif isinstance(held, ast.Name) and assigned.get(held.id):
+                names.update(assigned[held.id])
             elif not (isinstance(arg, ast.Name) and arg.id in params):
                 unresolved.append(f"line {node.lineno}: {ast.unparse(node)}")
     return names, patterns, unresolved

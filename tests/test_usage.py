@@ -87,13 +87,15 @@ def test_usage_needs_known_pairs_and_events(runner, indexed, tmp_path):
 
 
 @pytest.mark.model
-def test_map_known_with_usage_on_the_demo(tmp_path, runner):
+def test_map_known_with_usage_on_the_demo(tmp_path, runner, demo_run):
     """The demo's sites both have patients: --usage reaches the reranker and says so."""
+    import shutil
+
     from harmonize.core.workspace import Workspace
     from harmonize.datasets.demo import TARGET_TRUTH
 
-    ws = Workspace(tmp_path / "ws")
-    assert run(runner, ws, "demo").exit_code == 0
+    ws = Workspace(tmp_path / "ws")  # a copy of the session's demo (100 patients a site)
+    shutil.copytree(demo_run[0].root, ws.root)
     truth = pd.read_csv(TARGET_TRUTH, dtype=str).iloc[::2]
     known = tmp_path / "known.csv"
     truth.rename(columns={"target_code": "source_code", "source_code": "target_code"})[
