@@ -70,6 +70,9 @@ def test_sql_stage_refuses_a_recode_that_miscounts(monkeypatch, broken, why):
     real = sql.internal("recode_counts")
     assert broken in real.text
     wrong = sql.parse_query(real.name, real.path, real.text.replace(broken, why))
-    monkeypatch.setattr(sql, "internal", lambda name: wrong if name == "recode_counts" else real)
+    original = sql.internal
+    monkeypatch.setattr(
+        sql, "internal", lambda name: wrong if name == "recode_counts" else original(name)
+    )
     with pytest.raises(AssertionError):
         bench_sql(n_events=3000, n_codes=20, rounds=1)

@@ -107,19 +107,11 @@ def bench_sql(n_events: int, n_codes: int = 2000, rounds: int = 3) -> dict:
 
 def _recode_tables(con: duckdb.DuckDBPyConnection, n_events: int, n_codes: int) -> None:
     """Seeded random events over ``n_codes`` codes, every code mapped both ways."""
-    con.execute("SELECT setseed(0.5)")
-    con.execute(
-        "CREATE TABLE events AS SELECT 'site' AS site, (i % 100000)::VARCHAR AS subject_id, "
-        "NULL::TIMESTAMP AS time, ('C' || (floor(random() * $n))::INT) AS code, 'P' AS value "
-        "FROM range($rows) t(i)",
-        {"n": n_codes, "rows": n_events},
-    )
-    con.execute(
-        "CREATE TABLE mappings AS SELECT 'site' AS source_site, 'C' || i AS source_code, "
-        "'other' AS target_site, 'T' || (i % $half) AS target_code FROM range($n) t(i) "
-        "UNION ALL SELECT 'other', 'T' || i, 'site', 'C' || i FROM range($n) t(i)",
-        {"n": n_codes, "half": max(1, n_codes // 2)},
-    )
+    from harmonize.core import sql
+
+    sql.run_internal(con, "bench_seed")
+    sql.run_internal(con, "bench_events", n=n_codes, rows=n_events)
+    sql.run_internal(con, "bench_mappings", n=n_codes, half=max(1, n_codes // 2))
 
 
 def _recode_queries(con: duckdb.DuckDBPyConnection) -> dict[str, Callable[[], list]]:
@@ -129,20 +121,10 @@ def _recode_queries(con: duckdb.DuckDBPyConnection) -> dict[str, Callable[[], li
     pair = {"source": "site", "target": "other"}
     counts = sql.internal("recode_counts")
     return {
-        "bare": lambda: con.execute("SELECT code, count(*) FROM events GROUP BY code").fetchall(),
+        "bare": lambda: sql.run_internal(con, "bench_bare_counts").fetchall(),
         "ours": lambda: sql.execute(con, counts, pair).fetchall(),
-        "row_join": lambda: con.execute(
-            "WITH m AS (SELECT source_code, target_code FROM mappings "
-            "WHERE source_site = $source AND target_site = $target) "
-            "SELECT m.target_code, count(*) FROM events AS e JOIN m ON m.source_code = e.code "
-            "WHERE e.site = $source GROUP BY m.target_code",
-            pair,
-        ).fetchall(),
-        "naive_join": lambda: con.execute(
-            "SELECT m.target_code, count(*) FROM events AS e JOIN mappings AS m "
-            "ON m.source_site = e.site AND m.source_code = e.code AND m.target_site = 'other' "
-            "GROUP BY m.target_code"
-        ).fetchall(),
+        "row_join": lambda: sql.run_internal(con, "bench_row_join", **pair).fetchall(),
+        "naive_join": lambda: sql.run_internal(con, "bench_naive_join").fetchall(),
     }
 
 
