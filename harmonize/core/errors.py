@@ -50,7 +50,7 @@ class UnknownSiteError(HarmonizeError):
         HarmonizeError.__init__(
             self,
             f"unknown site '{site}'. Known sites: {known_text}. "
-            f"Run 'harmonize add-site {site} --vocab FILE' first."
+            f"Run 'harmonize add-site {site} --vocab FILE' first.",
         )
 
 
