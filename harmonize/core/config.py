@@ -62,7 +62,7 @@ DATA_DIR = PACKAGE_DIR / "data"
 # SQL ships inside the package (harmonize/sql) so wheels carry it; a workspace may add its own.
 SQL_DIR = PACKAGE_DIR / "sql"
 
-# Known pairs (map --known FILE, harmonize/known.py): hierarchy neighbours vote for their
+# Known pairs (map --known FILE, harmonize/mapping/rerank): hierarchy neighbours vote for their
 # targets with softmax(cosine / KNOWN_TAU) weights; tau chosen on a validation part of the ICD
 # training half (0.005-0.02 within 1 point of top-1; 0.02 gave the best top-10). The reranker
 # learns from at most KNOWN_TRAIN_MAX known concepts (seeded sample), cross-fitted in
@@ -82,7 +82,7 @@ KNOWN_RANKER_TREES = 300
 # Below this many training concepts the reranker is a per-row classifier instead (it was ahead
 # at 50 known ICD-10-CM concepts and on the demo's 46, level at 200 and 1,000, behind at 4,000).
 KNOWN_RANKER_MIN = 500
-# The word-difference model (harmonize/wordpairs.py): hashed features and the inverse
+# The word-difference model (mapping/rerank/word_differences.py): hashed features and the inverse
 # regularisation of its logistic regression (0.3 against 1.0: +0.5 top-1 on the seed-0 sample).
 KNOWN_WORDPAIR_FEATURES = 2**20
 KNOWN_WORDPAIR_C = 0.3
