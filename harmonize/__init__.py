@@ -34,7 +34,7 @@ _ENTRY_POINTS = {
     # the workspace and its sites
     "Workspace": "harmonize.core.workspace",
     "add_site": "harmonize.sites.registry",
-    "list_sites": "harmonize.sites.registry",
+    "list_sites": "harmonize.sites.listing",
     # embedding and indexing
     "get_encoder": "harmonize.embed.registry",
     "build_site_index": "harmonize.index.site_index",
@@ -85,7 +85,8 @@ if TYPE_CHECKING:
     from harmonize.mapping.metrics import evaluate_mapping
     from harmonize.mapping.pipeline import map_sites
     from harmonize.mapping.review import decide, review_queue
-    from harmonize.sites.registry import add_site, list_sites
+    from harmonize.sites.listing import list_sites
+    from harmonize.sites.registry import add_site
     from harmonize.transfer.experiment import EvalConfig, run_evaluation
 
 

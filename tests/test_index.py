@@ -11,13 +11,8 @@ from harmonize.core.errors import IndexStateError
 from harmonize.embed.base import l2_normalize
 from harmonize.embed.registry import get_encoder
 from harmonize.index.faiss_index import build_faiss, search, vectors_of
-from harmonize.index.site_index import (
-    build_site_index,
-    index_status,
-    load_site_index,
-    read_index,
-    read_meta,
-)
+from harmonize.index.site_index import build_site_index, load_site_index, read_index
+from harmonize.index.status import index_status, read_meta
 from harmonize.sites.registry import add_site
 
 

@@ -87,10 +87,10 @@ def sites_cmd(state: State, fmt: str) -> None:
     Example:
       harmonize sites
     """
-    from harmonize.core.render import render
-    from harmonize.sites.registry import list_sites
+    from harmonize.core.render import render_rows
+    from harmonize.sites.listing import SITE_COLUMNS, list_sites
 
-    click.echo(render(list_sites(state.ws).to_frame(), fmt), nl=False)
+    click.echo(render_rows(list_sites(state.ws).rows(), fmt, SITE_COLUMNS), nl=False)
 
 
 @cli.command("build-index")

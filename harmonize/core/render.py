@@ -1,22 +1,35 @@
 """Rendering result frames for the terminal: table, CSV or JSON.
 
+>>> import pandas as pd
 >>> print(render(pd.DataFrame({"code": ["C1"], "score": [0.91234]}), "csv"), end="")
 code,score
 C1,0.91234
+>>> print(render_rows([{"site": "a", "concepts": 12}], "table"), end="")
+site      concepts
+------  ----------
+a               12
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from tabulate import tabulate
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("table", "csv", "json")
 
 
 def render(frame: pd.DataFrame, fmt: str = "table", floatfmt: str = ".3f") -> str:
     """``frame`` as an aligned text table, CSV, or a JSON list of row objects."""
+    import pandas as pd
+
     if fmt == "csv":
         return frame.to_csv(index=False)
     if fmt == "json":
@@ -47,3 +60,36 @@ def shorten(text: object, width: int = 40) -> object:
     if isinstance(text, str) and len(text) > width:
         return text[: width - 1] + "…"
     return text
+
+
+def render_rows(
+    rows: Sequence[dict[str, Any]],
+    fmt: str = "table",
+    columns: Sequence[str] | None = None,
+    floatfmt: str = ".3f",
+) -> str:
+    """Row dicts of plain Python values (str, int, float, None) rendered as :func:`render`
+    renders a frame, without pandas: for commands that must start quickly."""
+    names = list(columns if columns is not None else (rows[0] if rows else []))
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows([["" if r[c] is None else r[c] for c in names] for r in rows])
+        return out.getvalue()
+    if fmt == "json":
+        return json.dumps([{c: r[c] for c in names} for r in rows], indent=2) + "\n"
+    if not rows:
+        return "(no rows)\n"
+    text_columns = [i for i, c in enumerate(names) if any(isinstance(r[c], str) for r in rows)]
+    table = [[r[c] for c in names] for r in rows]
+    return (
+        tabulate(
+            table,
+            headers=names,
+            tablefmt="simple",
+            floatfmt=floatfmt,
+            disable_numparse=text_columns or False,
+        )
+        + "\n"
+    )

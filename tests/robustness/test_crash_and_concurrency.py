@@ -15,7 +15,8 @@ import pytest
 
 from harmonize.core.errors import WorkspaceError
 from harmonize.core.workspace import Workspace
-from harmonize.sites.registry import add_site, list_sites
+from harmonize.sites.listing import list_sites
+from harmonize.sites.registry import add_site
 
 
 def _vocab(path: Path, n: int, word: str) -> Path:
