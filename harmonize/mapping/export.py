@@ -46,18 +46,9 @@ def export_mappings(
 ) -> MappingsExport:
     """Writes the stored mappings of ``source`` onto ``target`` to ``output`` in ``fmt``.
 
-    >>> import pathlib, tempfile
-    >>> from harmonize.index.site_index import build_site_index
-    >>> from harmonize.mapping.pipeline import map_sites
-    >>> from harmonize.sites.registry import add_site
-    >>> root = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (root / "a.csv").write_text("code,description\\nA1,reported fever\\nA2,dry cough\\n")
-    >>> _ = (root / "b.csv").write_text("code,description\\nB1,fever\\nB2,coughing dry\\n")
-    >>> ws = Workspace(root / "ws")
-    >>> for site in ("a", "b"):
-    ...     _ = add_site(ws, site, root / f"{site}.csv")
-    ...     _ = build_site_index(ws, site, "lexical", device="cpu")
-    >>> _ = map_sites(ws, "b", "a", model="lexical", k=2)
+    >>> from harmonize.datasets.tiny import tiny_workspace
+    >>> ws = tiny_workspace()  # sites a and b, lexical indexes, b mapped onto a
+    >>> root = ws.root.parent
     >>> export_mappings(ws, "b", "a", "sssom", root / "b_to_a.sssom.tsv").n
     2
     >>> (root / "b_to_a.sssom.tsv").read_text().splitlines()[-1].split("\\t")[:4]

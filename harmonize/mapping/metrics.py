@@ -154,20 +154,11 @@ def evaluate_mapping(
     Gold source codes that the source site does not have are counted in ``n_unknown`` and left
     out of the metrics (they say more about the gold file than about the mapping).
 
-    >>> import pathlib, tempfile
-    >>> from harmonize.index.site_index import build_site_index
-    >>> from harmonize.mapping.pipeline import map_sites
-    >>> from harmonize.sites.registry import add_site
-    >>> root = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (root / "a.csv").write_text("code,description\\nA1,reported fever\\nA2,dry cough\\n")
-    >>> _ = (root / "b.csv").write_text("code,description\\nB1,fever\\nB2,coughing dry\\n")
-    >>> _ = (root / "gold.csv").write_text("source_code,target_code\\nB1,A1\\nB2,A1\\nZZ,A1\\n")
-    >>> ws = Workspace(root / "ws")
-    >>> for site in ("a", "b"):
-    ...     _ = add_site(ws, site, root / f"{site}.csv")
-    ...     _ = build_site_index(ws, site, "lexical", device="cpu")
-    >>> _ = map_sites(ws, "b", "a", model="lexical", k=2)
-    >>> result = evaluate_mapping(ws, "b", "a", root / "gold.csv")
+    >>> from harmonize.datasets.tiny import tiny_workspace
+    >>> ws = tiny_workspace()  # sites a and b, lexical indexes, b mapped onto a
+    >>> gold = ws.root.parent / "gold.csv"
+    >>> _ = gold.write_text("source_code,target_code\\nB1,A1\\nB2,A1\\nZZ,A1\\n")
+    >>> result = evaluate_mapping(ws, "b", "a", gold)
     >>> result.n, result.n_unknown, result.metrics["top1"], result.metrics["top5"]
     (2, 1, 0.5, 1.0)
     """

@@ -138,18 +138,8 @@ def decide(
     ``predicate`` (exact, close, broad, narrow, related) says how the target relates; an
     accept without one keeps the predicate the mapping already had.
 
-    >>> import pathlib, tempfile
-    >>> from harmonize.index.site_index import build_site_index
-    >>> from harmonize.mapping.pipeline import map_sites
-    >>> from harmonize.sites.registry import add_site
-    >>> root = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (root / "a.csv").write_text("code,description\\nA1,reported fever\\nA2,dry cough\\n")
-    >>> _ = (root / "b.csv").write_text("code,description\\nB1,fever\\nB2,coughing dry\\n")
-    >>> ws = Workspace(root / "ws")
-    >>> for site in ("a", "b"):
-    ...     _ = add_site(ws, site, root / f"{site}.csv")
-    ...     _ = build_site_index(ws, site, "lexical", device="cpu")
-    >>> _ = map_sites(ws, "b", "a", model="lexical", k=2)
+    >>> from harmonize.datasets.tiny import tiny_workspace
+    >>> ws = tiny_workspace()  # sites a and b, lexical indexes, b mapped onto a
     >>> decide(ws, "b", "a", "B1", "accept", reviewer="ana", predicate="exact").message
     'accepted b:B1 -> a:A1 as skos:exactMatch (by ana)'
     >>> decide(ws, "b", "a", "B2", "set", target_code="A1", reviewer="ana").target_code
@@ -225,18 +215,8 @@ class ReviewQueue(TableResult):
 def review_queue(ws: Workspace, source: str, target: str) -> ReviewQueue:
     """The mappings of ``source`` onto ``target`` most worth a person's check.
 
-    >>> import pathlib, tempfile
-    >>> from harmonize.index.site_index import build_site_index
-    >>> from harmonize.mapping.pipeline import map_sites
-    >>> from harmonize.sites.registry import add_site
-    >>> root = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (root / "a.csv").write_text("code,description\\nA1,reported fever\\nA2,dry cough\\n")
-    >>> _ = (root / "b.csv").write_text("code,description\\nB1,fever\\nB2,coughing dry\\n")
-    >>> ws = Workspace(root / "ws")
-    >>> for site in ("a", "b"):
-    ...     _ = add_site(ws, site, root / f"{site}.csv")
-    ...     _ = build_site_index(ws, site, "lexical", device="cpu")
-    >>> _ = map_sites(ws, "b", "a", model="lexical", k=2)
+    >>> from harmonize.datasets.tiny import tiny_workspace
+    >>> ws = tiny_workspace()  # sites a and b, lexical indexes, b mapped onto a
     >>> [(row["source_code"], row["target_code"]) for row in review_queue(ws, "b", "a").rows()]
     [('B1', 'A1'), ('B2', 'A2')]
     """
