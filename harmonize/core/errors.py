@@ -19,6 +19,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 
+def literal(value: object) -> str:
+    """``value`` (a path, a site name) as text inside a message template: braces in it are not
+    parameter marks.
+
+    >>> InputError(f"{{k}} is too big for {literal('a{b}')}", params=("k",)).render({"k": "--k"})
+    '--k is too big for a{b}'
+    """
+    return str(value).replace("{", "{{").replace("}", "}}")
+
+
 class HarmonizeError(Exception):
     """Base class: a problem with the user's input or workspace, saying what to do next."""
 

@@ -22,14 +22,8 @@ from datetime import date
 import pandas as pd
 
 from harmonize import __version__
-from harmonize.core.errors import InputError
+from harmonize.core.errors import InputError, literal
 from harmonize.mapping.predicates import UNASSERTED, fhir_equivalence, usagi_equivalence
-
-
-def _literal(value: object) -> str:
-    """``value`` as text inside an error template (whose ``{name}`` marks parameters)."""
-    return str(value).replace("{", "{{").replace("}", "}}")
-
 
 EXPORT_FORMATS = ("sssom", "fhir", "omop-stcm", "usagi")
 SSSOM_JUSTIFICATION = "semapv:SemanticSimilarityThresholdMatching"
@@ -135,7 +129,7 @@ def _concept_ids(codes: pd.Series, site: str, fmt: str) -> pd.Series:
         bad = codes[ids.isna() | (ids % 1 != 0)].iloc[0]
         raise InputError(
             f"{{fmt}} {fmt} needs OMOP concept_ids (integers) as target codes, but site "
-            f"'{_literal(site)}' has code '{_literal(bad)}'. Map onto a site built from the "
+            f"'{literal(site)}' has code '{literal(bad)}'. Map onto a site built from the "
             "OMOP concept table.",
             params=("fmt",),
         )

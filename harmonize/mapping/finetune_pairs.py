@@ -21,18 +21,13 @@ import numpy as np
 
 from harmonize.core import sql
 from harmonize.core.config import KNOWN_MIN_PAIRS, RANDOM_STATE
-from harmonize.core.errors import InputError
+from harmonize.core.errors import InputError, literal
 from harmonize.core.workspace import Workspace
 from harmonize.index.faiss_index import search
 from harmonize.mapping.rerank.known_pairs import read_known
 
 if TYPE_CHECKING:
     import faiss
-
-
-def _literal(value: object) -> str:
-    """``value`` as text inside an error template (whose ``{name}`` marks parameters)."""
-    return str(value).replace("{", "{{").replace("}", "}}")
 
 
 def training_pairs(
@@ -151,7 +146,7 @@ def read_training_set(
     known = read_known(known_path, source_codes, tgt["code"].to_numpy(dtype=object))
     if len(known) < KNOWN_MIN_PAIRS:
         raise InputError(
-            f"{{known}}: only {len(known)} source concepts of {_literal(known_path)} are in "
+            f"{{known}}: only {len(known)} source concepts of {literal(known_path)} are in "
             f"site '{source}' with a target in site '{target}'; at least {KNOWN_MIN_PAIRS} are "
             "needed",
             params=("known",),

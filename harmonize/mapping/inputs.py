@@ -23,7 +23,7 @@ from harmonize.core.config import (
     KNOWN_TRAIN_MAX,
     STRATEGIES,
 )
-from harmonize.core.errors import InputError
+from harmonize.core.errors import InputError, literal
 from harmonize.core.workspace import Workspace
 from harmonize.embed.base import Encoder
 from harmonize.embed.registry import get_encoder
@@ -37,11 +37,6 @@ from harmonize.mapping.rerank.model import reranker_sample_size
 if TYPE_CHECKING:
     import duckdb
     import faiss
-
-
-def _literal(value: object) -> str:
-    """``value`` as text inside an error template (whose ``{name}`` marks parameters)."""
-    return str(value).replace("{", "{{").replace("}", "}}")
 
 
 @dataclass(frozen=True)
@@ -141,11 +136,11 @@ def _checked_output(output: str | Path | None) -> Path | None:
     output = Path(output)
     if output.suffix.lower() != ".csv":
         raise InputError(
-            f"{{output}} must be a .csv file, got {_literal(output)}", params=("output",)
+            f"{{output}} must be a .csv file, got {literal(output)}", params=("output",)
         )
     if not output.parent.resolve().is_dir():
         raise InputError(
-            f"{{output}} folder does not exist: {_literal(output.parent)}", params=("output",)
+            f"{{output}} folder does not exist: {literal(output.parent)}", params=("output",)
         )
     return output
 
@@ -200,7 +195,7 @@ def read_pair(ws: Workspace, source: str, target: str, settings: MapSettings) ->
         pair.calibration = None  # the reranker's calibrated score is the confidence
     elif settings.min_confidence is not None and pair.calibration is None:
         raise InputError(
-            f"{{min_confidence}} needs a calibration of model {_literal(pair.spec)}. Run "
+            f"{{min_confidence}} needs a calibration of model {literal(pair.spec)}. Run "
             "'harmonize calibrate --source S --target T --gold FILE' on a mapped pair with "
             "known answers first.",
             params=("min_confidence",),
@@ -242,7 +237,7 @@ def _usage(pair: SitePair, occurrences: list[pd.DataFrame]) -> Usage:
     for site, occ in zip((pair.source, pair.target), occurrences, strict=True):
         if occ.empty:
             raise InputError(
-                f"{{usage}} needs events at both sites; site '{_literal(site)}' has none "
+                f"{{usage}} needs events at both sites; site '{literal(site)}' has none "
                 "(add-site --events, --patients, --omop or --meds)",
                 params=("usage",),
             )

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harmonize.core.errors import InputError
+from harmonize.core.errors import InputError, literal
 from harmonize.sites.vocab import read_table
 
 STATES = ("P", "A", "M")
@@ -40,7 +40,7 @@ class LabelSpec:
         column, sep, positive = text.partition("=")
         if not sep or not column.strip() or not positive.strip():
             raise InputError(
-                f"{{label}} must look like COLUMN=VALUE (e.g. diagnosis=I), got '{_literal(text)}'",
+                f"{{label}} must look like COLUMN=VALUE (e.g. diagnosis=I), got '{literal(text)}'",
                 params=("label",),
             )
         return cls(column.strip(), positive.strip())
@@ -65,11 +65,6 @@ def read_levels(path: str | Path | None) -> pd.DataFrame:
     return frame[["code", "value", "text"]].astype(str)
 
 
-def _literal(value: object) -> str:
-    """``value`` as text inside a message template: its braces are not placeholders."""
-    return str(value).replace("{", "{{").replace("}", "}}")
-
-
 def _check_values(path: Path, code: str, values: pd.Series, levels: pd.DataFrame) -> None:
     declared = set(levels.loc[levels["code"] == code, "value"])
     allowed = set(STATES) | declared
@@ -77,12 +72,12 @@ def _check_values(path: Path, code: str, values: pd.Series, levels: pd.DataFrame
     if bad.any():
         value = values[bad].iloc[0]
         hint = (
-            f"declared levels: {_literal(', '.join(sorted(declared)))}"
+            f"declared levels: {literal(', '.join(sorted(declared)))}"
             if declared
             else "declare its levels with {levels} FILE (code,value,text)"
         )
         raise InputError(
-            f"{_literal(path)}: column '{_literal(code)}' has value '{_literal(value)}', which is "
+            f"{literal(path)}: column '{literal(code)}' has value '{literal(value)}', which is "
             f"not P, A or M; {hint}",
             params=("levels",),  # always: the escaped braces are undone by formatting
         )
