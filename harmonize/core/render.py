@@ -4,6 +4,11 @@
 >>> print(render(pd.DataFrame({"code": ["C1"], "score": [0.91234]}), "csv"), end="")
 code,score
 C1,0.91234
+>>> print(render(pd.DataFrame({"code": ["C1", "C2"], "score": [0.5, None]})), end="")
+code      score
+------  -------
+C1        0.500
+C2        -
 >>> print(render_rows([{"site": "a", "concepts": 12}], "table"), end="")
 site      concepts
 ------  ----------
@@ -38,7 +43,8 @@ def render(frame: pd.DataFrame, fmt: str = "table", floatfmt: str = ".3f") -> st
     if frame.empty:
         return "(no rows)\n"
     # Row lists of Python objects keep integer columns integers (a frame's .values would upcast).
-    rows = frame.astype(object).values.tolist()
+    # Missing values print as '-', never 'nan' (tabulate keeps the column's number format).
+    rows = frame.astype(object).where(frame.notna(), None).values.tolist()
     # Codes like 4107731 are text: keep them left-aligned text, not numbers.
     text_columns = [
         i for i, c in enumerate(frame.columns) if not pd.api.types.is_numeric_dtype(frame[c])
@@ -50,6 +56,7 @@ def render(frame: pd.DataFrame, fmt: str = "table", floatfmt: str = ".3f") -> st
             tablefmt="simple",
             floatfmt=floatfmt,
             disable_numparse=text_columns or False,
+            missingval="-",
         )
         + "\n"
     )
@@ -90,6 +97,7 @@ def render_rows(
             tablefmt="simple",
             floatfmt=floatfmt,
             disable_numparse=text_columns or False,
+            missingval="-",
         )
         + "\n"
     )
