@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -26,29 +25,8 @@ from harmonize.cli.options import (
 from harmonize.core.config import DEFAULT_MODEL, DEMO_WORKSPACE
 from harmonize.core.errors import HarmonizeError
 
-
-def _readings() -> Iterable[str]:
-    from harmonize.transfer.encounters import READINGS
-
-    return READINGS
-
-
-def _missing() -> Iterable[str]:
-    from harmonize.transfer.encounters import MISSING
-
-    return MISSING
-
-
-def _scenarios() -> Iterable[str]:
-    from harmonize.transfer.experiment import SCENARIOS
-
-    return SCENARIOS
-
-
-def _classifiers() -> Iterable[str]:
-    from harmonize.transfer.experiment import MODELS
-
-    return MODELS
+# The classifier choices: also how an old-style `--model cnn|logreg` is recognised.
+CLASSIFIERS = LazyChoice("harmonize.transfer.experiment", "MODELS")
 
 
 def _sizes(text: str | None) -> tuple[int, ...] | None:
@@ -69,7 +47,7 @@ def _embedding_and_classifier(
     the embedding model, and ``--model cnn|logreg`` the classifier."""
     ctx = click.get_current_context()
     embedding_given = given(ctx, "embedding")
-    if embedding in _classifiers():
+    if embedding in CLASSIFIERS.choices:
         if given(ctx, "model"):
             raise click.UsageError(
                 f"--model {embedding} is the old spelling of --classifier {embedding}: "
@@ -91,7 +69,7 @@ def _embedding_and_classifier(
 @old_flag("--embedding", "old_embedding")
 @click.option(
     "--reading",
-    type=LazyChoice(_readings),
+    type=LazyChoice("harmonize.transfer.encounters", "READINGS"),
     default="native",
     show_default=True,
     help="How the target is read: its own texts, through stored mappings, or a gold map.",
@@ -104,7 +82,7 @@ def _embedding_and_classifier(
     "--scenario",
     "scenarios",
     multiple=True,
-    type=LazyChoice(_scenarios),
+    type=LazyChoice("harmonize.transfer.experiment", "SCENARIOS"),
     help="Repeatable; default all five.",
 )
 @click.option("--target-sizes", help="Comma-separated target training sizes (default: all).")
@@ -112,7 +90,7 @@ def _embedding_and_classifier(
 @click.option(
     "--classifier",
     "model",
-    type=LazyChoice(_classifiers),
+    type=CLASSIFIERS,
     default="cnn",
     show_default=True,
     help="The study's CNN, or one-hot logistic regression (the classical reference).",
@@ -142,7 +120,7 @@ def _embedding_and_classifier(
 @device_option()
 @click.option(
     "--missing",
-    type=LazyChoice(_missing),
+    type=LazyChoice("harmonize.transfer.encounters", "MISSING"),
     default="absent",
     show_default=True,
     help="Embed a missing finding as absent (the study) or apart.",

@@ -18,7 +18,8 @@ commands, and ``harmonize --help``, imports neither pandas nor the library's hea
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,55 +45,39 @@ MODEL_HELP = (
 
 
 class LazyChoice(click.Choice):
-    """A :class:`click.Choice` whose choices ``load()`` returns, called once, when first needed."""
+    """A :class:`click.Choice` over the library constant ``module.name`` (a sequence of
+    strings), imported once, when the choices are first needed."""
 
-    def __init__(self, load: Callable[[], Iterable[str]], case_sensitive: bool = True) -> None:
+    def __init__(self, module: str, name: str, case_sensitive: bool = True) -> None:
         # No super().__init__: it would read the choices now.
-        self._load = load
+        self._where = (module, name)
         self._choices: tuple[str, ...] | None = None
         self.case_sensitive = case_sensitive
 
     @property
     def choices(self) -> tuple[str, ...]:  # type: ignore[override]
         if self._choices is None:
-            self._choices = tuple(self._load())
+            module, name = self._where
+            self._choices = tuple(getattr(importlib.import_module(module), name))
         return self._choices
-
-
-def _table_formats() -> Iterable[str]:
-    from harmonize.core.render import FORMATS
-
-    return FORMATS
-
-
-def _mapping_formats() -> Iterable[str]:
-    from harmonize.mapping.export import EXPORT_FORMATS
-
-    return EXPORT_FORMATS
-
-
-def _event_formats() -> Iterable[str]:
-    from harmonize.mapping.export import EVENT_FORMATS
-
-    return EVENT_FORMATS
 
 
 # One choice list per kind of output: a result printed on the terminal, mappings written for
 # other tools, events written for other tools.
-FORMAT_KINDS: dict[str, tuple[Callable[[], Iterable[str]], dict[str, Any]]] = {
+FORMAT_KINDS: dict[str, tuple[tuple[str, str], dict[str, Any]]] = {
     "table": (
-        _table_formats,
+        ("harmonize.core.render", "FORMATS"),
         {"default": "table", "show_default": True, "help": "How to print the result."},
     ),
     "mappings": (
-        _mapping_formats,
+        ("harmonize.mapping.export", "EXPORT_FORMATS"),
         {
             "required": True,
             "help": "sssom (TSV), fhir (R4 ConceptMap JSON), omop-stcm (CSV), usagi (CSV).",
         },
     ),
     "events": (
-        _event_formats,
+        ("harmonize.mapping.export", "EVENT_FORMATS"),
         {"default": "meds", "show_default": True, "help": "A MEDS folder or one Parquet file."},
     ),
 }
@@ -100,8 +85,8 @@ FORMAT_KINDS: dict[str, tuple[Callable[[], Iterable[str]], dict[str, Any]]] = {
 
 def format_option(kind: str = "table") -> Callable[[F], F]:
     """``--format`` for one kind of output (:data:`FORMAT_KINDS`); the value arrives as ``fmt``."""
-    load, attrs = FORMAT_KINDS[kind]
-    return click.option("--format", "fmt", type=LazyChoice(load), **attrs)
+    (module, name), attrs = FORMAT_KINDS[kind]
+    return click.option("--format", "fmt", type=LazyChoice(module, name), **attrs)
 
 
 def source_option(help: str = "Site whose concepts are mapped.") -> Callable[[F], F]:

@@ -39,15 +39,9 @@ def review_cmd(state: State, source: str, target: str, limit: int, fmt: str) -> 
         click.echo(f"{len(queue)} mappings await review")
 
 
-def _predicates() -> list[str]:
-    from harmonize.mapping.predicates import PREDICATES
-
-    return list(PREDICATES)
-
-
 predicate_option = click.option(
     "--predicate",
-    type=LazyChoice(_predicates, case_sensitive=False),
+    type=LazyChoice("harmonize.mapping.predicates", "PREDICATES", case_sensitive=False),
     default=None,
     help="How the target relates: exact, close, broad (target is broader), narrow "
     "(target is narrower) or related; stored and exported (SSSOM, FHIR, Usagi).",
