@@ -49,10 +49,18 @@ def render(frame: pd.DataFrame, fmt: str = "table", floatfmt: str = ".3f") -> st
     text_columns = [
         i for i, c in enumerate(frame.columns) if not pd.api.types.is_numeric_dtype(frame[c])
     ]
+    return _aligned(list(map(str, frame.columns)), rows, text_columns, floatfmt)
+
+
+def _aligned(
+    names: list[str], rows: list[list[Any]], text_columns: list[int], floatfmt: str
+) -> str:
+    """The terminal table both renderers print: text columns never parsed as numbers, missing
+    values as '-'."""
     return (
         tabulate(
             rows,
-            headers=list(map(str, frame.columns)),
+            headers=names,
             tablefmt="simple",
             floatfmt=floatfmt,
             disable_numparse=text_columns or False,
@@ -89,15 +97,4 @@ def render_rows(
     if not rows:
         return "(no rows)\n"
     text_columns = [i for i, c in enumerate(names) if any(isinstance(r[c], str) for r in rows)]
-    table = [[r[c] for c in names] for r in rows]
-    return (
-        tabulate(
-            table,
-            headers=names,
-            tablefmt="simple",
-            floatfmt=floatfmt,
-            disable_numparse=text_columns or False,
-            missingval="-",
-        )
-        + "\n"
-    )
+    return _aligned(names, [[r[c] for c in names] for r in rows], text_columns, floatfmt)
