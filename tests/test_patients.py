@@ -133,7 +133,7 @@ def test_wide_reader_accepts_declared_levels(tmp_path):
         ("A1,diagnosis\nP,I\nA, \n", None, "{p}: empty value in label column 'diagnosis'"),
         (
             "A1,A5,diagnosis\nP,H,I\nA,A,R\n",
-            None,
+            "strict",
             "{p}: column 'A5' has value 'H', which is not P, A or M; declare its levels with "
             "levels FILE (code,value,text)",
         ),
@@ -144,15 +144,21 @@ def test_wide_reader_accepts_declared_levels(tmp_path):
         ),
         (
             "A1,diagnosis\np,I\nA,R\n",
-            None,
+            "strict",
             "{p}: column 'A1' has value 'p', which is not P, A or M; declare its levels with "
             "levels FILE (code,value,text)",
         ),
         (
+            "A1,diagnosis\np,I\nA,R\n",
+            None,
+            "{p}: column 'A1' has value 'p', which is not P, A or M; write P, A or M (upper "
+            "case) for present, absent or missing",
+        ),
+        (
             "A1,diagnosis\nP,I\n,R\n",
             None,
-            "{p}: column 'A1' has value '', which is not P, A or M; declare its levels with "
-            "levels FILE (code,value,text)",
+            "{p}: column 'A1' has value '', which is not P, A or M; write P, A or M (upper "
+            "case) for present, absent or missing",
         ),
         (
             "subject_id,A1,diagnosis\np1,P,I\np2,A,R\n p1,A,R\n",
@@ -162,9 +168,12 @@ def test_wide_reader_accepts_declared_levels(tmp_path):
     ],
 )
 def test_wide_reader_errors(tmp_path, text, levels, message):
+    """``levels`` "strict" is strict with no levels file; a levels frame is strict with it."""
     path = write(tmp_path, "w.csv", text)
+    strict = levels is not None
+    levels = None if isinstance(levels, str) else levels
     with pytest.raises(InputError) as info:
-        read_wide_patients(path, CODES, TASK, levels)
+        read_wide_patients(path, CODES, TASK, levels, strict=strict)
     assert str(info.value) == message.format(p=path)
 
 
@@ -245,7 +254,7 @@ def test_long_reader_reads_events_and_labels(tmp_path):
 def test_long_reader_errors(tmp_path, events_text, labels_text, message):
     events, labels = long_files(tmp_path, events_text, labels_text)
     with pytest.raises(InputError) as info:
-        read_long_patients(events, labels, CODES, TASK, LEVELS)
+        read_long_patients(events, labels, CODES, TASK, LEVELS, strict=True)
     assert str(info.value) == message.format(e=events, l=labels)
 
 
@@ -254,7 +263,7 @@ def test_long_reader_refuses_duplicate_subjects_in_the_labels_file(tmp_path):
     same mistake with this message."""
     events, labels = long_files(tmp_path, EVENTS, "subject_id,diagnosis\np1,I\np2,R\np3,R\np1,R\n")
     with pytest.raises(InputError) as info:
-        read_long_patients(events, labels, CODES, TASK, LEVELS)
+        read_long_patients(events, labels, CODES, TASK, LEVELS, strict=True)
     assert str(info.value) == f"{labels}: duplicate subject_id 'p1'"
 
 
@@ -491,6 +500,81 @@ def test_add_site_refuses_events_and_patients_together(tmp_path, workspace, voca
     assert not workspace.db_path.exists()
 
 
+# --- level texts made from descriptions ------------------------------------------------------
+
+
+def level_rows(workspace, site: str = "siteA") -> list[tuple[str, str, str]]:
+    with workspace.connect(read_only=True) as con:
+        return con.execute(
+            "SELECT code, value, text FROM level_texts WHERE site = $site ORDER BY code, value",
+            {"site": site},
+        ).fetchall()
+
+
+def test_add_site_makes_level_texts_from_descriptions(tmp_path, workspace, vocab_files):
+    """A5 'muscle pain' holds H and L: each gets '<description>: <value>', nothing else does."""
+    patients = write(tmp_path, "patients.csv", WIDE)
+    result = add_site(workspace, "siteA", vocab_files["a"], patients=PatientInput(patients, TASK))
+    assert result.n_level_texts == 2
+    assert result.message.endswith(
+        "task diagnosis=I; 2 level texts made as '<description>: <value>'"
+    )
+    assert level_rows(workspace) == [("A5", "H", "muscle pain: H"), ("A5", "L", "muscle pain: L")]
+
+
+def test_levels_file_overrides_some_defaults(tmp_path, workspace, vocab_files):
+    """A levels file naming H keeps its text; L, which it does not name, gets the default."""
+    patients = write(tmp_path, "patients.csv", WIDE)
+    levels = write(tmp_path, "levels.csv", "code,value,text\nA5,H,severe myalgia\n")
+    result = add_site(
+        workspace, "siteA", vocab_files["a"], patients=PatientInput(patients, TASK, levels=levels)
+    )
+    assert result.n_level_texts == 1
+    assert level_rows(workspace) == [("A5", "H", "severe myalgia"), ("A5", "L", "muscle pain: L")]
+
+
+def test_long_patients_get_level_texts_too(tmp_path, workspace, vocab_files):
+    events = write(
+        tmp_path, "e.csv", "subject_id,code,value\np1,A2,ge65\np1,A1,P\np2,A2,ls5\np2,A1,A\n"
+    )
+    labels = write(tmp_path, "l.csv", "subject_id,diagnosis\np1,I\np2,R\n")
+    result = add_site(
+        workspace,
+        "siteA",
+        vocab_files["a"],
+        patients=PatientInput(events, TASK, labels=labels, test_fraction=0.5),
+    )
+    assert result.n_level_texts == 2
+    assert level_rows(workspace) == [
+        ("A2", "ge65", "reported fever: ge65"),
+        ("A2", "ls5", "reported fever: ls5"),
+    ]
+
+
+def test_study_patients_load_without_a_levels_file(tmp_path, workspace):
+    """The study's own files (agegroup ls5/ge6ls65/ge64, temperature grade I) hit this first:
+    patients drawn from its target network, written as its files are, load as they are."""
+    from harmonize.core.config import DATA_DIR
+    from harmonize.datasets.networks import Network
+
+    frame = Network.from_file(DATA_DIR / "networks" / "target.bif").sample(200, random_state=0)
+    patients = tmp_path / "study.csv"
+    frame.to_csv(patients, index=False)
+    codes = [c for c in frame.columns if c != "diagnosis"]
+    names = {"agegroup": "Age group", "C0424781": "temperature"}
+    vocab = tmp_path / "vocab.csv"
+    descriptions = [names.get(c, f"finding {c}") for c in codes]
+    pd.DataFrame({"code": codes, "description": descriptions}).to_csv(vocab, index=False)
+    result = add_site(workspace, "study", vocab, patients=PatientInput(patients, TASK))
+    assert level_rows(workspace, "study") == [
+        ("C0424781", "I", "temperature: I"),
+        ("agegroup", "ge64", "Age group: ge64"),
+        ("agegroup", "ge6ls65", "Age group: ge6ls65"),
+        ("agegroup", "ls5", "Age group: ls5"),
+    ]
+    assert result.n_level_texts == 4
+
+
 # --- through the CLI -----------------------------------------------------------------------
 
 
@@ -530,6 +614,17 @@ def test_cli_add_site_with_patients(runner, tmp_path, workspace, vocab_files):
     )
 
 
+def test_cli_add_site_says_how_many_level_texts_it_made(runner, tmp_path, workspace, vocab_files):
+    patients = write(tmp_path, "p.csv", WIDE)
+    args = ["add-site", "siteA", "--vocab", str(vocab_files["a"]), "--patients", str(patients)]
+    result = run(runner, workspace, *args, "--label", "diagnosis=I", "--test-fraction", "0.5")
+    assert (result.exit_code, result.output) == (
+        0,
+        "added site 'siteA': 5 concepts and 20 events; 10 patients (5 train, 5 test), "
+        "task diagnosis=I; 2 level texts made as '<description>: <value>'\n",
+    )
+
+
 @pytest.mark.parametrize(
     ("site", "text", "extra", "message"),
     [
@@ -548,9 +643,16 @@ def test_cli_add_site_with_patients(runner, tmp_path, workspace, vocab_files):
         (
             "siteA",
             "A1,A5,diagnosis\nP,X,I\nA,A,R\n",
-            [],
+            ["--strict-levels"],
             "{p}: column 'A5' has value 'X', which is not P, A or M; declare its levels with "
             "--levels FILE (code,value,text)",
+        ),
+        (
+            "siteA",
+            "A1,A5,diagnosis\nP,H,I\na,A,R\n",
+            [],
+            "{p}: column 'A1' has value 'a', which is not P, A or M; write P, A or M (upper "
+            "case) for present, absent or missing",
         ),
         (
             "siteC",
@@ -590,7 +692,11 @@ def test_cli_bad_patients_leave_the_workspace_unchanged(
         (["--patients", "{p}"], "--patients needs --label COLUMN=VALUE (e.g. diagnosis=I)"),
         (
             ["--label", "diagnosis=I"],
-            "--test-patients, --labels, --label and --levels need --patients",
+            "--test-patients, --labels, --label, --levels and --strict-levels need --patients",
+        ),
+        (
+            ["--strict-levels"],
+            "--test-patients, --labels, --label, --levels and --strict-levels need --patients",
         ),
         (
             ["--patients", "{p}", "--label", "diagnosis"],

@@ -49,7 +49,16 @@ def _path_option(flag: str, help: str):
 )
 @_path_option("--labels", "With long --patients: subject_id, the label column [, split].")
 @click.option("--label", "label", help="The binary task as COLUMN=VALUE, e.g. diagnosis=I.")
-@_path_option("--levels", "Texts for levels other than P/A/M: CSV code,value,text.")
+@_path_option(
+    "--levels",
+    "Texts for levels other than P/A/M: CSV code,value,text. Levels it does not name get "
+    "'<description>: <value>'.",
+)
+@click.option(
+    "--strict-levels",
+    is_flag=True,
+    help="Refuse a level other than P/A/M that --levels does not name.",
+)
 @click.option(
     "--test-fraction",
     default=0.2,

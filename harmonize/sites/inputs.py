@@ -45,6 +45,7 @@ class SiteInputs:
     levels: Path | None = None
     test_fraction: float = 0.2
     seed: int = RANDOM_STATE
+    strict_levels: bool = False
 
     def check(self) -> None:
         """Refuses inputs that do not go together, before any file is read."""
@@ -68,10 +69,10 @@ class SiteInputs:
                 params=("patients", "label"),
             )
         extras = (self.test_patients, self.labels, self.label, self.levels)
-        if self.patients is None and any(x is not None for x in extras):
+        if self.patients is None and (any(x is not None for x in extras) or self.strict_levels):
             raise InputError(
-                "{test_patients}, {labels}, {label} and {levels} need {patients}",
-                params=("test_patients", "labels", "label", "levels", "patients"),
+                "{test_patients}, {labels}, {label}, {levels} and {strict_levels} need {patients}",
+                params=("test_patients", "labels", "label", "levels", "strict_levels", "patients"),
             )
 
     def patient_input(self) -> PatientInput | None:
@@ -89,6 +90,7 @@ class SiteInputs:
             levels=self.levels,
             test_fraction=self.test_fraction,
             random_state=self.seed,
+            strict_levels=self.strict_levels,
         )
 
 

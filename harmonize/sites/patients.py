@@ -1,7 +1,8 @@
 """Reading a site's patients for a prediction task: wide or long tables, labels, and splits.
 
 Wide (the study's format): one row per encounter, one column per concept code, values ``P``
-present, ``A`` absent, ``M`` missing, or declared levels; plus the label column. Long: rows of
+present, ``A`` absent, ``M`` missing, or levels (``ge65``: embedded as ``<description>: ge65``
+unless a levels file gives the text); plus the label column. Long: rows of
 ``subject_id, code, value`` with a labels file (``subject_id`` and the label column).
 
 >>> import pathlib, tempfile
@@ -65,22 +66,57 @@ def read_levels(path: str | Path | None) -> pd.DataFrame:
     return frame[["code", "value", "text"]].astype(str)
 
 
-def _check_values(path: Path, code: str, values: pd.Series, levels: pd.DataFrame) -> None:
+def _check_values(
+    path: Path, code: str, values: pd.Series, levels: pd.DataFrame, strict: bool = False
+) -> None:
+    """Refuses a value that is no state: a blank, or P/A/M in lower case (a typo, not a level).
+    Any other value is a level; with ``strict`` only a declared one is accepted."""
     declared = set(levels.loc[levels["code"] == code, "value"])
     allowed = set(STATES) | declared
     bad = ~values.isin(allowed)
+    if not strict:
+        typo = values.str.upper().isin(STATES) | values.eq("")
+        bad &= typo
     if bad.any():
         value = values[bad].iloc[0]
-        hint = (
-            f"declared levels: {literal(', '.join(sorted(declared)))}"
-            if declared
-            else "declare its levels with {levels} FILE (code,value,text)"
-        )
+        if not strict:
+            hint = "write P, A or M (upper case) for present, absent or missing"
+        elif declared:
+            hint = f"declared levels: {literal(', '.join(sorted(declared)))}"
+        else:
+            hint = "declare its levels with {levels} FILE (code,value,text)"
         raise InputError(
             f"{literal(path)}: column '{literal(code)}' has value '{literal(value)}', which is "
             f"not P, A or M; {hint}",
             params=("levels",),  # always: the escaped braces are undone by formatting
         )
+
+
+def default_level_texts(
+    events: pd.DataFrame, vocab: pd.DataFrame, declared: pd.DataFrame
+) -> pd.DataFrame:
+    """``<description>: <value>`` for every (code, value) of ``events`` that is not P/A/M and
+    has no declared text, as a person would write it; sorted by code, then value.
+
+    >>> events = pd.DataFrame({"code": ["AG", "AG", "T", "T"], "value": ["ge65", "ls5", "P", "H"]})
+    >>> vocab = pd.DataFrame({"code": ["AG", "T"], "description": ["Age group", "temperature"]})
+    >>> declared = pd.DataFrame({"code": ["T"], "value": ["H"], "text": ["fever"]})
+    >>> default_level_texts(events, vocab, declared)["text"].tolist()
+    ['Age group: ge65', 'Age group: ls5']
+    """
+    pairs = events[["code", "value"]].drop_duplicates()
+    pairs = pairs[~pairs["value"].isin(STATES)]
+    known = set(zip(declared["code"], declared["value"], strict=True))
+    keep = np.array(
+        [(c, v) not in known for c, v in zip(pairs["code"], pairs["value"], strict=True)], bool
+    )
+    pairs = pairs[keep].sort_values(["code", "value"], kind="stable")
+    descriptions = dict(zip(vocab["code"], vocab["description"], strict=True))
+    texts = [f"{descriptions[c]}: {v}" for c, v in zip(pairs["code"], pairs["value"], strict=True)]
+    return pd.DataFrame(
+        {"code": pairs["code"].tolist(), "value": pairs["value"].tolist(), "text": texts},
+        columns=["code", "value", "text"],
+    )
 
 
 def _labels(path: Path, subjects: pd.Series, values: pd.Series, label: LabelSpec) -> pd.DataFrame:
@@ -115,8 +151,11 @@ def read_wide_patients(
     label: LabelSpec,
     levels: pd.DataFrame | None = None,
     id_prefix: str = "",
+    strict: bool = False,
 ) -> PatientData:
-    """One row per encounter; every column except the label (and ``subject_id``) is a code."""
+    """One row per encounter; every column except the label (and ``subject_id``) is a code.
+    A value other than P/A/M is a level (see :func:`default_level_texts`); ``strict`` accepts
+    only the levels declared in ``levels``."""
     path = Path(path)
     frame = read_table(path)
     levels = levels if levels is not None else read_levels(None)
@@ -140,7 +179,7 @@ def read_wide_patients(
         )
     for code in concept_columns:
         frame[code] = frame[code].astype(str).str.strip()
-        _check_values(path, code, frame[code], levels)
+        _check_values(path, code, frame[code], levels, strict)
     events = frame[concept_columns].assign(**{SUBJECT_ID: subjects.to_numpy()})
     events = events.melt(id_vars=SUBJECT_ID, var_name="code", value_name="value")
     events.insert(1, "time", pd.Series(pd.NaT, index=events.index, dtype="datetime64[us]"))
@@ -154,8 +193,10 @@ def read_long_patients(
     codes: set[str],
     label: LabelSpec,
     levels: pd.DataFrame | None = None,
+    strict: bool = False,
 ) -> PatientData:
-    """Long events (subject_id, code, value[, time]) and a labels file with the label column."""
+    """Long events (subject_id, code, value[, time]) and a labels file with the label column;
+    levels as in :func:`read_wide_patients`."""
     from harmonize.sites.vocab import read_events
 
     path, labels_path = Path(path), Path(labels_path)
@@ -166,7 +207,7 @@ def read_long_patients(
         )
     levels = levels if levels is not None else read_levels(None)
     for code, values in events.groupby("code")["value"]:
-        _check_values(path, code, values, levels)
+        _check_values(path, code, values.astype(str), levels, strict)
     table = read_table(labels_path)
     for column in (SUBJECT_ID, label.column):
         if column not in table.columns:

@@ -21,6 +21,7 @@ from harmonize.core.timing import Stages
 from harmonize.core.workspace import Workspace, check_site_name
 from harmonize.sites.patients import (
     LabelSpec,
+    default_level_texts,
     read_levels,
     read_long_patients,
     read_wide_patients,
@@ -38,6 +39,7 @@ class AddSiteResult:
     n_train: int = 0
     n_test: int = 0
     task: LabelSpec | None = None
+    n_level_texts: int = 0  # level texts made as '<description>: <value>'
 
     @property
     def message(self) -> str:
@@ -49,6 +51,8 @@ class AddSiteResult:
                 f"; {self.n_train + self.n_test} patients ({self.n_train} train, {self.n_test} "
                 f"test), task {self.task.column}={self.task.positive}"
             )
+        if self.n_level_texts:
+            text += f"; {self.n_level_texts} level texts made as '<description>: <value>'"
         return text
 
 
@@ -98,6 +102,7 @@ class SiteData:
     labels: pd.DataFrame | None = None
     task: LabelSpec | None = None
     levels: pd.DataFrame | None = None
+    n_level_texts: int = 0
 
     def result(self, name: str, replaced: bool) -> AddSiteResult:
         labels = self.labels
@@ -111,6 +116,7 @@ class SiteData:
             n_train,
             n_test,
             self.task if labels is not None else None,
+            self.n_level_texts,
         )
 
 
@@ -137,8 +143,11 @@ def read_site(
     if events_path is not None:
         data.events = read_events(events_path, set(vocab["code"]))
     if patients is not None:
-        data.levels = read_levels(patients.levels)
-        data.events, data.labels = patients.read(set(vocab["code"]), data.levels)
+        declared = read_levels(patients.levels)
+        data.events, data.labels = patients.read(set(vocab["code"]), declared)
+        made = default_level_texts(data.events, vocab, declared)
+        data.levels = pd.concat([declared, made], ignore_index=True) if len(made) else declared
+        data.n_level_texts = len(made)
         data.task = patients.label
     if data.labels is not None and "split" not in data.labels.columns:
         data.labels = data.labels.assign(split="train")
@@ -210,6 +219,7 @@ class PatientInput:
     levels: Path | None = None
     test_fraction: float = 0.2
     random_state: int = 0
+    strict_levels: bool = False  # refuse a level the levels file does not declare
 
     def read(self, codes: set[str], levels: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(events, labels with a split column), fully validated."""
@@ -220,9 +230,12 @@ class PatientInput:
                     "'split' column (train/test) in the labels file instead",
                     params=("test_patients",),
                 )
-            data = read_long_patients(self.patients, self.labels, codes, self.label, levels)
+            data = read_long_patients(
+                self.patients, self.labels, codes, self.label, levels, self.strict_levels
+            )
             return data.events, self._split(data.labels, read_table(self.labels))
-        train = read_wide_patients(self.patients, codes, self.label, levels)
+        strict = self.strict_levels
+        train = read_wide_patients(self.patients, codes, self.label, levels, strict=strict)
         if self.test_patients is None:
             labels = train.labels.assign(
                 split=stratified_split(
@@ -230,7 +243,9 @@ class PatientInput:
                 )
             )
             return train.events, labels
-        test = read_wide_patients(self.test_patients, codes, self.label, levels, "test-")
+        test = read_wide_patients(
+            self.test_patients, codes, self.label, levels, "test-", strict=strict
+        )
         clash = set(train.labels["subject_id"]) & set(test.labels["subject_id"])
         if clash:
             raise InputError(
