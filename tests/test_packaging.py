@@ -172,6 +172,9 @@ def test_wheel_holds_every_module_and_data_file(wheel_files):
         if p.is_file() and "__pycache__" not in p.parts
     }
     assert data and data - wheel_files == set()
+    static = {p.relative_to(ROOT).as_posix() for p in (PACKAGE / "serve" / "static").iterdir()}
+    assert {"harmonize/serve/static/app.js", "harmonize/serve/static/index.html"} <= static
+    assert static - wheel_files == set()  # the review page's files
     assert not [f for f in wheel_files if f.startswith(("tests/", "benchmarks/", "examples/"))]
 
 

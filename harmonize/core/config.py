@@ -15,6 +15,10 @@ INDEX_FILENAME = "index.faiss"
 META_FILENAME = "meta.json"
 WORKSPACE_ENV = "HARMONIZE_WORKSPACE"
 DEMO_WORKSPACE = "demo-workspace"
+# DuckDB lets one process write a file at a time: a command finding the workspace locked waits
+# this many seconds (env HARMONIZE_LOCK_WAIT) for the other to finish before it gives up.
+LOCK_WAIT_ENV = "HARMONIZE_LOCK_WAIT"
+DEFAULT_LOCK_WAIT = 3.0
 
 # Bump when a table of sql/internal/schema.sql changes shape.
 SCHEMA_VERSION = 5

@@ -52,6 +52,10 @@ class WorkspaceError(HarmonizeError):
     """The workspace is missing, locked, or inconsistent."""
 
 
+class WorkspaceBusyError(WorkspaceError):
+    """Another process holds the workspace's DuckDB file (one writer at a time)."""
+
+
 class UnknownSiteError(HarmonizeError):
     """A site name that was never added to the workspace."""
 

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,18 @@ from harmonize.core import sql
 from harmonize.core.config import (
     CACHE_DIRNAME,
     DB_FILENAME,
+    DEFAULT_LOCK_WAIT,
     INDEX_DIRNAME,
+    LOCK_WAIT_ENV,
     SCHEMA_VERSION,
     SITE_NAME_PATTERN,
 )
-from harmonize.core.errors import InputError, UnknownSiteError, WorkspaceError
+from harmonize.core.errors import (
+    InputError,
+    UnknownSiteError,
+    WorkspaceBusyError,
+    WorkspaceError,
+)
 
 _SITE_RE = re.compile(SITE_NAME_PATTERN)
 
@@ -94,22 +102,33 @@ class Workspace:
             self.require()
         else:
             self.root.mkdir(parents=True, exist_ok=True)
-        try:
-            con = duckdb.connect(str(self.db_path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise WorkspaceError(
-                    f"workspace {self.root} is in use by another harmonize process; "
-                    "wait for it to finish and try again"
-                ) from exc
-            raise WorkspaceError(f"cannot open {self.db_path}: {exc}") from exc
-        except duckdb.Error as exc:
-            raise WorkspaceError(f"cannot open {self.db_path}: {exc}") from exc
+        con = self._open(read_only)
         try:
             _check_schema_version(con, self.root, create=not read_only)
             yield con
         finally:
             con.close()
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Opens the file, waiting up to ``$HARMONIZE_LOCK_WAIT`` seconds (default
+        DEFAULT_LOCK_WAIT) while another process holds it: DuckDB allows one writer process."""
+        deadline = time.monotonic() + _lock_wait()
+        pause = 0.02
+        while True:
+            try:
+                return duckdb.connect(str(self.db_path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise WorkspaceError(f"cannot open {self.db_path}: {exc}") from exc
+                if time.monotonic() + pause > deadline:
+                    raise WorkspaceBusyError(
+                        f"workspace {self.root} is in use by another harmonize process; "
+                        "wait for it to finish and try again"
+                    ) from exc
+            except duckdb.Error as exc:
+                raise WorkspaceError(f"cannot open {self.db_path}: {exc}") from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -151,6 +170,15 @@ class Workspace:
 
     def index_dir(self, site: str, model_slug: str) -> Path:
         return self.index_root / check_site_name(site) / model_slug
+
+
+def _lock_wait() -> float:
+    """Seconds to wait for a locked workspace: ``$HARMONIZE_LOCK_WAIT``, else the default."""
+    text = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    try:
+        return max(0.0, float(text)) if text else DEFAULT_LOCK_WAIT
+    except ValueError:
+        raise WorkspaceError(f"{LOCK_WAIT_ENV} must be a number of seconds, got {text!r}") from None
 
 
 def _check_schema_version(con: duckdb.DuckDBPyConnection, root: Path, create: bool) -> None:

@@ -1,0 +1,244 @@
+"""What the review page shows: the mapped pairs, one pair's rows in review order, coverage, and
+a search over the target site.
+
+Plain functions over the workspace (they serve the JSON API and any other caller); each opens
+a read-only connection for as long as it reads and no longer.
+
+>>> from harmonize.datasets.tiny import tiny_workspace
+>>> ws = tiny_workspace()  # sites a and b, lexical indexes, b mapped onto a
+>>> [(p["source"], p["target"], p["n_mapped"]) for p in list_pairs(ws)]
+[('b', 'a', 2)]
+>>> page = review_page(ws, "b", "a")
+>>> [(r["code"], r["status"], r["target"]["code"]) for r in page["rows"]]
+[('B1', 'undecided', 'A1'), ('B2', 'undecided', 'A2')]
+>>> [hit["code"] for hit in search_concepts(ws, "a", "A1")]
+['A1']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+
+from harmonize.core import sql
+from harmonize.core.errors import InputError
+from harmonize.core.workspace import Workspace
+from harmonize.mapping.review import review_queue
+
+STATUSES = {"accept": "accepted", "set": "set", "reject": "rejected"}
+SEARCH_LIMIT = 20
+
+
+def _value(value: Any) -> Any:
+    """A DataFrame cell as JSON: NaN, NaT and NA become None, timestamps ISO text."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: _value(v) for k, v in row.items()} for row in frame.astype(object).to_dict("records")
+    ]
+
+
+def list_pairs(ws: Workspace) -> list[dict[str, Any]]:
+    """Every (source, target) pair with stored mappings, and how many are mapped."""
+    ws.require()
+    with ws.connect(read_only=True) as con:
+        frame = sql.run_internal(con, "mapping_summary").df()
+    return [
+        {
+            "source": row["source_site"],
+            "target": row["target_site"],
+            "n_mapped": row["n_mapped"],
+            "n_source_concepts": row["n_source_concepts"],
+        }
+        for row in _records(frame)
+    ]
+
+
+def _synonyms(extra: Any) -> list[str]:
+    """Synonyms a vocabulary carried in its extra columns (``synonyms``, ``|``-separated)."""
+    if not isinstance(extra, str):
+        return []
+    try:
+        columns = json.loads(extra)
+    except ValueError:
+        return []
+    value = columns.get("synonyms") if isinstance(columns, dict) else None
+    if isinstance(value, list):
+        return [str(v) for v in value if str(v).strip()]
+    if isinstance(value, str):
+        return [v.strip() for v in value.split("|") if v.strip()]
+    return []
+
+
+def _read_pair(ws: Workspace, source: str, target: str) -> dict[str, pd.DataFrame]:
+    """Everything one pair's page needs, read on one read-only connection."""
+    with ws.connect(read_only=True) as con:
+        pair = {"source": source, "target": target}
+        return {
+            "mappings": sql.run_internal(con, "pair_mappings", **pair).df(),
+            "candidates": sql.run_internal(con, "pair_candidates", **pair).df(),
+            "decisions": sql.run_internal(con, "latest_decisions", **pair).df(),
+            "source_concepts": sql.run_internal(con, "review_concepts", site=source).df(),
+            "target_concepts": sql.run_internal(con, "review_concepts", site=target).df(),
+            "events": sql.run_internal(con, "code_event_counts", site=source).df(),
+        }
+
+
+def _order(queue: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Source codes in review order: the review queue's first, then the decided and unmapped
+    ones, least confident first as the queue is."""
+    first = list(queue["source_code"])
+    seen = set(first)
+    scores = dict(zip(tables["mappings"]["source_code"], tables["mappings"]["score"], strict=True))
+    best = tables["candidates"].groupby("source_code")["score"].max().to_dict()
+    rest = set(tables["mappings"]["source_code"]) | set(tables["candidates"]["source_code"])
+    rest |= set(tables["decisions"]["source_code"])
+    rest -= seen
+
+    def key(code: str) -> tuple[float, str]:
+        score = scores.get(code)
+        if score is None or score != score:
+            score = best.get(code, -1.0)
+        return (float(score), code)
+
+    return first + sorted(rest, key=key)
+
+
+def _row(code: str, look: dict[str, Any]) -> dict[str, Any]:
+    """One source concept's row of the page."""
+    concept = look["source"].get(code, {})
+    parent = concept.get("parent_code")
+    mapping = look["mappings"].get(code)
+    decision = look["decisions"].get(code)
+    target = None
+    if mapping is not None:
+        target = {
+            "code": mapping["target_code"],
+            "description": mapping["target_description"],
+            "score": mapping["score"],
+            "confidence": mapping["confidence"],
+            "predicate": mapping["predicate"],
+            "method": mapping["method"],
+        }
+    candidates = [
+        {**c, "description": look["target"].get(c["code"], {}).get("description")}
+        for c in look["candidates"].get(code, [])
+    ]
+    return {
+        "code": code,
+        "description": concept.get("description"),
+        "frequency": concept.get("frequency"),
+        "n_events": look["events"].get(code, 0),
+        "parent": None
+        if parent is None
+        else {"code": parent, "description": look["source"].get(parent, {}).get("description")},
+        "synonyms": _synonyms(concept.get("extra")),
+        "target": target,
+        "candidates": candidates,
+        "decision": decision,
+        "status": "undecided" if decision is None else STATUSES[decision["decision"]],
+    }
+
+
+def _lookups(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    candidates: dict[str, list[dict[str, Any]]] = {}
+    ranked = tables["candidates"].sort_values(["source_code", "rank"])
+    for row in _records(ranked):
+        candidates.setdefault(row["source_code"], []).append(
+            {"code": row["target_code"], "rank": row["rank"], "score": row["score"]}
+        )
+    decisions = {
+        row.pop("source_code"): row for row in _records(tables["decisions"])
+    }  # code -> target_code, decision, reviewer, note, decided_at, predicate
+    return {
+        "source": {r["code"]: r for r in _records(tables["source_concepts"])},
+        "target": {r["code"]: r for r in _records(tables["target_concepts"])},
+        "mappings": {r["source_code"]: r for r in _records(tables["mappings"])},
+        "candidates": candidates,
+        "decisions": decisions,
+        "events": dict(zip(tables["events"]["code"], tables["events"]["n_events"], strict=True)),
+    }
+
+
+def coverage(rows: list[dict[str, Any]], n_concepts: int, n_events: int) -> dict[str, Any]:
+    """Source concepts and their events: mapped, approved (accepted or set), rejected and
+    undecided (mapped, nobody has decided).
+
+    >>> rows = [{"status": "accepted", "target": {}, "n_events": 3},
+    ...         {"status": "undecided", "target": {}, "n_events": 1},
+    ...         {"status": "rejected", "target": None, "n_events": 0}]
+    >>> coverage(rows, 4, 5)["events"]
+    {'total': 5, 'mapped': 4, 'approved': 3, 'rejected': 0, 'undecided': 1}
+    """
+    out: dict[str, Any] = {}
+    for unit, total in (("concepts", n_concepts), ("events", n_events)):
+
+        def count(keep, unit=unit) -> int:
+            return sum(1 if unit == "concepts" else r["n_events"] for r in rows if keep(r))
+
+        out[unit] = {
+            "total": int(total),
+            "mapped": count(lambda r: r["target"] is not None),
+            "approved": count(lambda r: r["status"] in ("accepted", "set")),
+            "rejected": count(lambda r: r["status"] == "rejected"),
+            "undecided": count(lambda r: r["status"] == "undecided" and r["target"] is not None),
+        }
+    return out
+
+
+def review_page(ws: Workspace, source: str, target: str) -> dict[str, Any]:
+    """One pair's rows in the order of :func:`~harmonize.mapping.review.review_queue`
+    (undecided first), then the rest, with the pair's coverage."""
+    queue = review_queue(ws, source, target).to_frame()  # checks the workspace and both sites
+    tables = _read_pair(ws, source, target)
+    if tables["mappings"].empty and tables["candidates"].empty and tables["decisions"].empty:
+        raise InputError(
+            f"no mappings of '{source}' onto '{target}'. "
+            f"Run 'harmonize map --source {source} --target {target}' first."
+        )
+    look = _lookups(tables)
+    rows = [_row(code, look) for code in _order(queue, tables)]
+    n_events = int(tables["events"]["n_events"].sum()) if not tables["events"].empty else 0
+    return {
+        "source": source,
+        "target": target,
+        "rows": rows,
+        "coverage": coverage(rows, len(tables["source_concepts"]), n_events),
+    }
+
+
+def review_row(ws: Workspace, source: str, target: str, code: str) -> dict[str, Any]:
+    """One source concept's row and the pair's coverage (after a decision)."""
+    page = review_page(ws, source, target)
+    for row in page["rows"]:
+        if row["code"] == code:
+            return {"row": row, "coverage": page["coverage"]}
+    raise InputError(f"'{code}' has no mapping or candidates of '{source}' onto '{target}'")
+
+
+def search_concepts(
+    ws: Workspace, site: str, text: str, limit: int = SEARCH_LIMIT
+) -> list[dict[str, Any]]:
+    """Concepts of ``site`` whose code or description contains ``text`` (any case), best
+    first: the exact code, codes starting with it, then the earliest description match."""
+    text = text.strip()
+    if not text:
+        return []
+    ws.require()
+    with ws.connect(read_only=True) as con:
+        ws.require_site(con, site)
+        frame = sql.run_internal(con, "search_concepts", site=site, text=text, n=limit).df()
+    return _records(frame)
