@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import re
 
 import pandas as pd
@@ -29,6 +31,16 @@ RELATIONS = {
     ],
     "new_events": ["subject_id", "time", "code", "value"],
     "new_levels": ["code", "value", "text"],
+    "new_synonyms": ["concept_id", "position", "text"],
+    "new_matches": [
+        "source_site",
+        "source_code",
+        "target_site",
+        "target_code",
+        "matched_text",
+        "via_code",
+        "run_id",
+    ],
     "new_evaluations": [
         "run_id",
         "source_site",
@@ -175,8 +187,13 @@ def _schema_objects() -> int:
 # The OMOP/MEDS readers' statements run on their own connection, over temp tables
 # (omop_temp_tables.sql) or the user's files, never on a workspace: tested on their own below.
 READER_FILES = [p for p in INTERNAL_FILES if p.stem.startswith(("omop_", "meds_"))]
+# The Athena reader's statements read the user's files inside add-site's transaction, over
+# temp table athena_ids: tested with Athena folders in test_athena.py.
+ATHENA_FILES = [p for p in INTERNAL_FILES if p.stem.startswith("athena_")]
 READ_ONLY = [
-    p for p in ALL_FILES if statement_kind(p) in ("SELECT", "WITH") and p not in READER_FILES
+    p
+    for p in ALL_FILES
+    if statement_kind(p) in ("SELECT", "WITH") and p not in READER_FILES + ATHENA_FILES
 ]
 
 
@@ -194,6 +211,7 @@ def test_read_only_query_runs_on_empty_schema(tmp_path, path):
         # every table and view that schema.sql creates, workspace_info among them
         "workspace_tables": [(_schema_objects(), 1)],
         "bench_seed": [(None,)],
+        "site_texts_sha256": [(hashlib.sha256(b"").hexdigest(), 0)],
     }
     assert rows == stamped.get(path.stem, [])
 
@@ -237,6 +255,11 @@ def test_read_only_set_is_complete():
         "bench_bare_counts",
         "bench_row_join",
         "bench_naive_join",
+        "site_texts",
+        "site_texts_sha256",
+        "site_synonyms",
+        "site_links",
+        "code_lookup",
     }
 
 

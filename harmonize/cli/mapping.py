@@ -75,6 +75,15 @@ if TYPE_CHECKING:
     "on the demo, within noise).",
 )
 @reranker_concepts_option
+@click.option(
+    "--code-system",
+    default=None,
+    metavar="VOCABULARY",
+    help="Before searching, map each source code that is a concept_code of this target "
+    "vocabulary (e.g. ICD10CM; case, blanks and dots ignored) directly, following 'Maps to' to "
+    "standard concepts. Without it, source rows whose 'system' is a vocabulary of an Athena "
+    "target are looked up the same way.",
+)
 @pass_state
 def map_cmd(
     state: State,
@@ -91,6 +100,7 @@ def map_cmd(
     known: Path | None,
     usage: bool,
     reranker_concepts: int | None,
+    code_system: str | None,
 ) -> None:
     """Map every concept of SOURCE onto its nearest concepts of TARGET.
 
@@ -115,6 +125,7 @@ def map_cmd(
         known=known,
         usage=usage,
         reranker_concepts=reranker_concepts,
+        code_system=code_system,
     )
     _print_mappings(_for_terminal(result.mappings), limit)
     click.echo(result.summary)

@@ -15,6 +15,15 @@ from harmonize.cli.options import (
     target_option,
 )
 
+VOCABULARY_COLUMNS = (
+    "matched_text",
+    "via_code",
+    "target_concept_code",
+    "target_vocabulary",
+    "target_domain",
+    "target_class",
+)
+
 
 @cli.command("review")
 @source_option()
@@ -33,6 +42,9 @@ def review_cmd(state: State, source: str, target: str, limit: int, fmt: str) -> 
     from harmonize.mapping.review import review_queue
 
     queue = review_queue(state.ws, source, target).to_frame()
+    # the vocabulary columns only where the target is a vocabulary or a synonym matched
+    vocabulary = [c for c in VOCABULARY_COLUMNS if c in queue.columns]
+    queue = queue.drop(columns=[c for c in vocabulary if queue[c].isna().all()])
     shown = queue if limit <= 0 else queue.head(limit)
     click.echo(render(shown, fmt), nl=False)
     if fmt == "table":

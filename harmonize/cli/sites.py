@@ -37,6 +37,39 @@ def _path_option(flag: str, help: str):
     "*_source_value codes.",
 )
 @_path_option("--meds", "A MEDS dataset folder (metadata/codes.parquet, data/**/*.parquet).")
+@_path_option(
+    "--athena",
+    "An OMOP vocabulary download from Athena (folder with CONCEPT.csv, VOCABULARY.csv "
+    "[, CONCEPT_SYNONYM.csv, CONCEPT_RELATIONSHIP.csv, CONCEPT_ANCESTOR.csv]); codes are "
+    "concept_ids.",
+)
+@click.option(
+    "--vocabulary",
+    "vocabularies",
+    multiple=True,
+    metavar="ID",
+    help="With --athena: keep this vocabulary_id only (repeatable), e.g. SNOMED.",
+)
+@click.option(
+    "--domain", "domains", multiple=True, metavar="ID",
+    help="With --athena: keep this domain_id only (repeatable), e.g. Condition.",
+)  # fmt: skip
+@click.option(
+    "--concept-class", "concept_classes", multiple=True, metavar="ID",
+    help="With --athena: keep this concept_class_id only (repeatable).",
+)  # fmt: skip
+@click.option(
+    "--standard/--no-standard",
+    default=None,
+    help="With --athena: standard concepts only (the default: a vocabulary site is a mapping "
+    "target), or also non-standard ones, searched and followed by 'Maps to' to standard ones.",
+)
+@click.option(
+    "--include-invalid",
+    is_flag=True,
+    default=None,
+    help="With --athena: keep concepts and 'Maps to' edges that have an invalid_reason.",
+)
 @_path_option("--events", "Optional long-format events: subject_id, code [, time, value].")
 @_path_option(
     "--patients",
@@ -79,6 +112,7 @@ def add_site_cmd(state: State, name: str, replace: bool, **inputs) -> None:
       harmonize add-site eunomia --omop cdm.duckdb
       harmonize add-site eunomia_src --omop cdm.duckdb --omop-codes source
       harmonize add-site mimic --meds meds_dataset/
+      harmonize add-site snomed --athena vocabulary_download/ --vocabulary SNOMED --domain Condition
     """
     from harmonize.sites.inputs import SiteInputs, add_site_from
 

@@ -21,7 +21,7 @@ LOCK_WAIT_ENV = "HARMONIZE_LOCK_WAIT"
 DEFAULT_LOCK_WAIT = 3.0
 
 # Bump when a table of sql/internal/schema.sql changes shape.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 DEFAULT_MODEL = "minilm"
 DEFAULT_DEVICE = "auto"

@@ -166,8 +166,8 @@ def build_site_index(
     force: bool = False,
     progress: bool = False,
 ) -> BuildResult:
-    """Embeds a site's descriptions (through the cache) and writes its FAISS index; an index
-    that is up to date is kept unless ``force``.
+    """Embeds a site's descriptions, then its synonyms (through the cache) and writes its
+    FAISS index; an index that is up to date is kept unless ``force``.
 
     >>> import pathlib, tempfile
     >>> from harmonize.sites.registry import add_site
@@ -185,7 +185,10 @@ def build_site_index(
     clock = Stages("build-index", ("read", "embed", "index", "store"))
     with ws.connect(read_only=True) as con:
         status = index_status(ws, con, site, plan.encoder)
-        texts = sql.run_internal(con, "site_concepts", site=site).df()["description"].tolist()
+        # names, then synonyms: rows 0..n-1 of the index are the concepts
+        rows = sql.run_internal(con, "site_texts", site=site).df()
+        texts = rows["text"].tolist()
+        n_concepts = int(rows["concept_id"].nunique())
         info = ws.require_site(con, site)
     if status.state == "fresh" and not force and status.meta.get("index_type") == index_type:
         return _up_to_date(status, plan)
@@ -208,7 +211,9 @@ def build_site_index(
         seconds,
         n_embedded,
         f"built {index_type} index for site '{site}' with model {plan.encoder.spec}: "
-        f"{meta['count']} concepts, dim {meta['dim']}, {n_embedded} newly embedded, "
+        f"{n_concepts} concepts"
+        + (f" ({meta['count']} texts with synonyms)" if meta["count"] != n_concepts else "")
+        + f", dim {meta['dim']}, {n_embedded} newly embedded, "
         f"{seconds:.1f}s on {plan.index_device}",
     )
 

@@ -33,6 +33,8 @@ from harmonize.mapping.calibration import Calibration, load_calibration
 from harmonize.mapping.rerank.cooccurrence import Usage, occurrence_matrix
 from harmonize.mapping.rerank.known_pairs import KnownPairs, load_known_pairs
 from harmonize.mapping.rerank.model import reranker_sample_size
+from harmonize.mapping.retrieve import SiteTexts
+from harmonize.mapping.vocabulary import Direct, code_lookup, read_site_texts
 
 if TYPE_CHECKING:
     import duckdb
@@ -55,6 +57,7 @@ class MapSettings:
     usage: bool = False
     reranker_concepts: int | None = None
     train_max: int = KNOWN_TRAIN_MAX
+    code_system: str | None = None  # look source codes up in this target vocabulary first
 
     @property
     def floor(self) -> float:
@@ -165,6 +168,9 @@ class SitePair:
     calibration: Calibration | None
     known: KnownPairs | None = None
     usage: Usage | None = None
+    # both sites' index rows as concepts (synonyms, 'Maps to'), and the code lookups
+    texts: tuple[SiteTexts, SiteTexts] | None = None
+    direct: Direct | None = None
     source_codes: np.ndarray = field(init=False)
     target_codes: np.ndarray = field(init=False)
 
@@ -218,7 +224,7 @@ def _read_stored(
     spec = "+".join(e.spec for e in encoders)
     # Descriptions and parents are read only when the known-pairs reranker needs them.
     concepts = "site_hierarchy" if settings.known is not None else "site_concepts"
-    return SitePair(
+    pair = SitePair(
         source=source,
         target=target,
         spec=spec,
@@ -230,6 +236,12 @@ def _read_stored(
         calibration=load_calibration(con, spec),
         previous=sql.run_internal(con, "pair_mappings", source=source, target=target).df(),
     )
+    pair.texts = (
+        read_site_texts(con, source, len(pair.source_concepts)),
+        read_site_texts(con, target, len(pair.target_concepts)),
+    )
+    pair.direct = code_lookup(con, source, target, settings.code_system, pair.texts[1])
+    return pair
 
 
 def _usage(pair: SitePair, occurrences: list[pd.DataFrame]) -> Usage:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +34,9 @@ from harmonize.mapping.rerank.pipeline import (
     RerankSettings,
     map_with_known,
 )
-from harmonize.mapping.retrieve import fused_search
+from harmonize.mapping.retrieve import ConceptHits, concept_search
 from harmonize.mapping.review import apply_decisions
+from harmonize.mapping.vocabulary import MAPS_TO, follow_maps_to, match_rows
 
 if TYPE_CHECKING:
     import faiss
@@ -129,6 +130,7 @@ def map_sites(
     known: str | Path | None = None,
     usage: bool = False,
     reranker_concepts: int | None = None,
+    code_system: str | None = None,
 ) -> MapResult:
     """Maps every concept of ``source`` onto ``target`` and stores candidates and mappings.
 
@@ -138,7 +140,8 @@ def map_sites(
     score is then each mapping's confidence; the reranker learns from at most
     ``reranker_concepts`` known concepts (default KNOWN_TRAIN_MAX; more is better and slower).
     ``usage`` (with ``known``) adds both sites' usage signals to the reranker when both have
-    events (:mod:`harmonize.mapping.rerank.cooccurrence`).
+    events (:mod:`harmonize.mapping.rerank.cooccurrence`). ``code_system`` looks every source
+    code up in that target vocabulary before the search (:mod:`harmonize.mapping.vocabulary`).
 
     >>> import tempfile
     >>> from harmonize.index.site_index import build_site_index
@@ -158,7 +161,7 @@ def map_sites(
     settings = map_settings(
         source, target, model=model, k=k, min_score=min_score, strategy=strategy, output=output,
         device=device, min_confidence=min_confidence, known=known, usage=usage,
-        reranker_concepts=reranker_concepts,
+        reranker_concepts=reranker_concepts, code_system=code_system,
     )  # fmt: skip
     started = time.perf_counter()
     clock = Stages("map", ("read", "search", "choose", "store"))
@@ -166,7 +169,7 @@ def map_sites(
     clock.done("read")
     found = search_pair(pair, settings)
     clock.done("search")
-    chosen = choose_mappings(pair, settings, found)
+    chosen = apply_vocabulary(pair, settings, found, choose_mappings(pair, settings, found))
     tables = run_tables(pair, settings, found, chosen, new_run_id())
     clock.done("choose")
     preview = store_run(ws, pair, tables)
@@ -193,13 +196,17 @@ class Found:
     forward: list[tuple[np.ndarray, faiss.Index]]
     scores: np.ndarray
     ids: np.ndarray
+    hits: ConceptHits | None = None  # the matched texts and followed concepts
 
 
 def search_pair(pair: SitePair, settings: MapSettings) -> Found:
-    """Every source concept's nearest target concepts (fused over the model's parts)."""
-    forward = [(vectors_of(s), t) for s, t in pair.indexes]
-    scores, ids = fused_search(forward, settings.depth, pair.device)
-    return Found(forward, scores, ids)
+    """Every source concept's nearest target concepts (fused over the model's parts); the
+    source is queried by its names (its index's first rows), a target's synonyms and 'Maps to'
+    edges are searched through (:func:`~harmonize.mapping.retrieve.concept_search`)."""
+    n_source = len(pair.source_concepts)
+    forward = [(vectors_of(s)[:n_source], t) for s, t in pair.indexes]
+    hits = concept_search(forward, pair.texts[1], settings.depth, pair.device)
+    return Found(forward, hits.scores, hits.ids, hits)
 
 
 @dataclass
@@ -212,6 +219,29 @@ class Chosen:
     candidates: pd.DataFrame
     confidence: np.ndarray | None = None
     reranked: KnownMapping | None = None
+    methods: list[str] | None = None  # per mapping, when the vocabulary's rules set them
+    matches: pd.DataFrame | None = None  # matched synonyms and followed concepts
+
+
+def apply_vocabulary(pair: SitePair, settings: MapSettings, found: Found, chosen: Chosen) -> Chosen:
+    """The target vocabulary's rules on the chosen mappings: code lookups first, then every
+    'Maps to' target of a followed hit (:func:`~harmonize.mapping.vocabulary.follow_maps_to`);
+    a code lookup is scored by the cosine of the two names (first model part)."""
+    queries, target_index = found.forward[0]
+
+    def cosine(s: int, t: int) -> float:
+        return float(queries[s] @ target_index.reconstruct(int(t)))
+
+    method = run_method(pair, settings)
+    expanded = follow_maps_to(chosen.rows, found.hits, pair.texts[1], method, pair.direct, cosine)
+    confidence = chosen.confidence
+    if confidence is not None:
+        confidence = np.array([confidence[i] if i >= 0 else np.nan for i in expanded.keep])
+    matches = match_rows(found.hits, pair.texts[1], expanded, pair.source_codes, pair.target_codes)
+    return replace(
+        chosen, rows=expanded.rows, confidence=confidence, methods=expanded.methods,
+        matches=matches,
+    )  # fmt: skip
 
 
 def choose_mappings(pair: SitePair, settings: MapSettings, found: Found) -> Chosen:
@@ -222,7 +252,9 @@ def choose_mappings(pair: SitePair, settings: MapSettings, found: Found) -> Chos
     if settings.strategy == "best":
         rows = choose_best(found.scores, found.ids, floor)
     elif settings.strategy == "mutual":
-        _, reverse_ids = fused_search([(vectors_of(t), s) for s, t in pair.indexes], 1, pair.device)
+        n_target = len(pair.target_concepts)
+        reverse = [(vectors_of(t)[:n_target], s) for s, t in pair.indexes]
+        reverse_ids = concept_search(reverse, pair.texts[0], 1, pair.device).ids
         rows = choose_mutual(found.scores, found.ids, reverse_ids, floor)
     else:
         rows = choose_one_to_one(found.scores, found.ids, floor)
@@ -260,6 +292,11 @@ def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chos
     )
 
 
+def run_method(pair: SitePair, settings: MapSettings) -> str:
+    """What a run's mappings record as their method: ``model:strategy[+known]``."""
+    return f"{pair.spec}:{settings.strategy}" + ("+known" if pair.known is not None else "")
+
+
 @dataclass
 class RunTables:
     """What one run stores: its ``run`` row, the ``method`` it records, the candidates and
@@ -269,13 +306,14 @@ class RunTables:
     method: str
     candidates: pd.DataFrame
     mappings: pd.DataFrame
+    matches: pd.DataFrame | None = None
 
 
 def run_tables(
     pair: SitePair, settings: MapSettings, found: Found, chosen: Chosen, run_id: str
 ) -> RunTables:
     """The candidates and mappings tables of the run ``run_id``, and its run row."""
-    method = f"{pair.spec}:{settings.strategy}" + ("+known" if pair.known is not None else "")
+    method = run_method(pair, settings)
     long = chosen.candidates
     candidates = pd.DataFrame(
         {
@@ -305,7 +343,13 @@ def run_tables(
         "n_source": int(found.scores.shape[0]),
         "n_mapped": len(mappings),
     }
-    return RunTables(run, method, candidates, mappings)
+    matches = None
+    if chosen.matches is not None and len(chosen.matches):
+        matches = chosen.matches.assign(source_site=pair.source, target_site=pair.target,
+                                        run_id=run_id)  # fmt: skip
+        via = candidates.merge(matches, on=["source_code", "target_code"], how="left")["via_code"]
+        candidates["method"] = np.where(via.notna().to_numpy(), method + MAPS_TO, method)
+    return RunTables(run, method, candidates, mappings, matches)
 
 
 def mapping_table(
@@ -319,7 +363,7 @@ def mapping_table(
             "source_code": pair.source_codes[rows[:, 0].astype(int)],
             "target_code": pair.target_codes[rows[:, 1].astype(int)],
             "score": rows[:, 2].astype(np.float64),
-            "method": method,
+            "method": chosen.methods if chosen.methods is not None else method,
         }
     )
     if chosen.confidence is not None:
@@ -349,6 +393,11 @@ def store_run(ws: Workspace, pair: SitePair, tables: RunTables) -> pd.DataFrame:
     with ws.transaction() as con:
         sql.run_internal(con, "delete_pair_candidates", source=source, target=target)
         sql.run_internal(con, "delete_pair_mappings", source=source, target=target)
+        sql.run_internal(con, "delete_pair_matches", source=source, target=target)
+        if tables.matches is not None:
+            con.register("new_matches", tables.matches)
+            sql.run_internal(con, "insert_matches")
+            con.unregister("new_matches")
         con.register("new_candidates", tables.candidates)
         sql.run_internal(con, "insert_candidates")
         con.unregister("new_candidates")

@@ -1,12 +1,13 @@
 """What a new site is read from, checked as a whole, and stored with one :func:`add_site` call.
 
-A site comes from exactly one of a vocabulary file, an OMOP CDM or a MEDS dataset. Events or
-patients go only with a vocabulary file (OMOP and MEDS bring their own events), and the patient
-options only with patients.
+A site comes from exactly one of a vocabulary file, an OMOP CDM, a MEDS dataset or an Athena
+vocabulary download. Events or patients go only with a vocabulary file (OMOP and MEDS bring
+their own events, an Athena vocabulary has none), the patient options only with patients and
+the vocabulary filters only with Athena.
 
 >>> SiteInputs(vocab=Path("a.csv"), meds=Path("meds/")).check()
 Traceback (most recent call last):
-harmonize.core.errors.InputError: give exactly one of vocab FILE, omop PATH or meds DIR
+harmonize.core.errors.InputError: give exactly one of vocab FILE, omop PATH, meds DIR or athena DIR
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harmonize.core.workspace import Workspace
+    from harmonize.sites.athena import AthenaAdded
     from harmonize.sites.registry import AddSiteResult, PatientInput
 
-SOURCES = ("vocab", "omop", "meds")
+SOURCES = ("vocab", "omop", "meds", "athena")
+ATHENA_FILTERS = ("vocabularies", "domains", "concept_classes", "standard", "include_invalid")
 
 
 @dataclass(frozen=True)
@@ -46,22 +49,37 @@ class SiteInputs:
     test_fraction: float = 0.2
     seed: int = RANDOM_STATE
     strict_levels: bool = False
+    athena: Path | None = None
+    vocabularies: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    concept_classes: tuple[str, ...] = ()
+    standard: bool | None = None
+    include_invalid: bool | None = None
 
     def check(self) -> None:
         """Refuses inputs that do not go together, before any file is read."""
         given = [name for name in SOURCES if getattr(self, name)]
         if len(given) != 1:
             raise InputError(
-                "give exactly one of {vocab} FILE, {omop} PATH or {meds} DIR", params=SOURCES
+                "give exactly one of {vocab} FILE, {omop} PATH, {meds} DIR or {athena} DIR",
+                params=SOURCES,
             )
-        if (self.omop or self.meds) and (self.events is not None or self.patients is not None):
+        used = [f for f in ATHENA_FILTERS if getattr(self, f) not in ((), None)]
+        if used and not self.athena:
+            raise InputError(
+                f"{{{used[0]}}} filters an Athena vocabulary: it needs {{athena}} DIR",
+                params=(used[0], "athena"),
+            )
+        if (self.omop or self.meds or self.athena) and (
+            self.events is not None or self.patients is not None
+        ):
             raise InputError(
                 f"{{{given[0]}}} brings its own events: drop {{events}}/{{patients}}",
                 params=(given[0], "events", "patients"),
             )
         if self.omop_codes is not None and not self.omop:
             raise InputError("{omop_codes} needs {omop}", params=("omop_codes", "omop"))
-        if self.omop or self.meds:
+        if self.omop or self.meds or self.athena:
             return
         if self.patients is not None and self.label is None:
             raise InputError(
@@ -99,7 +117,7 @@ class SiteAdded:
     """What :func:`add_site_from` stored; ``skipped`` counts OMOP events left out for a blank
     source value (None unless the site uses OMOP source codes)."""
 
-    added: AddSiteResult
+    added: AddSiteResult | AthenaAdded
     skipped: int | None = None
 
     @property
@@ -122,6 +140,17 @@ def add_site_from(ws: Workspace, name: str, inputs: SiteInputs, replace: bool = 
     from harmonize.sites.registry import add_site
 
     inputs.check()
+    if inputs.athena:
+        from harmonize.sites.athena import AthenaFilters, add_athena_site
+
+        filters = AthenaFilters(
+            tuple(inputs.vocabularies),
+            tuple(inputs.domains),
+            tuple(inputs.concept_classes),
+            standard=inputs.standard is not False,
+            include_invalid=bool(inputs.include_invalid),
+        )
+        return SiteAdded(add_athena_site(ws, name, inputs.athena, filters, replace=replace))
     if inputs.vocab:
         result = add_site(
             ws,

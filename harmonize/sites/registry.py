@@ -27,7 +27,25 @@ from harmonize.sites.patients import (
     read_wide_patients,
     stratified_split,
 )
-from harmonize.sites.vocab import read_events, read_table, read_vocab, vocab_sha256
+from harmonize.sites.vocab import (
+    read_events,
+    read_table,
+    read_vocab,
+    synonym_rows,
+    vocab_sha256,
+)
+
+# Every table holding rows of one site (replaced together when the site is re-added).
+SITE_TABLES = (
+    "sites",
+    "concepts",
+    "events",
+    "labels",
+    "site_tasks",
+    "level_texts",
+    "concept_synonyms",
+    "concept_links",
+)
 
 
 @dataclass
@@ -173,17 +191,20 @@ def store_site(
 ) -> None:
     """Replaces everything stored for site ``name`` with ``data`` (inside the caller's
     transaction)."""
-    for table in ("sites", "concepts", "events", "labels", "site_tasks", "level_texts"):
+    for table in SITE_TABLES:
         sql.run_internal(con, f"delete_site_{table}", site=name)
+    synonyms = synonym_rows(data.vocab)
     sql.run_internal(
         con,
         "insert_site",
         site=name,
         vocab_file=str(Path(vocab_path).resolve()) if vocab_path is not None else None,
-        vocab_sha256=vocab_sha256(data.vocab),
+        vocab_sha256=vocab_sha256(data.vocab, synonyms),
         n_concepts=len(data.vocab),
     )
     _insert(con, "new_concepts", data.vocab, "insert_concepts", name)
+    if len(synonyms):
+        _insert(con, "new_synonyms", synonyms, "insert_synonyms", name)
     for view, frame, statement in (
         ("new_events", data.events, "insert_events"),
         ("new_labels", data.labels, "insert_labels"),

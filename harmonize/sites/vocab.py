@@ -1,7 +1,9 @@
 """Reading and validating a site's vocabulary and events files (CSV, TSV or Parquet).
 
 A vocabulary has columns ``code`` and ``description`` (required) and optionally ``system``,
-``parent_code`` and ``frequency``; any other column is kept in ``extra`` as JSON.
+``parent_code``, ``frequency`` and ``synonyms`` (other names of the concept, separated by
+``|``; each is embedded and searched beside the description); any other column is kept in
+``extra`` as JSON.
 Errors name the file, the row (as a line number for text files) and the column.
 
 >>> import pathlib, tempfile
@@ -31,8 +33,10 @@ DESCRIPTION = "description"
 SYSTEM = "system"
 PARENT_CODE = "parent_code"
 FREQUENCY = "frequency"
+SYNONYMS = "synonyms"
+SYNONYM_SEPARATOR = "|"
 VOCAB_REQUIRED = (CODE, DESCRIPTION)
-VOCAB_OPTIONAL = (SYSTEM, PARENT_CODE, FREQUENCY)
+VOCAB_OPTIONAL = (SYSTEM, PARENT_CODE, FREQUENCY, SYNONYMS)
 
 SUBJECT_ID = "subject_id"
 TIME = "time"
@@ -212,6 +216,8 @@ def validate_vocab(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         else:
             out[column] = None
     out[FREQUENCY] = _frequency(frame, path)
+    if SYNONYMS in frame.columns:
+        out[SYNONYMS] = _text_column(frame, SYNONYMS).to_numpy()
     extra_columns = [c for c in frame.columns if c not in VOCAB_REQUIRED + VOCAB_OPTIONAL]
     if extra_columns:
         records = frame[extra_columns].astype(str).to_dict(orient="records")
@@ -237,11 +243,37 @@ def _frequency(frame: pd.DataFrame, path: Path) -> pd.Series:
     return numbers.astype("Int64")
 
 
-def vocab_sha256(vocab: pd.DataFrame) -> str:
-    """Content hash of (code, description) in order: what an index must have been built from."""
+def synonym_rows(vocab: pd.DataFrame) -> pd.DataFrame:
+    """The ``synonyms`` column as rows (concept_id, position, text): each ``|``-separated
+    text once, blanks and repeats of the description (any case) left out.
+
+    >>> vocab = pd.DataFrame({"concept_id": [0, 1], "description": ["fever", "cough"],
+    ...                       "synonyms": ["pyrexia | Fever|high temperature", ""]})
+    >>> synonym_rows(vocab).values.tolist()
+    [[0, 1, 'pyrexia'], [0, 2, 'high temperature']]
+    """
+    rows: list[tuple[int, int, str]] = []
+    if SYNONYMS in vocab.columns:
+        for concept_id, description, cell in zip(
+            vocab["concept_id"], vocab[DESCRIPTION], vocab[SYNONYMS], strict=True
+        ):
+            seen = {description.lower()}
+            for text in (t.strip() for t in str(cell or "").split(SYNONYM_SEPARATOR)):
+                if text and text.lower() not in seen:
+                    seen.add(text.lower())
+                    rows.append((int(concept_id), len(seen) - 1, text))
+    return pd.DataFrame(rows, columns=["concept_id", "position", "text"])
+
+
+def vocab_sha256(vocab: pd.DataFrame, synonyms: pd.DataFrame | None = None) -> str:
+    """Content hash of (code, description) in order, then of the synonyms if any: what an
+    index must have been built from."""
     digest = hashlib.sha256()
     for code, description in zip(vocab[CODE], vocab[DESCRIPTION], strict=True):
         digest.update(code.encode("utf-8") + b"\x1f" + description.encode("utf-8") + b"\x1e")
+    if synonyms is not None:
+        for concept_id, text in zip(synonyms["concept_id"], synonyms["text"], strict=True):
+            digest.update(f"{concept_id}\x1d{text}\x1e".encode())
     return digest.hexdigest()
 
 

@@ -157,3 +157,24 @@ CREATE TABLE IF NOT EXISTS decisions (
     decided_at    TIMESTAMP NOT NULL,
     predicate     VARCHAR             -- SKOS relation the person asserted, else NULL
 );
+CREATE TABLE IF NOT EXISTS concept_synonyms (
+    site          VARCHAR NOT NULL,
+    concept_id    INTEGER NOT NULL,   -- the concept's row (concepts.concept_id)
+    position      INTEGER NOT NULL,   -- 1, 2, ...: the synonym's place after the concept's name
+    text          VARCHAR NOT NULL    -- embedded and indexed beside the name
+);
+CREATE TABLE IF NOT EXISTS concept_links (
+    site          VARCHAR NOT NULL,
+    code          VARCHAR NOT NULL,   -- a (non-standard) concept of the site
+    relationship  VARCHAR NOT NULL,   -- 'Maps to'
+    target_code   VARCHAR NOT NULL    -- the site's (standard) concept it maps to
+);
+CREATE TABLE IF NOT EXISTS matches (
+    source_site   VARCHAR NOT NULL,
+    source_code   VARCHAR NOT NULL,
+    target_site   VARCHAR NOT NULL,
+    target_code   VARCHAR NOT NULL,
+    matched_text  VARCHAR,            -- the target text (name or synonym) the best hit was on
+    via_code      VARCHAR,            -- the non-standard concept whose 'Maps to' led here
+    run_id        VARCHAR NOT NULL    -- one row per candidate of a run that a synonym or a
+);                                    -- 'Maps to' edge produced (a name hit has none)

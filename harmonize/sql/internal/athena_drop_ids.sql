@@ -1,0 +1,3 @@
+-- athena_drop_ids: drops temp table athena_ids.
+-- params: none
+DROP TABLE athena_ids;
