@@ -443,7 +443,10 @@ def test_cli_add_site_from_omop(runner, workspace):
     assert result.output == "added site 'eunomia': 321 concepts and 217015 events\n"
     both = runner.invoke(cli, [*args[:3], "x", "--omop", str(cdm), "--vocab", "v.csv"])
     assert both.exit_code == 1
-    assert both.output == "Error: give exactly one of --vocab FILE, --omop PATH or --meds DIR\n"
+    assert (
+        both.output
+        == "Error: give exactly one of --vocab FILE, --omop PATH, --meds DIR or --athena DIR\n"
+    )
 
 
 # --- --omop-codes source: the local *_source_value codes ------------------------------------
