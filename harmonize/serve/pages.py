@@ -199,10 +199,10 @@ def coverage(rows: list[dict[str, Any]], n_concepts: int, n_events: int) -> dict
     return out
 
 
-def review_page(ws: Workspace, source: str, target: str) -> dict[str, Any]:
-    """One pair's rows in the order of :func:`~harmonize.mapping.review.review_queue`
-    (undecided first), then the rest, with the pair's coverage."""
-    queue = review_queue(ws, source, target).to_frame()  # checks the workspace and both sites
+def _pair_rows(
+    ws: Workspace, source: str, target: str, queue: pd.DataFrame | None
+) -> dict[str, Any]:
+    """The pair's rows (in review order when ``queue`` is given) and its coverage."""
     tables = _read_pair(ws, source, target)
     if tables["mappings"].empty and tables["candidates"].empty and tables["decisions"].empty:
         raise InputError(
@@ -210,7 +210,8 @@ def review_page(ws: Workspace, source: str, target: str) -> dict[str, Any]:
             f"Run 'harmonize map --source {source} --target {target}' first."
         )
     look = _lookups(tables)
-    rows = [_row(code, look) for code in _order(queue, tables)]
+    order = _order(queue if queue is not None else tables["mappings"].iloc[:0], tables)
+    rows = [_row(code, look) for code in order]
     n_events = int(tables["events"]["n_events"].sum()) if not tables["events"].empty else 0
     return {
         "source": source,
@@ -220,9 +221,16 @@ def review_page(ws: Workspace, source: str, target: str) -> dict[str, Any]:
     }
 
 
+def review_page(ws: Workspace, source: str, target: str) -> dict[str, Any]:
+    """One pair's rows in the order of :func:`~harmonize.mapping.review.review_queue`
+    (undecided first), then the rest, with the pair's coverage."""
+    queue = review_queue(ws, source, target).to_frame()  # checks the workspace and both sites
+    return _pair_rows(ws, source, target, queue)
+
+
 def review_row(ws: Workspace, source: str, target: str, code: str) -> dict[str, Any]:
     """One source concept's row and the pair's coverage (after a decision)."""
-    page = review_page(ws, source, target)
+    page = _pair_rows(ws, source, target, None)
     for row in page["rows"]:
         if row["code"] == code:
             return {"row": row, "coverage": page["coverage"]}
