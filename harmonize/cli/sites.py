@@ -117,6 +117,8 @@ def add_site_cmd(state: State, name: str, replace: bool, **inputs) -> None:
     from harmonize.sites.inputs import SiteInputs, add_site_from
 
     result = add_site_from(state.ws, name, SiteInputs(**inputs), replace=replace)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     click.echo(result.message)
 
 

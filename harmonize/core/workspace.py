@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import tempfile
 import time
 from collections.abc import Iterator
@@ -207,10 +208,22 @@ def _check_schema_version(con: duckdb.DuckDBPyConnection, root: Path, create: bo
         )
 
 
+def _create_beside(path: Path) -> tuple[int, str]:
+    """A new, empty temporary file beside ``path``, opened for writing. Unlike
+    :func:`tempfile.mkstemp` (always mode 600) it is created with mode 666 less the umask, so
+    that the renamed file has the permissions any other new file would have."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Writes ``data`` to a temporary file beside ``path`` and renames it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -234,8 +247,7 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; renamed over ``path`` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_beside(path)
     os.close(fd)
     try:
         yield Path(tmp)

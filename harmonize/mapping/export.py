@@ -1,15 +1,13 @@
 """Exporting for other tools: a pair's mappings in one of :data:`EXPORT_FORMATS` (SSSOM,
 FHIR, OMOP, Usagi; written by :mod:`harmonize.mapping.export_formats`) and a site's events
-recoded into another site's codes, as MEDS or Parquet.
+recoded into another site's codes, as MEDS (:mod:`harmonize.mapping.export_meds`) or Parquet.
 
 Every file appears complete or not at all: each is written beside its final path and
-renamed into place.
+renamed into place, with the permissions the umask gives new files.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +57,7 @@ def export_mappings(
     output = Path(output)
     if not output.parent.resolve().is_dir():
         raise InputError(f"output folder does not exist: {output.parent}")
-    frame = ws.read_pair(source, target, "pair_mappings", missing="mappings")
+    frame = ws.read_pair(source, target, "export_mappings", missing="mappings")
     atomic_write_text(output, WRITERS[fmt](frame, source, target))
     return MappingsExport(source, target, fmt, output, len(frame))
 
@@ -106,7 +104,7 @@ def _read_recoded(
         events = sql.run_internal(con, "recode_for_export", source=source, target=target).df()
         skipped = sql.run_internal(con, "count_unmapped_events", source=source, target=target)
         skipped = skipped.fetchone()[0]
-        codes = sql.run_internal(con, "site_concepts", site=target).df()
+        codes = sql.run_internal(con, "site_hierarchy", site=target).df()
     if events.empty:
         raise InputError(
             f"no events of '{source}' map onto '{target}'. "
@@ -136,37 +134,13 @@ def events_table(events: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _write_meds(table: pd.DataFrame, codes: pd.DataFrame, output: Path) -> None:
-    """A MEDS folder: ``data/0.parquet`` and ``metadata/codes.parquet`` (the codes used), built
-    beside ``output`` and renamed into place in one step."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
-        (staging / "data").mkdir()
-        (staging / "metadata").mkdir()
-        table.to_parquet(staging / "data" / "0.parquet", index=False)
-        used = codes[codes["code"].isin(set(table["code"]))]
-        pd.DataFrame(
-            {
-                "code": used["code"],
-                "description": used["description"],
-                "parent_codes": [[] for _ in range(len(used))],
-            }
-        ).to_parquet(staging / "metadata" / "codes.parquet", index=False)
-        if output.exists():
-            output.rmdir()
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
 def export_events(
     ws: Workspace, source: str, target: str, fmt: str, output: str | Path
 ) -> EventsExport:
     """Writes ``source``'s events recoded into ``target``'s codes (through the stored mappings)
-    for downstream tools: a MEDS folder (``data/0.parquet`` + ``metadata/codes.parquet``) or one
-    Parquet file. Events whose code has no mapping are left out and counted.
+    for downstream tools: a MEDS folder (``data/0.parquet``, ``metadata/codes.parquet``,
+    ``metadata/dataset.json``, and ``metadata/subject_ids.parquet`` where subject ids are not
+    integers) or one Parquet file. Events whose code has no mapping are left out and counted.
 
     >>> import pathlib, tempfile
     >>> from harmonize.index.site_index import build_site_index
@@ -196,5 +170,7 @@ def export_events(
         with atomic_path(output) as tmp:
             table.to_parquet(tmp, index=False)
     else:
-        _write_meds(table, codes, output)
+        from harmonize.mapping.export_meds import write_meds
+
+        write_meds(table, codes, output, source, target)
     return EventsExport(source, target, fmt, output, len(table), skipped)

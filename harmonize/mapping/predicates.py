@@ -81,6 +81,27 @@ def fhir_equivalence(predicate: object) -> str:
     return _FHIR[predicate] if isinstance(predicate, str) else _FHIR[UNASSERTED]
 
 
-def usagi_equivalence(predicate: object) -> str:
-    """Usagi equivalence of a stored predicate; UNREVIEWED when nobody asserted one."""
-    return _USAGI[predicate] if isinstance(predicate, str) else "UNREVIEWED"
+def usagi_equivalence(predicate: object, approved: bool = False) -> str:
+    """Usagi equivalence of a stored predicate. With none asserted: UNREVIEWED for a model's
+    match, EQUAL for a person's (``approved``): Usagi's approve button applies the equivalence
+    its chooser shows, which starts at EQUAL, so an APPROVED row always has one.
+
+    >>> usagi_equivalence(None, approved=True), usagi_equivalence("skos:broadMatch", True)
+    ('EQUAL', 'WIDER')
+    """
+    if isinstance(predicate, str):
+        return _USAGI[predicate]
+    return "EQUAL" if approved else "UNREVIEWED"
+
+
+# Usagi equivalence -> stored predicate, for importing Usagi files. INEXACT is read as close
+# (the export writes both close and related as INEXACT); UNREVIEWED asserts nothing.
+# UNMATCHED (the target does not match) is a rejection, not a predicate.
+USAGI_PREDICATES = {
+    "EQUAL": "skos:exactMatch",
+    "EQUIVALENT": "skos:exactMatch",
+    "WIDER": "skos:broadMatch",
+    "NARROWER": "skos:narrowMatch",
+    "INEXACT": "skos:closeMatch",
+    "UNREVIEWED": None,
+}

@@ -115,10 +115,12 @@ class SiteInputs:
 @dataclass(frozen=True)
 class SiteAdded:
     """What :func:`add_site_from` stored; ``skipped`` counts OMOP events left out for a blank
-    source value (None unless the site uses OMOP source codes)."""
+    source value (None unless the site uses OMOP source codes); ``warnings`` name what the
+    reader skipped as malformed (an OMOP table)."""
 
     added: AddSiteResult | AthenaAdded
     skipped: int | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def message(self) -> str:
@@ -161,12 +163,16 @@ def add_site_from(ws: Workspace, name: str, inputs: SiteInputs, replace: bool = 
             patients=inputs.patient_input(),
         )
         return SiteAdded(result)
-    vocab, events, skipped = _read_dataset(inputs)
-    return SiteAdded(add_site(ws, name, None, vocab=vocab, events=events, replace=replace), skipped)
+    vocab, events, skipped, warnings = _read_dataset(inputs)
+    added = add_site(ws, name, None, vocab=vocab, events=events, replace=replace)
+    return SiteAdded(added, skipped, warnings)
 
 
-def _read_dataset(inputs: SiteInputs) -> tuple[pd.DataFrame, pd.DataFrame, int | None]:
-    """(vocabulary, events, skipped) of the OMOP CDM or MEDS dataset ``inputs`` names."""
+def _read_dataset(
+    inputs: SiteInputs,
+) -> tuple[pd.DataFrame, pd.DataFrame, int | None, tuple[str, ...]]:
+    """(vocabulary, events, skipped, warnings) of the OMOP CDM or MEDS dataset ``inputs``
+    names."""
     from harmonize.core.timing import stage
 
     if inputs.omop:
@@ -175,9 +181,10 @@ def _read_dataset(inputs: SiteInputs) -> tuple[pd.DataFrame, pd.DataFrame, int |
         codes = "source" if inputs.omop_codes == "source" else "standard"
         with stage("read omop"):
             site = read_omop_site(inputs.omop, codes)
-        return site.vocab, site.events, site.skipped if codes == "source" else None
+        skipped = site.skipped if codes == "source" else None
+        return site.vocab, site.events, skipped, site.warnings
     from harmonize.sites.meds import read_meds
 
     with stage("read meds"):
         vocab, events = read_meds(inputs.meds)
-    return vocab, events, None
+    return vocab, events, None, ()

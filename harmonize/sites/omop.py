@@ -40,8 +40,9 @@ else no value.
 Tables are looked up case-insensitively (``CONDITION_OCCURRENCE.csv``, ``concept.parquet``, a
 DuckDB table ``CONCEPT`` in any one schema). An event table that is absent is skipped, and so is
 one that has no rows, or whose only row repeats its column names (an empty CSV loaded without its
-header, as in the Eunomia DuckDB file). CSV files are read as text and cast, so a bad value is an
-error naming its table rather than a silent NULL.
+header, as in the Eunomia DuckDB file; that one is named in a warning, :attr:`OmopSite.warnings`).
+CSV files are read as text and cast, so a bad value is an error naming its table rather than a
+silent NULL.
 
 The jobs: :mod:`harmonize.sites.omop_tables` finds the tables (folder or DuckDB file),
 :mod:`harmonize.sites.omop_events` copies their events, :mod:`harmonize.sites.omop_vocab` names
@@ -64,6 +65,7 @@ the concepts in use; this module checks the inputs and runs those stages. Their 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -84,6 +86,7 @@ from harmonize.sites.omop_tables import (
     EVENT_TABLE_NAMES,
     EVENT_TABLES,
     KNOWN_TABLES,
+    PERSON_ID,
     EventTable,
     TableSource,
     open_tables,
@@ -99,13 +102,14 @@ Codes = Literal["standard", "source"]
 
 @dataclass(frozen=True)
 class OmopSite:
-    """What :func:`read_omop_site` read: the vocabulary, the events, and how many event rows
+    """What :func:`read_omop_site` read: the vocabulary, the events, how many event rows
     with a person_id were left out for a NULL or blank source value (always 0 for
-    ``codes="standard"``)."""
+    ``codes="standard"``), and a warning for each table skipped as malformed."""
 
     vocab: pd.DataFrame
     events: pd.DataFrame
     skipped: int
+    warnings: tuple[str, ...] = ()
 
 
 def read_omop(path: str | Path, codes: Codes = "standard") -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -140,11 +144,25 @@ def read_omop_site(path: str | Path, codes: Codes = "standard") -> OmopSite:
         sql.run_internal(con, "set_utc")  # a time with a zone is stored as its UTC time
         concept, present = _check_tables(path, open_tables(con, path))
         sql.run_internal(con, "omop_temp_tables")
-        if codes == "source":
-            return _read_source(con, path, concept, present)
-        return _read_standard(con, path, concept, present)
+        read = _read_source if codes == "source" else _read_standard
+        site = read(con, path, concept, present)
+        return dataclasses.replace(site, warnings=_header_rows(con, present))
     finally:
         con.close()
+
+
+def _header_rows(
+    con: duckdb.DuckDBPyConnection, present: list[tuple[EventTable, TableSource]]
+) -> tuple[str, ...]:
+    """A warning for each event table skipped because its only row holds its column names."""
+    warnings = []
+    for _, source in present:
+        if PERSON_ID not in source.columns and source.header_as_row(con, (PERSON_ID,)):
+            warnings.append(
+                f"{source.where}: skipped: its only row holds the column names (a header-only "
+                "CSV loaded without its header), so it has no events"
+            )
+    return tuple(warnings)
 
 
 def _check_tables(

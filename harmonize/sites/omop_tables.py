@@ -128,9 +128,13 @@ class TableSource:
         """No rows, or one row that repeats the column names ``required`` (a header-only CSV
         loaded as data, as in the Eunomia DuckDB file)."""
         rows = select_rows(self.relation, 2).run(con).fetchall()
-        if not rows:
-            return True
-        if len(rows) > 1:
+        return not rows or self.header_as_row(con, required)
+
+    def header_as_row(self, con: duckdb.DuckDBPyConnection, required: tuple[str, ...]) -> bool:
+        """The table's only row holds the column names ``required`` (lower-cased): column
+        names loaded as data, the table's real header lost."""
+        rows = select_rows(self.relation, 2).run(con).fetchall()
+        if len(rows) != 1:
             return False
         values = {str(v).strip().lower() for v in rows[0] if v is not None}
         return set(required) <= values
