@@ -399,7 +399,7 @@ def evaluate_config(monkeypatch):
     ("args", "notes", "got"),
     [
         (["--model", "fake", "--classifier", "logreg"], "", "fake, classifier logreg"),
-        (["--embedding", "fake"], "Note: --embedding is now --model\n", "fake, classifier cnn"),
+        (["--embedding", "fake"], "Note: --embedding is now --model\n", "fake, classifier auto"),
         (
             ["--embedding", "fake", "--model", "logreg"],
             "Note: --model logreg (the classifier) is now --classifier logreg\n"

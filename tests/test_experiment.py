@@ -149,10 +149,21 @@ ONE_HOT_NATIVE_LIBRARY = (
     [
         (
             {"scenarios": ("local", "transfer")},
-            "unknown scenario 'transfer': use local, direct, finetune-head, finetune-all, pooled",
+            "unknown scenario 'transfer' for model cnn: use local, direct, finetune-head, "
+            "finetune-all, pooled",
+        ),
+        (
+            {"model": "auto", "scenarios": ("prior", "finetune-all")},
+            "unknown scenario 'finetune-all' for model auto: use local, local-cv, direct, prior, "
+            "stacked, nb-local, nb-prior",
+        ),
+        ({"model": "auto", "tie": 1.0}, "tie must be in [0, 1), got 1.0"),
+        (
+            {"model": "auto", "inner_folds": 1},
+            "inner_folds must be at least 2 and inner_repeats at least 1",
         ),
         ({"reading": "raw"}, "unknown reading 'raw': use native, mapped, oracle"),
-        ({"model": "svm"}, "unknown model 'svm': use cnn or logreg"),
+        ({"model": "svm"}, "unknown model 'svm': use cnn, logreg or auto"),
         (
             {"model": "logreg", "reading": "mapped", "scenarios": ("local", "finetune-head")},
             "logreg has no layers to fine-tune: use model cnn for finetune-*",
@@ -415,6 +426,8 @@ def test_cli_evaluate_prints_the_summary(runner, world):
         "siteB",
         "--model",
         "fake",
+        "--classifier",
+        "cnn",
         "--scenario",
         "local",
         "--scenario",
@@ -465,7 +478,9 @@ def test_cli_evaluate_prints_the_summary(runner, world):
             "logreg has no layers to fine-tune: use --classifier cnn for finetune-*",
         ),
         (["--classifier", "logreg", "--scenario", "direct"], ONE_HOT_NATIVE),
-        (["--model", "onehot", "--scenario", "pooled"], ONE_HOT_NATIVE),
+        (["--model", "onehot", "--classifier", "cnn", "--scenario", "pooled"], ONE_HOT_NATIVE),
+        (["--model", "onehot", "--scenario", "prior"], ONE_HOT_NATIVE),
+        (["--tie", "0", "--scenario", "stacked"], ONE_HOT_NATIVE),
         (
             ["--reading", "mapped"],
             "no mappings of 'siteB' onto 'siteA' to read it through. "

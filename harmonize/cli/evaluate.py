@@ -82,8 +82,10 @@ def _embedding_and_classifier(
     "--scenario",
     "scenarios",
     multiple=True,
-    type=LazyChoice("harmonize.transfer.experiment", "SCENARIOS"),
-    help="Repeatable; default all five.",
+    type=LazyChoice("harmonize.transfer.experiment", "ALL_SCENARIOS"),
+    help="Repeatable; default all of the classifier's: cnn and logreg local, direct, "
+    "finetune-head, finetune-all (cnn), pooled; auto local, local-cv, direct, prior, stacked, "
+    "nb-local, nb-prior.",
 )
 @click.option("--target-sizes", help="Comma-separated target training sizes (default: all).")
 @click.option("--seeds", default=1, show_default=True, type=int, help="Repetitions.")
@@ -91,9 +93,20 @@ def _embedding_and_classifier(
     "--classifier",
     "model",
     type=CLASSIFIERS,
-    default="cnn",
+    default="auto",
     show_default=True,
-    help="The study's CNN, or one-hot logistic regression (the classical reference).",
+    help="auto: logistic and naive-Bayes transfer models (source weights as a prior, stacking), "
+    "each family's setting and the overall best chosen by cross-validation on the target's "
+    "training patients only, beside the one-hot logistic local baseline; cnn: the study's CNN; "
+    "logreg: one-hot logistic regression (the classical reference). (--model is the embedding.)",
+)
+@click.option(
+    "--tie",
+    default=0.5,
+    show_default=True,
+    type=float,
+    help="auto: how much a text's source weight follows its embedding (0 to 1, 0 = one-hot), "
+    "so a concept the source never had gets a weight; ignored for --model onehot.",
 )
 @click.option(
     "--epochs",
@@ -145,6 +158,7 @@ def evaluate_cmd(
     """
     from harmonize.core.render import render
     from harmonize.transfer.experiment import SCENARIOS, EvalConfig, run_evaluation, summarize
+    from harmonize.transfer.report import summarize_comparisons
 
     embedding, model = _embedding_and_classifier(embedding, old_embedding, model)
     evaluation = EvalConfig(
@@ -156,6 +170,14 @@ def evaluate_cmd(
     )
     result = run_evaluation(state.ws, evaluation, progress=not state.quiet)
     click.echo(render(summarize(result.results), "table"), nl=False)
+    if len(result.comparisons):
+        click.echo("\ntransfer minus the best local model (paired bootstrap on the test patients):")
+        click.echo(render(summarize_comparisons(result.comparisons), "table"), nl=False)
+        for _, row in result.results[result.results["model"] == "auto"].iterrows():
+            click.echo(
+                f"auto, n={row['target_train_size']}, seed {row['seed']}: chose {row['scenario']} "
+                f"({row['setting'] or 'no setting'}), inner-CV AUROC {row['cv_auroc']:.3f}"
+            )
     for remark in result.notes:
         click.echo(f"note: {remark}")
     click.echo(f"run {result.run_id}: {len(result.results)} results stored in table evaluations")

@@ -4,7 +4,9 @@ Scenarios: ``local`` (target training data only), ``direct`` (the source model u
 ``finetune-head`` (only the last layer tuned on target data), ``finetune-all`` (everything
 tuned), ``pooled`` (source and target training data together). Each is scored on the target's
 test patients (AUROC and AUPRC with a bootstrap interval, accuracy), stored in table
-``evaluations`` and summarised in a markdown report and a learning-curve plot.
+``evaluations`` and summarised in a markdown report and a learning-curve plot. Model ``auto``
+trains the logistic transfer families and picks among them by inner cross-validation on the
+target's training patients (:mod:`harmonize.transfer.scoring`).
 
 >>> stratified_sample(np.array([0, 0, 0, 1, 1, 1]), 4, np.random.default_rng(0)).size
 4
@@ -34,7 +36,10 @@ from harmonize.transfer.metrics import binary_metrics
 from harmonize.transfer.report import plot_learning_curve, render_report, report_title, summarize
 
 SCENARIOS = ("local", "direct", "finetune-head", "finetune-all", "pooled")
-MODELS = ("cnn", "logreg")
+MODELS = ("cnn", "logreg", "auto")
+AUTO_SCENARIOS = ("local", "local-cv", "direct", "prior", "stacked", "nb-local", "nb-prior")
+ALL_SCENARIOS = tuple(dict.fromkeys(SCENARIOS + AUTO_SCENARIOS))  # what --scenario accepts
+DEFAULT_TIE = 0.5  # auto: how much a text's source weight follows its embedding
 FINETUNE_LR = 0.01  # the study tuned with a 10x larger learning rate
 
 
@@ -66,15 +71,38 @@ class EvalConfig:
     bootstrap: int = 200
     device: str = "auto"
     missing: str = "absent"
+    tie: float = DEFAULT_TIE  # auto, with an embedding: 0 reads texts as one-hot identities
+    inner_folds: int = 5
+    inner_repeats: int = 2
+
+    @property
+    def tie_used(self) -> float:
+        """The embedding tie in effect: none for one-hot vectors."""
+        return 0.0 if self.embedding == "onehot" else self.tie
 
     def check(self) -> None:
-        bad = [s for s in self.scenarios if s not in SCENARIOS]
+        if self.model not in MODELS:
+            raise InputError(
+                f"unknown model '{self.model}': use {', '.join(MODELS[:-1])} or {MODELS[-1]}"
+            )
+        known = AUTO_SCENARIOS if self.model == "auto" else SCENARIOS
+        if self.model == "auto" and tuple(self.scenarios) == SCENARIOS:
+            self.scenarios = AUTO_SCENARIOS  # the default: every family
+        bad = [s for s in self.scenarios if s not in known]
         if bad:
-            raise InputError(f"unknown scenario '{bad[0]}': use {', '.join(SCENARIOS)}")
+            raise InputError(
+                f"unknown scenario '{bad[0]}' for {{model}} {self.model}: use {', '.join(known)}",
+                params=("model",),
+            )
+        if not 0.0 <= self.tie < 1.0:
+            raise InputError(f"{{tie}} must be in [0, 1), got {self.tie}", params=("tie",))
+        if self.inner_folds < 2 or self.inner_repeats < 1:
+            raise InputError(
+                "{inner_folds} must be at least 2 and {inner_repeats} at least 1",
+                params=("inner_folds", "inner_repeats"),
+            )
         if self.reading not in READINGS:
             raise InputError(f"unknown reading '{self.reading}': use {', '.join(READINGS)}")
-        if self.model not in MODELS:
-            raise InputError(f"unknown model '{self.model}': use {' or '.join(MODELS)}")
         if self.model == "logreg" and {"finetune-head", "finetune-all"} & set(self.scenarios):
             raise InputError(
                 "logreg has no layers to fine-tune: use {model} cnn for finetune-*",
@@ -102,6 +130,7 @@ class EvalResult(TableResult):
     report: Path
     plot: Path
     notes: list[str] = field(default_factory=list)
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_frame(self) -> pd.DataFrame:
         """Every trained model's scores, as stored."""
@@ -185,23 +214,36 @@ def run_evaluation(
     sizes = _target_sizes(config, patients.pool)
     # Embedding (which fills the cache) only after every check has passed.
     vectors = _vectors(ws, config.embedding, patients.texts, config.device)
-    rows = train_and_score(config, vectors, patients, sizes, progress)
+    comparisons = pd.DataFrame()
+    if config.model == "auto":
+        from harmonize.transfer.scoring import train_auto
+
+        with _bar(config.seeds * len(sizes), progress) as bar:
+            rows, comparisons = train_auto(config, vectors, patients, sizes, bar)
+    else:
+        rows = train_and_score(config, vectors, patients, sizes, progress)
     run_id = new_run_id()
-    results = pd.DataFrame(rows).assign(
+    results = pd.DataFrame(rows)
+    if "model" not in results.columns:
+        results["model"] = config.model
+    results = results.assign(
         run_id=run_id,
         source_site=config.source,
         target_site=config.target,
         embedding=config.embedding,
         reading=config.reading,
-        model=config.model,
         n_test=len(patients.test.y),
     )
     with ws.transaction() as con:
         con.register("new_evaluations", results)
         sql.run_internal(con, "insert_evaluations")
         con.unregister("new_evaluations")
-    report, plot = write_report(ws, results, config, patients.notes)
-    return EvalResult(run_id, results, report, plot, patients.notes)
+    report, plot = write_report(ws, results, config, patients.notes, comparisons)
+    return EvalResult(run_id, results, report, plot, patients.notes, comparisons)
+
+
+def _bar(total: int, progress: bool):
+    return tqdm(total=total, desc="training", unit="size", disable=None if progress else True)
 
 
 def read_patients(ws: Workspace, config: EvalConfig) -> Patients:
@@ -279,7 +321,11 @@ def train_and_score(
 
 
 def write_report(
-    ws: Workspace, results: pd.DataFrame, config: EvalConfig, notes: list[str]
+    ws: Workspace,
+    results: pd.DataFrame,
+    config: EvalConfig,
+    notes: list[str],
+    comparisons: pd.DataFrame | None = None,
 ) -> tuple[Path, Path]:
     """(report, plot): ``reports/evaluation-<run>.md`` and its learning-curve PNG."""
     run_id = results["run_id"].iloc[0]
@@ -287,15 +333,19 @@ def write_report(
     plot = report_dir / f"evaluation-{run_id}.png"
     report = report_dir / f"evaluation-{run_id}.md"
     plot_learning_curve(results, plot, title=report_title(config))
-    atomic_write_text(report, render_report(results, config, notes, plot.name))
+    atomic_write_text(report, render_report(results, config, notes, plot.name, comparisons))
     return report, plot
 
 
 def _check_one_hot(config: EvalConfig, source: Encounters, target: Encounters) -> None:
     """One-hot features transfer only where the target's texts are the source's: say so
     instead of training a model that cannot read the target."""
-    one_hot = config.embedding == "onehot" or config.model == "logreg"
-    if not one_hot or not set(config.scenarios) - {"local"}:
+    one_hot = (
+        config.embedding == "onehot"
+        or config.model == "logreg"
+        or (config.model == "auto" and config.tie_used == 0)
+    )
+    if not one_hot or not set(config.scenarios) - {"local", "local-cv", "nb-local"}:
         return
     shared = set(target.texts) & set(source.texts)
     if len(shared) < 0.5 * len(set(target.texts)):

@@ -7,6 +7,22 @@ from __future__ import annotations
 import numpy as np
 
 
+def auroc(y: np.ndarray, p: np.ndarray) -> float:
+    """The AUROC by the rank-sum (Mann-Whitney) formula, ties counted half: the same number as
+    scikit-learn's ``roc_auc_score``, without its per-call checks (bootstraps call it often).
+
+    >>> auroc(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]))
+    0.75
+    """
+    from scipy.stats import rankdata
+
+    y = np.asarray(y) == 1
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    ranks = rankdata(p)
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def binary_metrics(
     y: np.ndarray, p: np.ndarray, n_boot: int = 200, random_state: int = 0
 ) -> dict[str, float]:
@@ -34,9 +50,40 @@ def binary_metrics(
         for _ in range(n_boot):
             idx = rng.integers(0, len(y), len(y))
             if y[idx].min() != y[idx].max():  # a resample with one class has no AUROC
-                scores.append(roc_auc_score(y[idx], p[idx]))
+                scores.append(auroc(y[idx], p[idx]))
         if scores:
             out["auroc_low"], out["auroc_high"] = (
                 float(v) for v in np.percentile(scores, [2.5, 97.5])
+            )
+    return out
+
+
+def paired_auroc_difference(
+    y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, n_boot: int = 200, random_state: int = 0
+) -> dict[str, float]:
+    """AUROC(``p_a``) - AUROC(``p_b``) on the same patients, with a 95 % percentile interval
+    from a paired bootstrap: each resample of the patients scores both models.
+
+    >>> d = paired_auroc_difference(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9]),
+    ...                             np.array([0.1, 0.6, 0.4, 0.9]), n_boot=0)
+    >>> d["difference"]
+    0.25
+    """
+    y, p_a, p_b = np.asarray(y), np.asarray(p_a), np.asarray(p_b)
+    out = {
+        "difference": auroc(y, p_a) - auroc(y, p_b),
+        "difference_low": float("nan"),
+        "difference_high": float("nan"),
+    }
+    if n_boot > 0:
+        rng = np.random.default_rng(random_state)
+        diffs = []
+        for _ in range(n_boot):
+            idx = rng.integers(0, len(y), len(y))
+            if y[idx].min() != y[idx].max():
+                diffs.append(auroc(y[idx], p_a[idx]) - auroc(y[idx], p_b[idx]))
+        if diffs:
+            out["difference_low"], out["difference_high"] = (
+                float(v) for v in np.percentile(diffs, [2.5, 97.5])
             )
     return out

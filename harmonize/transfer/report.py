@@ -30,20 +30,49 @@ def report_title(config: EvalConfig) -> str:
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds per scenario and target size."""
+    """Mean over seeds per scenario and target size (and model, when a run holds several)."""
     cols = ["auroc", "auroc_low", "auroc_high", "auprc", "accuracy"]
+    keys = ["scenario", "target_train_size"]
+    if "model" in results.columns and results["model"].nunique() > 1:
+        keys = ["model", *keys]
     return (
-        results.groupby(["scenario", "target_train_size"], sort=False)[cols]
+        results.groupby(keys, sort=False)[cols]
         .mean()
         .reset_index()
-        .sort_values(["target_train_size", "scenario"], kind="stable")
+        .sort_values(["target_train_size", *keys[:-1]], kind="stable")
     )
 
 
+def summarize_comparisons(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds of each transfer row's difference from the best local row."""
+    keys = ["model", "scenario", "target_train_size"]
+    cols = ["difference", "difference_low", "difference_high"]
+    return (
+        comparisons.groupby(keys, sort=False)
+        .agg(
+            versus=("versus", lambda v: v.iloc[0] if v.nunique() == 1 else "best local"),
+            **{c: (c, "mean") for c in cols},
+        )
+        .reset_index()
+        .sort_values(["target_train_size", "model", "scenario"], kind="stable")
+    )
+
+
+def chosen_settings(results: pd.DataFrame) -> pd.DataFrame:
+    """What inner cross-validation chose per row (auto runs): the setting and its CV AUROC."""
+    keep = ["model", "scenario", "target_train_size", "seed", "setting", "cv_auroc"]
+    return results.loc[results["setting"].fillna("") != "", keep].reset_index(drop=True)
+
+
 def render_report(
-    results: pd.DataFrame, config: EvalConfig, notes: list[str], plot_name: str
+    results: pd.DataFrame,
+    config: EvalConfig,
+    notes: list[str],
+    plot_name: str,
+    comparisons: pd.DataFrame | None = None,
 ) -> str:
-    """The markdown report: the summary table, the plot, and any notes."""
+    """The markdown report: the summary table, the plot, and any notes; for auto runs also
+    each transfer row minus the best local one and what inner cross-validation chose."""
     summary = summarize(results)
     lines = [
         f"# Transfer evaluation: {report_title(config)}",
@@ -56,6 +85,20 @@ def render_report(
         "",
         f"![learning curve]({plot_name})",
     ]
+    if comparisons is not None and len(comparisons):
+        lines += [
+            "",
+            "## Transfer minus the best local model",
+            "",
+            "AUROC difference on the same test patients, 95 % paired-bootstrap interval; the "
+            "best local row is the target-only model with the highest test AUROC.",
+            "",
+            summarize_comparisons(comparisons).to_markdown(index=False, floatfmt=".3f"),
+            "",
+            "## Chosen by inner cross-validation on the training patients",
+            "",
+            chosen_settings(results).to_markdown(index=False, floatfmt=".3f"),
+        ]
     lines += [""] + [f"- {n}" for n in notes] if notes else []
     return "\n".join(lines) + "\n"
 
@@ -69,10 +112,12 @@ def plot_learning_curve(results: pd.DataFrame, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     summary = summarize(results)
+    if "model" in summary.columns:
+        summary = summary.assign(scenario=summary["model"] + " " + summary["scenario"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sizes = sorted(s for s in summary["target_train_size"].unique() if s > 0)
     for scenario, rows in summary.groupby("scenario", sort=False):
-        if scenario == "direct" or not sizes:
+        if scenario.endswith("direct") or not sizes:
             row = rows.iloc[0]
             ax.axhline(row["auroc"], linestyle="--", color="grey", label=f"{scenario}")
             continue
