@@ -17,7 +17,6 @@ a read-only connection for as long as it reads and no longer.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -29,6 +28,16 @@ from harmonize.core.workspace import Workspace
 from harmonize.mapping.review import review_queue
 
 STATUSES = {"accept": "accepted", "set": "set", "reject": "rejected"}
+# Columns of the review queue that describe a vocabulary target (NULL elsewhere): the synonym
+# the match was on, the non-standard concept whose 'Maps to' led there, the OMOP fields.
+VOCABULARY_FIELDS = (
+    "matched_text",
+    "via_code",
+    "target_concept_code",
+    "target_vocabulary",
+    "target_domain",
+    "target_class",
+)
 SEARCH_LIMIT = 20
 
 
@@ -67,22 +76,6 @@ def list_pairs(ws: Workspace) -> list[dict[str, Any]]:
     ]
 
 
-def _synonyms(extra: Any) -> list[str]:
-    """Synonyms a vocabulary carried in its extra columns (``synonyms``, ``|``-separated)."""
-    if not isinstance(extra, str):
-        return []
-    try:
-        columns = json.loads(extra)
-    except ValueError:
-        return []
-    value = columns.get("synonyms") if isinstance(columns, dict) else None
-    if isinstance(value, list):
-        return [str(v) for v in value if str(v).strip()]
-    if isinstance(value, str):
-        return [v.strip() for v in value.split("|") if v.strip()]
-    return []
-
-
 def _read_pair(ws: Workspace, source: str, target: str) -> dict[str, pd.DataFrame]:
     """Everything one pair's page needs, read on one read-only connection."""
     with ws.connect(read_only=True) as con:
@@ -94,6 +87,8 @@ def _read_pair(ws: Workspace, source: str, target: str) -> dict[str, pd.DataFram
             "source_concepts": sql.run_internal(con, "review_concepts", site=source).df(),
             "target_concepts": sql.run_internal(con, "review_concepts", site=target).df(),
             "events": sql.run_internal(con, "code_event_counts", site=source).df(),
+            "source_synonyms": sql.run_internal(con, "site_synonyms", site=source).df(),
+            "target_synonyms": sql.run_internal(con, "site_synonyms", site=target).df(),
         }
 
 
@@ -125,6 +120,7 @@ def _row(code: str, look: dict[str, Any]) -> dict[str, Any]:
     decision = look["decisions"].get(code)
     target = None
     if mapping is not None:
+        queued = look["queue"].get(code, {})
         target = {
             "code": mapping["target_code"],
             "description": mapping["target_description"],
@@ -132,6 +128,9 @@ def _row(code: str, look: dict[str, Any]) -> dict[str, Any]:
             "confidence": mapping["confidence"],
             "predicate": mapping["predicate"],
             "method": mapping["method"],
+            "synonyms": look["target_synonyms"].get(mapping["target_code"], []),
+            # what the review queue adds for a vocabulary target (undecided rows)
+            **{k: queued.get(k) for k in VOCABULARY_FIELDS},
         }
     candidates = [
         {**c, "description": look["target"].get(c["code"], {}).get("description")}
@@ -145,7 +144,7 @@ def _row(code: str, look: dict[str, Any]) -> dict[str, Any]:
         "parent": None
         if parent is None
         else {"code": parent, "description": look["source"].get(parent, {}).get("description")},
-        "synonyms": _synonyms(concept.get("extra")),
+        "synonyms": look["source_synonyms"].get(code, []),
         "target": target,
         "candidates": candidates,
         "decision": decision,
@@ -153,7 +152,16 @@ def _row(code: str, look: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _lookups(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+def _synonyms(synonyms: pd.DataFrame, concepts: pd.DataFrame) -> dict[str, list[str]]:
+    """Code -> its synonyms in order (table concept_synonyms is keyed by concept row)."""
+    codes = dict(zip(concepts["concept_id"], concepts["code"], strict=True))
+    out: dict[str, list[str]] = {}
+    for concept_id, text in zip(synonyms["concept_id"], synonyms["text"], strict=True):
+        out.setdefault(codes[concept_id], []).append(text)
+    return out
+
+
+def _lookups(tables: dict[str, pd.DataFrame], queue: pd.DataFrame | None) -> dict[str, Any]:
     candidates: dict[str, list[dict[str, Any]]] = {}
     ranked = tables["candidates"].sort_values(["source_code", "rank"])
     for row in _records(ranked):
@@ -170,6 +178,9 @@ def _lookups(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
         "candidates": candidates,
         "decisions": decisions,
         "events": dict(zip(tables["events"]["code"], tables["events"]["n_events"], strict=True)),
+        "source_synonyms": _synonyms(tables["source_synonyms"], tables["source_concepts"]),
+        "target_synonyms": _synonyms(tables["target_synonyms"], tables["target_concepts"]),
+        "queue": {} if queue is None else {r["source_code"]: r for r in _records(queue)},
     }
 
 
@@ -209,7 +220,7 @@ def _pair_rows(
             f"no mappings of '{source}' onto '{target}'. "
             f"Run 'harmonize map --source {source} --target {target}' first."
         )
-    look = _lookups(tables)
+    look = _lookups(tables, queue)
     order = _order(queue if queue is not None else tables["mappings"].iloc[:0], tables)
     rows = [_row(code, look) for code in order]
     n_events = int(tables["events"]["n_events"].sum()) if not tables["events"].empty else 0

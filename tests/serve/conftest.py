@@ -17,16 +17,16 @@ from harmonize.core.workspace import Workspace
 
 # A site whose descriptions are markup: the page must show them as text.
 HOSTILE = (
-    "code,description\n"
-    'EVIL1,"<script>window.__pwned = 1</script>fever"\n'
-    'EVIL2,"<img src=x onerror=""window.__pwned = 2"">cough"\n'
+    "code,description,synonyms\n"
+    'EVIL1,"<script>window.__pwned = 1</script>fever","<b>pyrexia</b>|hot"\n'
+    'EVIL2,"<img src=x onerror=""window.__pwned = 2"">cough",\n'
 )
 
 
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory) -> Workspace:
     """The demo (100 patients a site, lexical model: ~5 s) plus site 'evil' mapped onto
-    'source'; tests copy it."""
+    'source' and 'source' onto it; tests copy it."""
     from harmonize.datasets.demo import run_demo
     from harmonize.index.site_index import build_site_index
     from harmonize.mapping.pipeline import map_sites
@@ -40,6 +40,7 @@ def demo_template(tmp_path_factory) -> Workspace:
     add_site(ws, "evil", vocab)
     build_site_index(ws, "evil", "lexical", device="cpu")
     map_sites(ws, "evil", "source", model="lexical", k=3)
+    map_sites(ws, "source", "evil", model="lexical", k=2)
     return ws
 
 

@@ -62,6 +62,7 @@ def test_pairs(served):
     assert client.get("/api/pairs").body == {
         "pairs": [
             {"source": "evil", "target": "source", "n_mapped": 2, "n_source_concepts": 2},
+            {"source": "source", "target": "evil", "n_mapped": 92, "n_source_concepts": 92},
             {"source": "target", "target": "source", "n_mapped": 96, "n_source_concepts": 96},
         ]
     }
@@ -108,13 +109,29 @@ def test_search(served):
     ws, client = served
     hits = client.get("/api/search?site=source&q=FEVER&limit=2").body["hits"]
     assert hits == [
-        {"code": "C2055125", "description": "reported fever"},
-        {"code": "OC0003419", "description": "poor response of fever to antipyretics"},
+        {"code": "C2055125", "description": "reported fever", "matched_synonym": None},
+        {
+            "code": "OC0003419",
+            "description": "poor response of fever to antipyretics",
+            "matched_synonym": None,
+        },
+    ]
+    # a synonym matches too, and says which
+    assert client.get("/api/search?site=evil&q=PYREX").body["hits"] == [
+        {
+            "code": "EVIL1",
+            "description": "<script>window.__pwned = 1</script>fever",
+            "matched_synonym": "<b>pyrexia</b>",
+        }
     ]
     assert client.get("/api/search?site=source&q=c2055125").body["hits"][0]["code"] == "C2055125"
     # '%' is a character, not a LIKE wildcard: only the one description holding it
     assert client.get("/api/search?site=source&q=%25").body["hits"] == [
-        {"code": "C0700292", "description": "hypoxemia (sp02 on room air < 90%)"}
+        {
+            "code": "C0700292",
+            "description": "hypoxemia (sp02 on room air < 90%)",
+            "matched_synonym": None,
+        }
     ]
     _refused(ws, client, "GET", "/api/search?site=nope&q=x", None, 404,
              "unknown site 'nope'. Known sites: evil, source, target. "

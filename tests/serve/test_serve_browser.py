@@ -248,11 +248,23 @@ def test_a_hostile_description_shows_as_text(page, served):
     page.select_option("#pair", label="evil → source (2 mapped)")
     page.wait_for_selector('#queue tbody tr[data-code="EVIL1"]')
     cell = page.locator('#queue tbody tr[data-code="EVIL1"] td').nth(2)
-    assert cell.inner_text() == "<script>window.__pwned = 1</script>fever"
+    assert cell.inner_text() == (
+        "<script>window.__pwned = 1</script>fever\nsynonyms: <b>pyrexia</b>; hot"
+    )
     other = page.locator('#queue tbody tr[data-code="EVIL2"] td').nth(2)
     assert other.inner_text() == '<img src=x onerror="window.__pwned = 2">cough'
     assert page.evaluate("window.__pwned") is None
-    assert page.locator("#queue img, #detail img, #queue script").count() == 0
+    assert page.locator("#queue img, #detail img, #queue script, #queue b").count() == 0
+    # as a target: the search box over site 'evil' (pair source -> evil)
+    page.select_option("#pair", label="source → evil (92 mapped)")
+    page.wait_for_selector('#queue tbody tr[data-code="C2055125"]')
+    page.keyboard.press("s")
+    page.keyboard.type("pyrex")
+    page.wait_for_selector("#hits li")
+    assert page.locator("#hits li").inner_text() == (
+        "Set EVIL1 <script>window.__pwned = 1</script>fever (synonym “<b>pyrexia</b>”) · chosen"
+    )
+    assert page.evaluate("window.__pwned") is None
 
 
 def test_a_busy_workspace_is_retried_by_the_page(page, served, monkeypatch):
@@ -290,7 +302,9 @@ def test_every_mapping_can_be_reviewed_from_the_page(page, served):
         )
     page.fill("#threshold", "0")
     page.click("#bulk-accept")
-    page.wait_for_function("() => document.querySelectorAll('#queue tbody tr').length === 0")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#queue tbody tr').length === 0", timeout=180_000
+    )
     codes = {r["code"] for r in review_page(ws, "target", "source")["rows"]}
     assert len(codes) == 96
     assert {d[1] for d in decisions(ws) if d[0] == "target"} == codes

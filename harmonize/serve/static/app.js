@@ -98,6 +98,18 @@ function renderCoverage() {
   }
 }
 
+// What a vocabulary target adds: the synonym the match was on, the 'Maps to' it came
+// through, its vocabulary, domain and class, and its own synonyms.
+function targetNotes(t) {
+  const notes = [];
+  if (t.matched_text) notes.push(`matched “${t.matched_text}”`);
+  if (t.via_code) notes.push(`via ${t.via_code} (Maps to)`);
+  const omop = [t.target_concept_code, t.target_vocabulary, t.target_domain, t.target_class].filter(Boolean);
+  if (omop.length) notes.push(omop.join(" "));
+  if (t.synonyms && t.synonyms.length) notes.push(`synonyms: ${t.synonyms.join("; ")}`);
+  return notes.join(" · ");
+}
+
 function decisionCell(row) {
   const d = row.decision;
   if (!d) return el("span", { class: "badge undecided" }, "undecided");
@@ -124,7 +136,8 @@ function renderTable() {
     el("td", {}, row.description, extra.length ? el("div", { class: "sub" }, extra.join(" · ")) : null),
     el("td", { class: "num" }, row.n_events || "", row.frequency !== null ? el("div", { class: "sub" }, `freq ${row.frequency}`) : null),
     el("td", { class: "target" }, row.target
-      ? [el("span", { class: "code" }, row.target.code), " ", row.target.description]
+      ? [el("span", { class: "code" }, row.target.code), " ", row.target.description,
+        targetNotes(row.target) ? el("div", { class: "sub" }, targetNotes(row.target)) : null]
       : el("i", {}, "no mapping")),
     el("td", { class: "num" }, row.target ? fmt(row.target.score) : ""),
     el("td", { class: "num" }, row.target && row.target.confidence !== null ? fmt(row.target.confidence) : "–"),
@@ -169,6 +182,7 @@ function hitList(hits, row) {
       title: i === 0 ? "Enter in the search box sets this one" : null,
       onclick: () => decide("set", h.code) }, "Set"),
     " ", el("span", { class: "code" }, h.code), " ", h.description ?? "",
+    h.matched_synonym ? el("small", {}, ` (synonym “${h.matched_synonym}”)`) : null,
     h.score !== undefined ? el("small", {}, ` (${fmt(h.score)})`) : null,
     row.target && row.target.code === h.code ? el("small", {}, " · chosen") : null)));
 }
@@ -193,7 +207,8 @@ function renderDetail() {
     el("h3", {}, "Chosen target"),
     row.target
       ? el("p", {}, el("span", { class: "code" }, row.target.code), " ", row.target.description ?? "",
-        el("small", {}, ` score ${fmt(row.target.score)} · confidence ${fmt(row.target.confidence)} · ${row.target.predicate ?? "no predicate"} · ${row.target.method}`))
+        el("small", {}, ` score ${fmt(row.target.score)} · confidence ${fmt(row.target.confidence)} · ${row.target.predicate ?? "no predicate"} · ${row.target.method}`),
+        targetNotes(row.target) ? el("div", { class: "sub", id: "target-notes" }, targetNotes(row.target)) : null)
       : el("p", {}, el("i", {}, "none")),
     el("div", { class: "form" },
       el("label", {}, "Predicate ", el("select", { id: "predicate" },
