@@ -40,7 +40,7 @@ _ENTRY_POINTS = {
     "build_site_index": "harmonize.index.site_index",
     # mapping, review and export
     "map_sites": "harmonize.mapping.pipeline",
-    "review_queue": "harmonize.mapping.review",
+    "review_queue": "harmonize.mapping.queue",
     "decide": "harmonize.mapping.review",
     "export_mappings": "harmonize.mapping.export",
     "export_events": "harmonize.mapping.export",
@@ -84,7 +84,8 @@ if TYPE_CHECKING:
     from harmonize.mapping.finetune import fine_tune
     from harmonize.mapping.metrics import evaluate_mapping
     from harmonize.mapping.pipeline import map_sites
-    from harmonize.mapping.review import decide, review_queue
+    from harmonize.mapping.queue import review_queue
+    from harmonize.mapping.review import decide
     from harmonize.sites.listing import list_sites
     from harmonize.sites.registry import add_site
     from harmonize.transfer.experiment import EvalConfig, run_evaluation

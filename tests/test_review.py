@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
+import numpy as np
+import pandas as pd
 import pytest
 
 from harmonize.cli import cli
 from harmonize.core.errors import InputError
 from harmonize.index.site_index import build_site_index
 from harmonize.mapping.pipeline import map_sites
+from harmonize.mapping.queue import ORDERS, coverage
 from harmonize.mapping.review import decide, review_queue
 from harmonize.sites.registry import add_site
 from tests.helpers import snapshot
@@ -34,7 +40,9 @@ def _mappings(ws):
 
 def test_decisions_survive_a_remap(mapped):
     """accept keeps A1; set moves A5 (muscle pain, no counterpart) to B4; reject drops A3's
-    pair. After a re-map: the same three outcomes, and the rest is the model's."""
+    pair at once. After a re-map: A1 and A5 as decided, A3 on its next candidate (never the
+    rejected one), and the rest is the model's."""
+    rejected = _mappings(mapped)["A3"][0]
     made = decide(mapped, "siteA", "siteB", "A1", "accept", reviewer="ana")
     assert made.message == "accepted siteA:A1 -> siteB:B3 (by ana)"
     assert (made.decision, made.target_code, made.reviewer) == ("accept", "B3", "ana")
@@ -46,9 +54,19 @@ def test_decisions_survive_a_remap(mapped):
     assert "A3" not in before
     result = map_sites(mapped, "siteA", "siteB", model="fake", k=2)
     after = _mappings(mapped)
+    with mapped.connect(read_only=True) as con:
+        second = con.execute(
+            "SELECT target_code FROM candidates WHERE source_code = 'A3' AND rank = 1"
+        ).fetchone()[0]
+    assert after["A3"] == (second, after["A3"][1], "fake:best") and second != rejected
+    del after["A3"]
     assert {c: v[0] for c, v in after.items()} == {c: v[0] for c, v in before.items()}
     assert after["A2"][2] == "fake:best" and after["A1"][2] == "manual:accept"
-    assert result.changes == {"remapped": 0, "new": 0, "dropped": 0, "kept": 4}
+    assert result.changes == {"remapped": 0, "new": 1, "dropped": 0, "kept": 4}
+    assert result.summary.endswith(
+        "; 3 decisions (2 accepted or set, 1 rejected), too few to learn from "
+        "(10 accepted or set needed)"
+    )
     with mapped.connect(read_only=True) as con:
         who = con.execute("SELECT source_code, reviewer, note FROM decisions ORDER BY 1").fetchall()
     assert who == [("A1", "ana", None), ("A3", "ana", None), ("A5", "bo", "x")]
@@ -63,10 +81,10 @@ def test_set_outside_the_candidates_has_no_score(mapped):
 
 
 def test_review_queue_least_confident_first_and_undecided_only(mapped):
-    queue = review_queue(mapped, "siteA", "siteB").to_frame()
+    queue = review_queue(mapped, "siteA", "siteB", order="confidence").to_frame()
     assert list(queue["score"]) == sorted(queue["score"])
     decide(mapped, "siteA", "siteB", queue["source_code"].iloc[0], "accept", reviewer="ana")
-    after = review_queue(mapped, "siteA", "siteB")
+    after = review_queue(mapped, "siteA", "siteB", order="confidence")
     assert len(after) == len(queue) - 1
     assert [row["source_code"] for row in after.rows()] == queue["source_code"].tolist()[1:]
 
@@ -156,3 +174,133 @@ def test_a_decision_survives_when_the_model_maps_nothing():
         "manual:set",
         "skos:broadMatch",
     ]
+
+
+@pytest.fixture
+def b_onto_a(workspace, vocab_files, fake_encoder):
+    """siteB (frequency column 10, 5, 7, 1; no events) mapped onto siteA, k=3."""
+    add_site(workspace, "siteA", vocab_files["a"])
+    add_site(workspace, "siteB", vocab_files["b"])
+    build_site_index(workspace, "siteA", "fake")
+    build_site_index(workspace, "siteB", "fake")
+    map_sites(workspace, "siteB", "siteA", model="fake", k=3)
+    return workspace
+
+
+def test_review_orders(b_onto_a):
+    """frequency: by the vocabulary's frequency; code; confidence: by cosine (no confidence);
+    informative: (1 - the cosine stand-in) * log(2 + frequency), recomputed here from the
+    stored candidates (mean of the percentile ranks of the top cosine and its margin)."""
+    from scipy.stats import rankdata
+
+    ws = b_onto_a
+    order = {o: review_queue(ws, "siteB", "siteA", order=o).to_frame() for o in ORDERS}
+    assert order["frequency"]["source_code"].tolist() == ["B1", "B3", "B2", "B4"]
+    assert order["code"]["source_code"].tolist() == ["B1", "B2", "B3", "B4"]
+    assert order["confidence"]["score"].tolist() == sorted(order["confidence"]["score"])
+    with ws.connect(read_only=True) as con:
+        cands = con.execute(
+            "SELECT source_code, rank, score FROM candidates ORDER BY source_code, rank"
+        ).fetchall()
+    codes = ["B1", "B2", "B3", "B4"]
+    top = {c: [sc for s, _, sc in cands if s == c] for c in codes}
+    s1 = np.array([top[c][0] for c in codes])
+    margin = np.array([top[c][0] - top[c][1] for c in codes])
+    sure = (rankdata(s1) / 4 + rankdata(margin) / 4) / 2
+    teach = (1 - (sure - sure.min()) / (sure.max() - sure.min())) * np.log(
+        2 + np.array([10, 5, 7, 1])
+    )
+    expected = [codes[i] for i in np.lexsort((codes, -teach))]
+    assert order["informative"]["source_code"].tolist() == expected
+    got = order["informative"].set_index("source_code")["priority"]
+    assert got.loc[codes].to_numpy() == pytest.approx(teach)
+    with pytest.raises(InputError, match="unknown order 'size': use one of informative, freq"):
+        review_queue(ws, "siteB", "siteA", order="size")
+
+
+def test_review_shows_top_candidates_with_descriptions_and_parents(mapped):
+    """siteA onto siteB: each queued concept's stored top-3 candidates, with siteB's
+    descriptions and parents."""
+    queue = review_queue(mapped, "siteA", "siteB", top=3)
+    parents = {"B1": "RESP", "B2": "RESP", "B3": "RESP", "B4": "ENT"}
+    texts = {"B1": "fever reported", "B2": "cough dry", "B3": "dyspnea acute", "B4": "throat sore"}
+    with mapped.connect(read_only=True) as con:
+        stored = con.execute(
+            "SELECT source_code, rank, target_code, score FROM candidates ORDER BY 1, 2"
+        ).fetchall()
+    shown = queue.candidates
+    assert [tuple(r) for r in shown[["source_code", "rank", "target_code", "score"]].values] == [
+        r
+        for r in stored
+        if r[1] <= 2  # the run kept k=2
+    ]
+    assert shown["target_parent"].tolist() == [parents[t] for t in shown["target_code"]]
+    assert shown["target_description"].tolist() == [texts[t] for t in shown["target_code"]]
+
+
+def test_a_rejected_concept_comes_back_with_its_new_proposal(mapped):
+    decide(mapped, "siteA", "siteB", "A3", "reject", reviewer="ana")
+    assert "A3" not in review_queue(mapped, "siteA", "siteB").to_frame()["source_code"].tolist()
+    map_sites(mapped, "siteA", "siteB", model="fake", k=2)
+    queue = review_queue(mapped, "siteA", "siteB").to_frame().set_index("source_code")
+    assert queue.loc["A3", "target_code"] == _mappings(mapped)["A3"][0]
+
+
+def test_coverage_by_occurrences(b_onto_a, vocab_files):
+    """Frequencies 10, 5, 7, 1: B1 accepted, B2 rejected (now unmapped), B3 and B4 undecided.
+    Events, where the site has them, count instead (values A and M left out)."""
+    ws = b_onto_a
+    decide(ws, "siteB", "siteA", "B1", "accept", reviewer="ana")
+    decide(ws, "siteB", "siteA", "B2", "reject", reviewer="ana")
+    result = coverage(ws, "siteB", "siteA")
+    table = result.to_frame().set_index("status")
+    assert table["concepts"].to_dict() == {
+        "approved": 1,
+        "rejected": 1,
+        "undecided": 2,
+        "unmapped": 0,
+    }
+    assert table["occurrences"].tolist() == [10, 5, 8, 0]
+    assert table["occurrence_share"].tolist() == pytest.approx([10 / 23, 5 / 23, 8 / 23, 0])
+    assert result.message == "'siteB' onto 'siteA': 78.3% of occurrences mapped, 43.5% approved"
+    events = pd.DataFrame(
+        {
+            "subject_id": ["p1", "p2", "p3", "p4", "p5", "p1", "p2"],
+            "time": pd.NaT,
+            "code": ["B1", "B1", "B1", "B1", "B1", "B2", "B3"],
+            "value": ["P", "P", None, "A", "M", "P", "M"],
+        }
+    )
+    add_site(ws, "siteE", vocab_files["b"], events=events)
+    build_site_index(ws, "siteE", "fake")
+    map_sites(ws, "siteE", "siteA", model="fake", k=3)
+    queue = review_queue(ws, "siteE", "siteA", order="frequency").to_frame()
+    assert queue["occurrences"].tolist()[:2] == [3, 1] and queue["source_code"].tolist()[:2] == [
+        "B1",
+        "B2",
+    ]
+    assert coverage(ws, "siteE", "siteA").to_frame()["occurrences"].tolist() == [0, 0, 4, 0]
+
+
+def test_cli_review_and_coverage(runner, b_onto_a):
+    args = ["--workspace", str(b_onto_a.root)]
+    pair = ["--source", "siteB", "--target", "siteA"]
+    out = runner.invoke(
+        cli, [*args, "review", *pair, "--order", "code", "--candidates", "2", "--format", "csv"]
+    )
+    assert out.exit_code == 0, out.output
+    rows = list(csv.DictReader(io.StringIO(out.output)))
+    assert [(r["order"], r["source_code"], r["rank"]) for r in rows[:3]] == [
+        ("1", "B1", "1"), ("1", "B1", "2"), ("2", "B2", "1"),
+    ]  # fmt: skip
+    assert sum(r["chosen"] == "*" for r in rows) == 4
+    table = runner.invoke(cli, [*args, "review", "--source", "siteB", "--target", "siteA"])
+    assert table.output.splitlines()[-2:] == [
+        "4 mappings await review (informative order)",
+        "'siteB' onto 'siteA': 100.0% of occurrences mapped, 0.0% approved",
+    ]
+    cov = runner.invoke(cli, [*args, "coverage", "--source", "siteB", "--target", "siteA"])
+    assert cov.exit_code == 0 and "undecided" in cov.output
+    bad = runner.invoke(cli, [*args, "review", "--source", "siteB", "--target", "siteA",
+                              "--order", "size"])  # fmt: skip
+    assert bad.exit_code == 1 and "'size' is not one of 'informative', 'freq" in bad.output

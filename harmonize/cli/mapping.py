@@ -84,6 +84,14 @@ if TYPE_CHECKING:
     "standard concepts. Without it, source rows whose 'system' is a vocabulary of an Athena "
     "target are looked up the same way.",
 )
+@click.option(
+    "--learn/--no-learn",
+    default=True,
+    show_default=True,
+    help="Learn from the pair's recorded decisions: with 10 or more accepted or set, they are "
+    "known pairs for the reranker of every concept not yet decided (as --known). Decided "
+    "concepts keep their decisions and a rejected pair is never proposed again either way.",
+)
 @pass_state
 def map_cmd(
     state: State,
@@ -101,6 +109,7 @@ def map_cmd(
     usage: bool,
     reranker_concepts: int | None,
     code_system: str | None,
+    learn: bool,
 ) -> None:
     """Map every concept of SOURCE onto its nearest concepts of TARGET.
 
@@ -126,6 +135,7 @@ def map_cmd(
         usage=usage,
         reranker_concepts=reranker_concepts,
         code_system=code_system,
+        learn=learn,
     )
     _print_mappings(_for_terminal(result.mappings), limit)
     click.echo(result.summary)

@@ -58,6 +58,8 @@ ONE_TO_ONE_MAX_CELLS = 50_000_000
 
 # Rows of a mapping shown on the terminal before "... N more".
 PREVIEW_ROWS = 20
+# Candidates per concept that `review` shows (harmonize/mapping/queue.py).
+REVIEW_CANDIDATES = 3
 
 SITE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 

@@ -30,6 +30,7 @@ from harmonize.embed.registry import get_encoder
 from harmonize.index.faiss_index import faiss_device
 from harmonize.index.site_index import load_pair_indexes
 from harmonize.mapping.calibration import Calibration, load_calibration
+from harmonize.mapping.learn import Learned, learn_from_decisions, merge_known, rejected_rows
 from harmonize.mapping.rerank.cooccurrence import Usage, occurrence_matrix
 from harmonize.mapping.rerank.known_pairs import KnownPairs, load_known_pairs
 from harmonize.mapping.rerank.model import reranker_sample_size
@@ -40,11 +41,14 @@ if TYPE_CHECKING:
     import duckdb
     import faiss
 
+_PAIR = ["source_code", "target_code"]
+
 
 @dataclass(frozen=True)
 class MapSettings:
     """The options of one ``map`` run, as :func:`map_settings` checked them; ``train_max`` is
-    the known-pairs reranker's training sample size (``reranker_concepts`` or its default)."""
+    the known-pairs reranker's training sample size (``reranker_concepts`` or its default);
+    ``learn`` makes people's decisions known pairs (:mod:`harmonize.mapping.learn`)."""
 
     model: str = DEFAULT_MODEL
     k: int = DEFAULT_K
@@ -56,6 +60,7 @@ class MapSettings:
     known: str | Path | None = None
     usage: bool = False
     reranker_concepts: int | None = None
+    learn: bool = True
     train_max: int = KNOWN_TRAIN_MAX
     code_system: str | None = None  # look source codes up in this target vocabulary first
 
@@ -64,17 +69,16 @@ class MapSettings:
         """The lowest score a mapping may have (-inf when there is no ``min_score``)."""
         return -np.inf if self.min_score is None else float(self.min_score)
 
-    @property
-    def depth(self) -> int:
+    def depth(self, reranks: bool) -> int:
         """How many candidates the search finds per concept (the reranker wants more)."""
-        return max(self.k, KNOWN_DEPTH) if self.known is not None else self.k
+        return max(self.k, KNOWN_DEPTH) if reranks else self.k
 
 
 def map_settings(source: str, target: str, **options) -> MapSettings:
     """``options`` (:class:`MapSettings`' fields) checked for mapping ``source`` onto
     ``target``, before anything is read.
 
-    >>> map_settings("a", "b", k=3).depth
+    >>> map_settings("a", "b", k=3).depth(reranks=False)
     3
     >>> map_settings("a", "b", k=0)
     Traceback (most recent call last):
@@ -152,9 +156,11 @@ def _checked_output(output: str | Path | None) -> Path | None:
 class SitePair:
     """The two sites as ``map`` reads them, once, up front: names, the model (``spec``, fused
     parts joined by "+") and the FAISS ``device``, each model part's (source, target) indexes,
-    both sites' concepts (with descriptions and parents when known pairs are given), people's
-    decisions on the pair, the model's calibration, the pair's previous mappings, and with
-    ``map --known`` the known pairs and (``usage``) both sites' occurrences."""
+    both sites' concepts (with descriptions and parents), people's decisions on the pair (the
+    newest per concept, and the rejected pairs still standing), the model's calibration, the
+    pair's previous mappings, what ``map`` learns from the decisions (``learned``), the known
+    pairs the reranker reads (``map --known``'s and the decisions'), and with ``usage`` both
+    sites' occurrences."""
 
     source: str
     target: str
@@ -166,6 +172,8 @@ class SitePair:
     decisions: pd.DataFrame
     previous: pd.DataFrame
     calibration: Calibration | None
+    rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_PAIR))
+    learned: Learned | None = None
     known: KnownPairs | None = None
     usage: Usage | None = None
     # both sites' index rows as concepts (synonyms, 'Maps to'), and the code lookups
@@ -177,6 +185,18 @@ class SitePair:
     def __post_init__(self) -> None:
         self.source_codes = self.source_concepts["code"].to_numpy(dtype=object)
         self.target_codes = self.target_concepts["code"].to_numpy(dtype=object)
+
+    @property
+    def most_rejected(self) -> int:
+        """The most targets rejected for one concept (0: none)."""
+        return max((len(t) for t in self.rejected_rows.values()), default=0)
+
+    @property
+    def rejected_rows(self) -> dict[int, set[int]]:
+        """{source row: target rows rejected}, the pairs never proposed again."""
+        if self.learned is not None:
+            return self.learned.rejected
+        return rejected_rows(self.rejected, self.source_codes, self.target_codes)
 
 
 def read_pair(ws: Workspace, source: str, target: str, settings: MapSettings) -> SitePair:
@@ -195,6 +215,8 @@ def read_pair(ws: Workspace, source: str, target: str, settings: MapSettings) ->
         )
     if settings.known is not None:
         pair.known = load_known_pairs(settings.known, pair.source_codes, pair.target_codes)
+    if settings.learn:
+        _learn(pair, settings)
     if occurrences is not None:
         pair.usage = _usage(pair, occurrences)
     if pair.known is not None:
@@ -207,6 +229,22 @@ def read_pair(ws: Workspace, source: str, target: str, settings: MapSettings) ->
             params=("min_confidence",),
         )
     return pair
+
+
+def _learn(pair: SitePair, settings: MapSettings) -> None:
+    """The decisions as known pairs (with a ``map --known`` file's, decisions first) when there
+    are enough of them and the strategy is best."""
+    learned = learn_from_decisions(
+        pair.decisions, pair.rejected, pair.source_codes, pair.target_codes
+    )
+    if learned.active and settings.strategy != "best":
+        learned.active = False
+        learned.skipped = (
+            f"not learned from (the reranker needs strategy best, not {settings.strategy})"
+        )
+    pair.learned = learned
+    if learned.active or (pair.known is not None and learned.n_decisions):
+        pair.known = merge_known(pair.known, learned)
 
 
 def _read_stored(
@@ -222,17 +260,16 @@ def _read_stored(
     ws.require_site(con, target)
     indexes = [load_pair_indexes(ws, con, source, target, e) for e in encoders]
     spec = "+".join(e.spec for e in encoders)
-    # Descriptions and parents are read only when the known-pairs reranker needs them.
-    concepts = "site_hierarchy" if settings.known is not None else "site_concepts"
     pair = SitePair(
         source=source,
         target=target,
         spec=spec,
         device=device,
         indexes=indexes,
-        source_concepts=sql.run_internal(con, concepts, site=source).df(),
-        target_concepts=sql.run_internal(con, concepts, site=target).df(),
+        source_concepts=sql.run_internal(con, "site_hierarchy", site=source).df(),
+        target_concepts=sql.run_internal(con, "site_hierarchy", site=target).df(),
         decisions=sql.run_internal(con, "latest_decisions", source=source, target=target).df(),
+        rejected=sql.run_internal(con, "pair_rejections", source=source, target=target).df(),
         calibration=load_calibration(con, spec),
         previous=sql.run_internal(con, "pair_mappings", source=source, target=target).df(),
     )

@@ -28,6 +28,7 @@ from harmonize.index.faiss_index import vectors_of
 from harmonize.mapping.calibration import confidence
 from harmonize.mapping.choose import choose_best, choose_mutual, choose_one_to_one
 from harmonize.mapping.inputs import MapSettings, SitePair, map_settings, read_pair
+from harmonize.mapping.learn import rechoose_without_rejected, without_rejected
 from harmonize.mapping.rerank.pipeline import (
     KnownInputs,
     KnownMapping,
@@ -63,6 +64,7 @@ class MapResult(TableResult):
     n_known: int | None = None  # source concepts with known targets (map --known)
     used_usage: bool = False  # the reranker also compared both sites' usage
     note: str = ""  # what map --known adds to the summary (the equivalence model)
+    learned: str = ""  # what the summary says of people's decisions (mapping.learn)
 
     def to_frame(self) -> pd.DataFrame:
         """The mappings: one row per mapped source concept, as stored."""
@@ -82,8 +84,8 @@ class MapResult(TableResult):
                 f"; {self.n_known} concepts kept their known targets, the rest were reranked "
                 "by a reranker learned from them"
                 + (" (with both sites' usage signals)" if self.used_usage else "")
-                + self.note
             )
+        changed += self.learned + self.note
         return (
             f"mapped {self.n_mapped} of {self.n_source} '{self.source}' concepts onto "
             f"'{self.target}' (model {self.model}, strategy {self.strategy}, k={self.k}, "
@@ -131,6 +133,7 @@ def map_sites(
     usage: bool = False,
     reranker_concepts: int | None = None,
     code_system: str | None = None,
+    learn: bool = True,
 ) -> MapResult:
     """Maps every concept of ``source`` onto ``target`` and stores candidates and mappings.
 
@@ -142,6 +145,9 @@ def map_sites(
     ``usage`` (with ``known``) adds both sites' usage signals to the reranker when both have
     events (:mod:`harmonize.mapping.rerank.cooccurrence`). ``code_system`` looks every source
     code up in that target vocabulary before the search (:mod:`harmonize.mapping.vocabulary`).
+    ``learn`` (the default) makes the pair's accepted and set decisions known pairs of that
+    reranker for the concepts nobody has decided (:mod:`harmonize.mapping.learn`); a rejected
+    pair is never proposed again.
 
     >>> import tempfile
     >>> from harmonize.index.site_index import build_site_index
@@ -161,7 +167,7 @@ def map_sites(
     settings = map_settings(
         source, target, model=model, k=k, min_score=min_score, strategy=strategy, output=output,
         device=device, min_confidence=min_confidence, known=known, usage=usage,
-        reranker_concepts=reranker_concepts, code_system=code_system,
+        reranker_concepts=reranker_concepts, code_system=code_system, learn=learn,
     )  # fmt: skip
     started = time.perf_counter()
     clock = Stages("map", ("read", "search", "choose", "store"))
@@ -179,9 +185,10 @@ def map_sites(
     return MapResult(
         **tables.run,
         changes=compare_mappings(pair.previous, tables.mappings),
-        n_known=None if pair.known is None else len(pair.known.rows),
+        n_known=None if settings.known is None else len(pair.known.rows),
         used_usage=pair.usage is not None,
         note=chosen.reranked.equivalence_note() if chosen.reranked is not None else "",
+        learned=pair.learned.note if pair.learned is not None else "",
         n_candidates=len(tables.candidates),
         seconds=time.perf_counter() - started,
         mappings=preview,
@@ -202,10 +209,12 @@ class Found:
 def search_pair(pair: SitePair, settings: MapSettings) -> Found:
     """Every source concept's nearest target concepts (fused over the model's parts); the
     source is queried by its names (its index's first rows), a target's synonyms and 'Maps to'
-    edges are searched through (:func:`~harmonize.mapping.retrieve.concept_search`)."""
+    edges are searched through (:func:`~harmonize.mapping.retrieve.concept_search`). Rejected
+    targets are taken out later: the search finds that many more, to keep k candidates."""
     n_source = len(pair.source_concepts)
     forward = [(vectors_of(s)[:n_source], t) for s, t in pair.indexes]
-    hits = concept_search(forward, pair.texts[1], settings.depth, pair.device)
+    depth = settings.depth(pair.known is not None) + pair.most_rejected
+    hits = concept_search(forward, pair.texts[1], depth, pair.device)
     return Found(forward, hits.scores, hits.ids, hits)
 
 
@@ -249,24 +258,27 @@ def choose_mappings(pair: SitePair, settings: MapSettings, found: Found) -> Chos
     if pair.known is not None:
         return choose_reranked(pair, settings, found)
     floor = settings.floor
+    scores, ids = without_rejected(found.scores, found.ids, pair.rejected_rows)
+    scores, ids = scores[:, : settings.k], ids[:, : settings.k]
     if settings.strategy == "best":
-        rows = choose_best(found.scores, found.ids, floor)
+        rows = choose_best(scores, ids, floor)
     elif settings.strategy == "mutual":
         n_target = len(pair.target_concepts)
         reverse = [(vectors_of(t)[:n_target], s) for s, t in pair.indexes]
         reverse_ids = concept_search(reverse, pair.texts[0], 1, pair.device).ids
-        rows = choose_mutual(found.scores, found.ids, reverse_ids, floor)
+        rows = choose_mutual(scores, ids, reverse_ids, floor)
     else:
-        rows = choose_one_to_one(found.scores, found.ids, floor)
-    n_source, width = found.scores.shape
+        rows = choose_one_to_one(scores, ids, floor)
+    n_source, width = scores.shape
     candidates = pd.DataFrame(
         {
             "source": np.repeat(np.arange(n_source), width),
-            "target": found.ids.reshape(-1),
+            "target": ids.reshape(-1),
             "rank": np.tile(np.arange(1, width + 1), n_source),
-            "score": found.scores.reshape(-1),
+            "score": scores.reshape(-1),
         }
     )
+    candidates = candidates[candidates["target"] >= 0].reset_index(drop=True)
     return Chosen(rows, candidates)
 
 
@@ -284,7 +296,10 @@ def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chos
         dense_ids=found.ids,
         usage=pair.usage,
     )
-    reranked = map_with_known(inputs, RerankSettings(settings.k, train_max=settings.train_max))
+    wider = RerankSettings(settings.k + pair.most_rejected, train_max=settings.train_max)
+    reranked = rechoose_without_rejected(
+        map_with_known(inputs, wider), pair.rejected_rows, settings.k
+    )
     picked = reranked.chosen[reranked.chosen["score"] >= settings.floor]
     rows = picked[["source", "target", "score"]].to_numpy(dtype=object).tolist()
     return Chosen(
@@ -293,8 +308,11 @@ def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chos
 
 
 def run_method(pair: SitePair, settings: MapSettings) -> str:
-    """What a run's mappings record as their method: ``model:strategy[+known]``."""
-    return f"{pair.spec}:{settings.strategy}" + ("+known" if pair.known is not None else "")
+    """What a run's mappings record as their method: ``model:strategy[+known|+learned]``
+    (+learned: the reranker learned from people's decisions alone)."""
+    return f"{pair.spec}:{settings.strategy}" + (
+        "" if pair.known is None else "+known" if settings.known is not None else "+learned"
+    )
 
 
 @dataclass

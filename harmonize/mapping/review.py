@@ -4,24 +4,32 @@ Decisions live in table ``decisions`` and outlive re-mapping: ``map`` re-applies
 decision for each source concept (an accepted or set target is kept whatever the model now
 says; a rejected target is never chosen again for that concept).
 
-:func:`decide` records one (its example shows a whole round); :func:`review_queue` lists what
-nobody has decided on yet.
+:func:`decide` records one (its example shows a whole round), :func:`decide_many` several in
+one transaction; :func:`review_queue` lists what nobody has decided on yet.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from harmonize.core import sql
 from harmonize.core.errors import InputError
-from harmonize.core.results import TableResult
 from harmonize.core.workspace import Workspace
 from harmonize.mapping.predicates import parse_predicate
+from harmonize.mapping.queue import ReviewQueue, review_queue
+
+__all__ = ["DECISIONS", "Decision", "ReviewQueue", "apply_decisions", "decide", "decide_many",
+           "review_queue"]  # fmt: skip
+
+if TYPE_CHECKING:
+    import duckdb
 
 DECISIONS = ("accept", "reject", "set")
 
@@ -72,27 +80,22 @@ def _check_decision(decision: str, target_code: str | None, predicate: str | Non
 
 
 def _resolve(
-    ws: Workspace, source: str, target: str, code: str, decision: str,
+    con: duckdb.DuckDBPyConnection, source: str, target: str, code: str, decision: str,
     target_code: str | None, predicate: str | None,
 ) -> tuple[str, str | None, tuple | None]:  # fmt: skip
     """The decision's target code and predicate (an accept or reject is about the stored
     mapping; an accept without a predicate keeps the mapping's), and the stored mapping
-    (target_code, score, predicate) or None. Every check runs on a read-only connection, so a
-    refused decision leaves the file untouched."""
-    with ws.connect(read_only=True) as con:
-        ws.require_site(con, source)
-        ws.require_site(con, target)
-        if not sql.run_internal(con, "concept_exists", site=source, code=code).fetchall():
-            raise InputError(f"site '{source}' has no concept '{code}'")
-        current = sql.run_internal(
-            con, "current_mapping", source=source, target=target, code=code
-        ).fetchone()
-        if decision == "set":
-            if not sql.run_internal(
-                con, "concept_exists", site=target, code=target_code
-            ).fetchall():
-                raise InputError(f"site '{target}' has no concept '{target_code}'")
-            return target_code, predicate, current
+    (target_code, score, predicate) or None. ``con`` is read-only, so a refused decision
+    leaves the file untouched."""
+    if not sql.run_internal(con, "concept_exists", site=source, code=code).fetchall():
+        raise InputError(f"site '{source}' has no concept '{code}'")
+    current = sql.run_internal(
+        con, "current_mapping", source=source, target=target, code=code
+    ).fetchone()
+    if decision == "set":
+        if not sql.run_internal(con, "concept_exists", site=target, code=target_code).fetchall():
+            raise InputError(f"site '{target}' has no concept '{target_code}'")
+        return target_code, predicate, current
     if current is None:
         raise InputError(
             f"'{code}' has no mapping onto '{target}' to {decision}. "
@@ -103,24 +106,23 @@ def _resolve(
     return current[0], predicate, current
 
 
-def _store(ws: Workspace, made: Decision, current: tuple | None) -> None:
-    """Records ``made`` and replaces the pair's stored mapping of its code in one transaction;
-    the score is kept when the target is the one the model had chosen."""
+def _store(con: duckdb.DuckDBPyConnection, made: Decision, current: tuple | None) -> None:
+    """Records ``made`` and replaces the pair's stored mapping of its code (inside the
+    caller's transaction); the score is kept when the target is the one the model had chosen."""
     where = {"source": made.source, "target": made.target, "code": made.code}
-    with ws.transaction() as con:
+    sql.run_internal(
+        con, "insert_decision", **where, target_code=made.target_code,
+        decision=made.decision, reviewer=made.reviewer, note=made.note,
+        predicate=made.predicate,
+    )  # fmt: skip
+    sql.run_internal(con, "delete_mapping", **where)
+    if made.decision != "reject":
+        same = current is not None and current[0] == made.target_code
         sql.run_internal(
-            con, "insert_decision", **where, target_code=made.target_code,
-            decision=made.decision, reviewer=made.reviewer, note=made.note,
+            con, "insert_manual_mapping", **where, target_code=made.target_code,
+            score=current[1] if same else None, method=f"manual:{made.decision}",
             predicate=made.predicate,
         )  # fmt: skip
-        sql.run_internal(con, "delete_mapping", **where)
-        if made.decision != "reject":
-            same = current is not None and current[0] == made.target_code
-            sql.run_internal(
-                con, "insert_manual_mapping", **where, target_code=made.target_code,
-                score=current[1] if same else None, method=f"manual:{made.decision}",
-                predicate=made.predicate,
-            )  # fmt: skip
 
 
 def decide(
@@ -145,17 +147,57 @@ def decide(
     >>> decide(ws, "b", "a", "B2", "set", target_code="A1", reviewer="ana").target_code
     'A1'
     """
-    _check_decision(decision, target_code, predicate)
-    predicate = parse_predicate(predicate)
+    asked = {"code": code, "decision": decision, "target_code": target_code, "note": note,
+             "predicate": predicate}  # fmt: skip
+    return decide_many(ws, source, target, [asked], reviewer=reviewer)[0]
+
+
+def decide_many(
+    ws: Workspace,
+    source: str,
+    target: str,
+    decisions: Iterable[Mapping[str, str | None]],
+    reviewer: str | None = None,
+) -> list[Decision]:
+    """Records several decisions on one pair in one transaction, all or none: each a mapping
+    with ``code`` and ``decision`` and optionally ``target_code``, ``predicate``, ``note``
+    (as :func:`decide` takes them). A refused one refuses them all and changes nothing.
+
+    >>> from harmonize.datasets.tiny import tiny_workspace
+    >>> ws = tiny_workspace()
+    >>> made = decide_many(ws, "b", "a", [{"code": "B1", "decision": "accept"},
+    ...                                   {"code": "B2", "decision": "reject"}], reviewer="bo")
+    >>> [m.message for m in made]
+    ['accepted b:B1 -> a:A1 (by bo)', 'rejected b:B2 -> a:A2 (by bo)']
+    """
+    asked = [dict(d) for d in decisions]
+    seen: set[str] = set()
+    for d in asked:
+        if d["code"] in seen:
+            raise InputError(f"two decisions on '{d['code']}' at once: decide it once")
+        seen.add(d["code"])
+        _check_decision(d["decision"], d.get("target_code"), d.get("predicate"))
+        d["predicate"] = parse_predicate(d.get("predicate"))
     ws.require()
-    target_code, predicate, current = _resolve(
-        ws, source, target, code, decision, target_code, predicate
-    )
-    made = Decision(
-        source, target, code, decision, target_code, predicate, _reviewer(reviewer), note
-    )
-    _store(ws, made, current)
-    return made
+    who = _reviewer(reviewer)
+    resolved = []
+    with ws.connect(read_only=True) as con:
+        ws.require_site(con, source)
+        ws.require_site(con, target)
+        for d in asked:
+            target_code, predicate, current = _resolve(
+                con, source, target, d["code"], d["decision"], d.get("target_code"),
+                d["predicate"],
+            )  # fmt: skip
+            made = Decision(
+                source, target, d["code"], d["decision"], target_code, predicate, who,
+                d.get("note"),
+            )  # fmt: skip
+            resolved.append((made, current))
+    with ws.transaction() as con:
+        for made, current in resolved:
+            _store(con, made, current)
+    return [made for made, _ in resolved]
 
 
 def apply_decisions(
@@ -194,30 +236,3 @@ def apply_decisions(
                 }
             )
     return pd.DataFrame(keep, columns=mappings.columns)
-
-
-@dataclass
-class ReviewQueue(TableResult):
-    """A pair's mappings nobody has decided on yet, least confident first (source_code,
-    source_description, target_code, target_description, score, method)."""
-
-    source: str
-    target: str
-    table: pd.DataFrame
-
-    def to_frame(self) -> pd.DataFrame:
-        return self.table.copy()
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-
-def review_queue(ws: Workspace, source: str, target: str) -> ReviewQueue:
-    """The mappings of ``source`` onto ``target`` most worth a person's check.
-
-    >>> from harmonize.datasets.tiny import tiny_workspace
-    >>> ws = tiny_workspace()  # sites a and b, lexical indexes, b mapped onto a
-    >>> [(row["source_code"], row["target_code"]) for row in review_queue(ws, "b", "a").rows()]
-    [('B1', 'A1'), ('B2', 'A2')]
-    """
-    return ReviewQueue(source, target, ws.read_pair(source, target, "review"))

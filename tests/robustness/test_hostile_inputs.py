@@ -71,7 +71,7 @@ MAPPING_SQL = (
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
     """Sites a and b (b with events), fake indexes for both and a lexical one for a, b mapped
-    onto a, and one person's decision. Built once; each test works on a copy."""
+    onto a, one person's decision and a map after it. Built once; each test works on a copy."""
     root = tmp_path_factory.mktemp("base")
     inputs = root / "in"
     inputs.mkdir()
@@ -93,6 +93,9 @@ def base(tmp_path_factory) -> Path:
         ok(ws, "build-index", "--site", site, "--model", model)
     ok(ws, "map", "--source", "b", "--target", "a", "--model", "fake", "--k", "3")
     ok(ws, "reject", "--source", "b", "--target", "a", "B4", "--reviewer", "test")
+    # Mapped again after the decision, so that the stored mapping is what a map gives (B4 on
+    # its next candidate).
+    ok(ws, "map", "--source", "b", "--target", "a", "--model", "fake", "--k", "3")
     return root
 
 

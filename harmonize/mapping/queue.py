@@ -1,0 +1,212 @@
+"""What to review next, and how much of a site's data the review covers.
+
+:func:`review_queue` lists a pair's mappings nobody has decided on (concepts whose newest
+decision is a rejection come back once ``map`` proposes another target), in one of
+:data:`ORDERS`:
+
+- ``informative`` (the default): how much a decision would teach, the concepts the mapping is
+  least sure of first, weighted by how often the code occurs where counts exist:
+  ``(1 - p) * log(2 + occurrences)``, ``p`` the mapping's confidence (``map --known``, learned
+  decisions or a calibration), else :func:`uncertainty`'s stand-in from the cosines;
+- ``frequency``: the codes that occur most first (as Usagi orders by source frequency);
+- ``confidence``: least confident first (by cosine where the pair has no confidence);
+- ``code``: by source code.
+
+Occurrences are the source site's events with the code (values A and M, absent and missing,
+not counted), else the vocabulary's ``frequency`` column; a site with neither has none.
+:func:`coverage` gives the share of occurrences whose code is approved, rejected, mapped but
+undecided, or unmapped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harmonize.core import sql
+from harmonize.core.config import REVIEW_CANDIDATES
+from harmonize.core.errors import InputError
+from harmonize.core.results import TableResult
+from harmonize.core.workspace import Workspace
+
+ORDERS = ("informative", "frequency", "confidence", "code")
+STATUSES = ("approved", "rejected", "undecided", "unmapped")
+
+
+@dataclass
+class ReviewQueue(TableResult):
+    """A pair's mappings nobody has decided on yet, in ``order``: one row per concept
+    (source_code, source_description, source_parent, target_code, target_description, score,
+    method, confidence, occurrences, priority) and each one's top ``candidates`` (source_code,
+    rank, target_code, target_description, target_parent, score)."""
+
+    source: str
+    target: str
+    table: pd.DataFrame
+    candidates: pd.DataFrame | None = None
+    order: str = "informative"
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def review_queue(
+    ws: Workspace,
+    source: str,
+    target: str,
+    order: str = "informative",
+    top: int = REVIEW_CANDIDATES,
+) -> ReviewQueue:
+    """The mappings of ``source`` onto ``target`` most worth a person's check, in ``order``
+    (:data:`ORDERS`), with each concept's ``top`` candidates.
+
+    >>> from harmonize.datasets.tiny import tiny_workspace
+    >>> ws = tiny_workspace()  # sites a and b, lexical indexes, b mapped onto a
+    >>> queue = review_queue(ws, "b", "a", order="confidence")
+    >>> [(row["source_code"], row["target_code"]) for row in queue.rows()]
+    [('B1', 'A1'), ('B2', 'A2')]
+    >>> queue.candidates[["source_code", "rank", "target_code"]].values.tolist()[:2]
+    [['B1', 1, 'A1'], ['B1', 2, 'A2']]
+    """
+    if order not in ORDERS:
+        raise InputError(f"unknown order '{order}': use one of {', '.join(ORDERS)}")
+    if top < 0:
+        raise InputError(f"{{top}} must be 0 or more, got {top}", params=("top",))
+    ws.require()
+    with ws.connect(read_only=True) as con:
+        ws.require_site(con, source)
+        ws.require_site(con, target)
+        table = sql.run_internal(con, "review", source=source, target=target).df()
+        counts = sql.run_internal(con, "site_code_counts", site=source).df()
+        candidates = sql.run_internal(
+            con, "review_candidates", source=source, target=target, top=top
+        ).df()
+    table["occurrences"] = table["source_code"].map(occurrences(counts))
+    table["priority"] = priority(table)
+    table = sort_queue(table, order).reset_index(drop=True)
+    candidates = candidates[candidates["source_code"].isin(set(table["source_code"]))]
+    return ReviewQueue(source, target, table, candidates.reset_index(drop=True), order)
+
+
+def occurrences(counts: pd.DataFrame) -> pd.Series:
+    """Occurrences per code (code, events, frequency rows): the events where the site has
+    any, else the vocabulary's frequency; all NaN when there is neither.
+
+    >>> counts = pd.DataFrame({"code": ["a", "b"], "events": [0, 0], "frequency": [5, None]})
+    >>> occurrences(counts).tolist()
+    [5.0, nan]
+    """
+    if counts["events"].sum() > 0:
+        return counts.set_index("code")["events"].astype(float)
+    return counts.set_index("code")["frequency"].astype(float)
+
+
+def uncertainty(table: pd.DataFrame) -> np.ndarray:
+    """``1 - p`` per mapping: p its confidence; a rejected concept's new proposal with no
+    confidence is as uncertain as can be. Where the pair has no confidence at all, a stand-in
+    from the cosines: the mean of the ranks (0 to 1, in this queue) of the chosen target's
+    cosine and of its margin over the next candidate, so that low and ambiguous matches come
+    first.
+
+    >>> t = pd.DataFrame({"confidence": [np.nan] * 3, "score": [0.9, 0.5, 0.8],
+    ...                   "margin": [0.3, 0.2, 0.01]})
+    >>> uncertainty(t).round(2).tolist()
+    [0.0, 1.0, 1.0]
+    """
+    conf = table["confidence"].to_numpy(dtype=float)
+    if not np.isnan(conf).all():
+        return 1.0 - np.where(np.isnan(conf), 0.0, conf)
+    if len(table) < 2:
+        return np.ones(len(table))
+    score = table["score"].fillna(-1.0).rank(pct=True, method="average")
+    margin = table["margin"].fillna(0.0).rank(pct=True, method="average")
+    sure = ((score + margin) / 2).to_numpy()
+    low, high = sure.min(), sure.max()
+    return 1.0 - (sure - low) / (high - low) if high > low else np.ones(len(table))
+
+
+def priority(table: pd.DataFrame) -> np.ndarray:
+    """How much a decision on each mapping would teach: its :func:`uncertainty`, times
+    ``log(2 + occurrences)`` where the site counts them."""
+    weight = np.log(2.0 + table["occurrences"].fillna(0.0).to_numpy(dtype=float))
+    if table["occurrences"].isna().all():
+        weight = np.ones(len(table))
+    return uncertainty(table) * weight
+
+
+def sort_queue(table: pd.DataFrame, order: str) -> pd.DataFrame:
+    """``table`` in ``order``; ties by source code."""
+    if order == "code":
+        return table.sort_values("source_code", kind="stable")
+    if order == "informative":
+        keys, ascending = ["priority", "source_code"], [False, True]
+    elif order == "frequency":
+        table = table.assign(_n=table["occurrences"].fillna(0.0), _c=table["confidence"])
+        keys, ascending = ["_n", "_c", "score", "source_code"], [False, True, True, True]
+    else:
+        keys, ascending = ["confidence", "score", "source_code"], [True, True, True]
+    ordered = table.sort_values(keys, ascending=ascending, kind="stable", na_position="first")
+    return ordered.drop(columns=[c for c in ("_n", "_c") if c in ordered.columns])
+
+
+@dataclass
+class Coverage(TableResult):
+    """How much of ``source``'s data its review onto ``target`` covers: per status (approved,
+    rejected, undecided: mapped by the model and nobody decided, unmapped) the concepts and the
+    occurrences (None where the site counts none) with their shares."""
+
+    source: str
+    target: str
+    table: pd.DataFrame
+    counted: bool  # whether the shares are of occurrences (else of concepts)
+    mapped_share: float  # of occurrences (else concepts) whose code has a mapping now
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table.copy()
+
+    @property
+    def message(self) -> str:
+        what = "occurrences" if self.counted else "concepts (the site counts no occurrences)"
+        approved = self.table.set_index("status").loc["approved"]
+        share = approved["occurrence_share" if self.counted else "concept_share"]
+        return (
+            f"'{self.source}' onto '{self.target}': {self.mapped_share:.1%} of {what} mapped, "
+            f"{share:.1%} approved"
+        )
+
+
+def coverage(ws: Workspace, source: str, target: str) -> Coverage:
+    """The review's coverage of ``source`` onto ``target`` by occurrences (:class:`Coverage`).
+
+    >>> from harmonize.datasets.tiny import tiny_workspace
+    >>> from harmonize.mapping.review import decide
+    >>> ws = tiny_workspace()
+    >>> _ = decide(ws, "b", "a", "B1", "accept", reviewer="ana")
+    >>> coverage(ws, "b", "a").message
+    "'b' onto 'a': 100.0% of concepts (the site counts no occurrences) mapped, 50.0% approved"
+    """
+    ws.require()
+    with ws.connect(read_only=True) as con:
+        ws.require_site(con, source)
+        ws.require_site(con, target)
+        status = sql.run_internal(con, "review_status", source=source, target=target).df()
+        counts = sql.run_internal(con, "site_code_counts", site=source).df()
+    status["occurrences"] = status["source_code"].map(occurrences(counts))
+    counted = bool(status["occurrences"].notna().any())
+    grouped = status.groupby("status").agg(
+        concepts=("source_code", "size"), occurrences=("occurrences", "sum")
+    )
+    table = grouped.reindex(list(STATUSES), fill_value=0).rename_axis("status").reset_index()
+    table["concept_share"] = table["concepts"] / max(len(status), 1)
+    total = table["occurrences"].sum()
+    table["occurrence_share"] = table["occurrences"] / total if total > 0 else np.nan
+    weight = status["occurrences"].fillna(0.0) if counted else pd.Series(1.0, status.index)
+    mapped = float(weight[status["mapped"]].sum() / weight.sum()) if weight.sum() > 0 else 0.0
+    if not counted:
+        table["occurrences"] = None
+    return Coverage(source, target, table, counted, mapped)
