@@ -290,10 +290,18 @@ def test_cli_review_and_coverage(runner, b_onto_a):
     )
     assert out.exit_code == 0, out.output
     rows = list(csv.DictReader(io.StringIO(out.output)))
-    assert [(r["order"], r["source_code"], r["rank"]) for r in rows[:3]] == [
-        ("1", "B1", "1"), ("1", "B1", "2"), ("2", "B2", "1"),
+    queue = review_queue(b_onto_a, "siteB", "siteA", order="code", top=2)
+    texts = {"A1": "acute dyspnea", "A2": "reported fever", "A3": "dry cough",
+             "A4": "sore throat", "A5": "muscle pain"}  # fmt: skip
+    expected = [
+        " | ".join(f"{c.rank}. {c.target_code} {texts[c.target_code]} ({c.score:.3f})"
+                   for c in queue.candidates.itertuples() if c.source_code == code)
+        for code in ("B1", "B2", "B3", "B4")
     ]  # fmt: skip
-    assert sum(r["chosen"] == "*" for r in rows) == 4
+    assert [(r["order"], r["source_code"]) for r in rows] == [
+        ("1", "B1"), ("2", "B2"), ("3", "B3"), ("4", "B4"),
+    ]  # fmt: skip
+    assert [r["candidates"] for r in rows] == expected
     table = runner.invoke(cli, [*args, "review", "--source", "siteB", "--target", "siteA"])
     assert table.output.splitlines()[-2:] == [
         "4 mappings await review (informative order)",
