@@ -147,6 +147,16 @@ def test_set_a_candidate_with_a_predicate_and_a_note(page, served):
     )  # fmt: skip
 
 
+def test_set_a_candidate_by_its_rank_key(page, served):
+    ws, _ = served
+    row = _undecided(ws)[0]
+    third = row["candidates"][2]["code"]
+    _pick(page, row["code"])
+    page.keyboard.press("3")
+    _wait_status(page, row["code"], "set")
+    assert _last(ws) == ("target", row["code"], "source", third, "set", "ana", None, None)
+
+
 def test_reject_with_the_keyboard_and_the_button(page, served):
     ws, _ = served
     first, second = _undecided(ws)[:2]

@@ -352,6 +352,12 @@ function onKey(event) {
     j: () => move(1), ArrowDown: () => move(1), k: () => move(-1), ArrowUp: () => move(-1),
     s: () => $("search")?.focus(), n: () => $("note")?.focus(), "/": () => $("filter-text").focus(),
   };
+  const row = selectedRow();
+  if (/^[1-9]$/.test(event.key) && row && row.candidates[Number(event.key) - 1]) {
+    event.preventDefault();  // 1-9: set the candidate of that rank
+    decide("set", row.candidates[Number(event.key) - 1].code);
+    return;
+  }
   if (keys[event.key]) { event.preventDefault(); keys[event.key](); }
 }
 
