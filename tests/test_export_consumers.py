@@ -15,6 +15,7 @@ import pytest
 
 from harmonize import __version__
 from harmonize.core.errors import InputError
+from harmonize.core.workspace import Workspace
 from harmonize.index.site_index import build_site_index
 from harmonize.mapping.export import export_events, export_mappings
 from harmonize.mapping.pipeline import map_sites
@@ -42,13 +43,14 @@ OMOP = (
 )
 
 
-@pytest.fixture
-def omop_ws(workspace, tmp_path, fake_encoder):
-    """local (tricky descriptions) mapped onto omop (concept_ids); L1 accepted with no
-    predicate by ana, L2 set by bob as broad, L3 and L4 left to the model."""
-    (tmp_path / "local.csv").write_text(LOCAL)
-    (tmp_path / "omop.csv").write_text(OMOP)
-    events = tmp_path / "events.csv"
+def local_omop_workspace(root: Path) -> Workspace:
+    """Sites local (tricky descriptions, events) and omop (concept_ids) in ``root/ws``,
+    indexed with the fake encoder, local mapped onto omop (k=2); no decisions."""
+    root.mkdir(parents=True, exist_ok=True)
+    workspace = Workspace(root / "ws")
+    (root / "local.csv").write_text(LOCAL)
+    (root / "omop.csv").write_text(OMOP)
+    events = root / "events.csv"
     events.write_text(
         "subject_id,time,code,value\n"
         "p2,2021-03-01 10:00:00,L1,38.5\n"
@@ -56,14 +58,25 @@ def omop_ws(workspace, tmp_path, fake_encoder):
         "p1,,L3,\n"
         "p1,2021-03-01 08:00:00,L1,37.9\n"
     )
-    add_site(workspace, "local", tmp_path / "local.csv", events)
-    add_site(workspace, "omop", tmp_path / "omop.csv")
+    add_site(workspace, "local", root / "local.csv", events)
+    add_site(workspace, "omop", root / "omop.csv")
     for site in ("local", "omop"):
         build_site_index(workspace, site, "fake")
     map_sites(workspace, "local", "omop", model="fake", k=2)
+    return workspace
+
+
+def decide_some(workspace: Workspace) -> Workspace:
+    """L1 accepted with no predicate by ana, L2 set by bob as broad (onto a concept the model
+    did not choose), L3 and L4 left to the model."""
     decide(workspace, "local", "omop", "L1", "accept", reviewer="ana")
     decide(workspace, "local", "omop", "L2", "set", "4329041", reviewer="bob", predicate="broad")
     return workspace
+
+
+@pytest.fixture
+def omop_ws(tmp_path, fake_encoder):
+    return decide_some(local_omop_workspace(tmp_path))
 
 
 def _decision_ms(ws) -> dict[str, int]:

@@ -9,7 +9,7 @@ commands are grouped by what they do. Nothing heavy is imported until a command 
 True
 """
 
-from harmonize.cli import evaluate, mapping, quality, query, review, serve, sites  # noqa: F401  (registers commands)
+from harmonize.cli import evaluate, importing, mapping, quality, query, review, serve, sites  # noqa: F401  (registers commands)
 from harmonize.cli.base import cli
 
 

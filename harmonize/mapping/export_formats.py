@@ -251,8 +251,12 @@ def _epoch_ms(times: pd.Series) -> pd.Series:
 
 def to_usagi(frame: pd.DataFrame, source: str, target: str) -> str:
     """An OHDSI Usagi mapping CSV (Usagi's columns, order and quoting; see
-    :mod:`harmonize.mapping.usagi`): people's decisions APPROVED with the reviewer and time,
-    the rest UNCHECKED for review. A source with several targets has one row per target."""
+    :mod:`harmonize.mapping.usagi`): people's decisions APPROVED, with the reviewer as
+    statusSetBy and createdBy and the decision's time (Unix milliseconds, as Usagi keeps
+    them) as statusSetOn and createdOn; the model's matches UNCHECKED for review, created by
+    harmonize at time 0 (unknown, Usagi's reader default), so that exporting what
+    ``harmonize import`` read gives the same file. A source with several targets has one row
+    per target."""
     manual = frame["method"].str.startswith("manual:")
     reviewer = frame["reviewer"].where(manual, None)
     decided = _epoch_ms(frame["decided_at"].where(manual, None))
@@ -276,7 +280,7 @@ def to_usagi(frame: pd.DataFrame, source: str, target: str) -> str:
             "mappingType": "MAPS_TO",
             "comment": frame["note"].where(manual, "harmonize " + frame["method"]),
             "createdBy": reviewer.fillna(f"harmonize {__version__}"),
-            "createdOn": decided.where(manual, _epoch_ms(frame["created_at"])),
+            "createdOn": decided,
             "assignedReviewer": "",
         }
     )
