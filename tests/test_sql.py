@@ -227,6 +227,7 @@ def test_read_only_set_is_complete():
         "run_mappings",
         "pair_mappings",
         "export_mappings",
+        "codes_present",
         "review_concepts",
         "search_concepts",
         "code_event_counts",
