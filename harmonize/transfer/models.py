@@ -4,7 +4,9 @@
 The CNN: Conv1d(embedding dim -> 100 filters, kernel 1), ReLU, max over the patient's concepts,
 dropout 0.5, Linear(100 -> 2). With kernel 1 the convolution is one shared projection of each
 concept vector, so it is applied once to the distinct texts and gathered per patient: the same
-function as running it over every patient's sequence, at a fraction of the cost.
+function as running it over every patient's sequence, at a fraction of the cost. Beyond the
+study: sum or attention pooling (``pooling=``), and :func:`fit_many`, which trains a grid's
+models together (:mod:`harmonize.transfer.cnn_training`).
 
 >>> import numpy as np
 >>> vectors = np.eye(4, dtype="float32"); ids = np.array([[0, 1], [2, 3]] * 10)
@@ -21,15 +23,23 @@ import copy
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 from torch import nn
 
 # The one-hot baseline needs no torch; it lives in .baseline and is re-exported here.
 from harmonize.transfer.baseline import OneHotLogistic, multi_hot
+from harmonize.transfer.cnn_pooling import POOLINGS, pool
+from harmonize.transfer.cnn_training import TRAIN_PARTS, FitJob, Trained, TrainSettings, train_many
 
-__all__ = ["TRAIN_PARTS", "CNNClassifier", "ConceptCNN", "OneHotLogistic", "multi_hot"]
-
-TRAIN_PARTS = ("all", "head")
+__all__ = [
+    "POOLINGS",
+    "TRAIN_PARTS",
+    "CNNClassifier",
+    "ConceptCNN",
+    "FitJob",
+    "OneHotLogistic",
+    "fit_many",
+    "multi_hot",
+]
 
 
 @contextlib.contextmanager
@@ -46,17 +56,25 @@ def single_thread():
 
 
 class ConceptCNN(nn.Module):
-    """Conv1d(kernel 1) + ReLU + max-pool over concepts + dropout + Linear(filters -> 2)."""
+    """Conv1d(kernel 1) + ReLU + pooling over concepts + dropout + Linear(filters -> 2).
 
-    def __init__(self, dim: int, filters: int = 100, dropout: float = 0.5):
+    ``pooling``: ``max`` (the study's), ``sum``, or ``attention`` (a learned score per projected
+    text, softmax-weighted over the patient's texts); see :mod:`harmonize.transfer.cnn_pooling`.
+    """
+
+    def __init__(self, dim: int, filters: int = 100, dropout: float = 0.5, pooling: str = "max"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
         self.conv = nn.Conv1d(dim, filters, kernel_size=1)
+        self.attention = nn.Linear(filters, 1, bias=False) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(filters, 2)
 
     def project(self, vectors: torch.Tensor) -> torch.Tensor:
         """ReLU(conv) of each distinct text vector: (n_texts, dim) -> (n_texts, filters)."""
-        return torch.relu(self.conv(vectors.T.unsqueeze(0))).squeeze(0).T
+        return torch.relu(vectors @ self.conv.weight[:, :, 0].T + self.conv.bias)
 
     def forward(
         self, vectors: torch.Tensor, ids: torch.Tensor, projected: torch.Tensor | None = None
@@ -65,36 +83,9 @@ class ConceptCNN(nn.Module):
         (valid while the convolution is frozen)."""
         if projected is None:
             projected = self.project(vectors)
-        return self.fc(self.dropout(projected[ids].max(dim=1).values))
-
-
-def _stratified_holdout(y: np.ndarray, fraction: float, rng: np.random.Generator):
-    """(train, validation) indices, stratified; all data in both when a class is too small."""
-    val = []
-    for cls in (0, 1):
-        idx = np.flatnonzero(y == cls)
-        n_val = int(round(len(idx) * fraction))
-        if n_val < 1 or n_val >= len(idx):
-            everything = np.arange(len(y))
-            return everything, everything
-        val.append(rng.permutation(idx)[:n_val])
-    val_idx = np.sort(np.concatenate(val))
-    return np.setdiff1d(np.arange(len(y)), val_idx), val_idx
-
-
-class _Batches:
-    """Training indices in shuffled passes: a fresh permutation each pass, batches in turn."""
-
-    def __init__(self, indices: np.ndarray, size: int, rng: np.random.Generator):
-        self.indices, self.size, self.rng = indices, size, rng
-        self.order, self.cursor = rng.permutation(indices), 0
-
-    def next(self) -> np.ndarray:
-        if self.cursor >= len(self.order):
-            self.order, self.cursor = self.rng.permutation(self.indices), 0
-        batch = self.order[self.cursor : self.cursor + self.size]
-        self.cursor += self.size
-        return batch
+        att = None if self.attention is None else self.attention.weight.T[None]
+        pooled = pool(projected[None], ids[None], self.pooling, att)[0]
+        return self.fc(self.dropout(pooled))
 
 
 class CNNClassifier:
@@ -102,7 +93,8 @@ class CNNClassifier:
     with the best validation AUROC on a stratified hold-out of the training data.
 
     ``fit(..., init=other.module_, train="head")`` fine-tunes a copy of another model with only
-    the last layer trainable; ``train="all"`` tunes everything.
+    the last layer trainable; ``train="all"`` tunes everything. :func:`fit_many` trains many
+    at once (the same models, faster).
     """
 
     def __init__(
@@ -118,6 +110,7 @@ class CNNClassifier:
         val_fraction: float = 0.2,
         random_state: int = 0,
         device: str = "cpu",
+        pooling: str = "max",
     ):
         self.filters = filters
         self.dropout = dropout
@@ -130,6 +123,22 @@ class CNNClassifier:
         self.val_fraction = val_fraction
         self.random_state = random_state
         self.device = device
+        self.pooling = pooling
+
+    def settings(self) -> TrainSettings:
+        """The training settings every model fitted with this classifier's parameters shares."""
+        return TrainSettings(
+            filters=self.filters,
+            dropout=self.dropout,
+            pooling=self.pooling,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            val_fraction=self.val_fraction,
+            device=self.device,
+        )
 
     def fit(
         self,
@@ -139,83 +148,15 @@ class CNNClassifier:
         init: ConceptCNN | None = None,
         train: str = "all",
     ) -> CNNClassifier:
-        with single_thread():
-            return self._fit(vectors, ids, y, init, train)
+        job = FitJob(ids, y, self.random_state, self.lr, init, train)
+        return fit_many(self, vectors, [job])[0]
 
-    def _fit(self, vectors, ids, y, init, train) -> CNNClassifier:
-        if train not in TRAIN_PARTS:
-            raise ValueError(f"train must be one of {TRAIN_PARTS}, got {train!r}")
-        torch.manual_seed(self.random_state)
-        rng = np.random.default_rng(self.random_state)
-        y = np.asarray(y, dtype=np.int64)
-        train_idx, val_idx = _stratified_holdout(y, self.val_fraction, rng)
-        module = self._module(vectors.shape[1], init, train)
-        optimizer = torch.optim.SGD(
-            [p for p in module.parameters() if p.requires_grad],
-            lr=self.lr,
-            momentum=self.momentum,
-            nesterov=True,
-            weight_decay=self.weight_decay,
-        )
-        v = torch.as_tensor(vectors, dtype=torch.float32, device=self.device)
-        ids_t = torch.as_tensor(ids, dtype=torch.long, device=self.device)
-        y_t = torch.as_tensor(y, device=self.device)
-        best_state, best_score, best_epoch = copy.deepcopy(module.state_dict()), -np.inf, 0
-        history = []
-        batches = _Batches(train_idx, self.batch_size, rng)
-        # A frozen convolution projects the texts the same way every step: do it once.
-        frozen = None
-        if train == "head":
-            with torch.no_grad():
-                frozen = module.project(v)
-        for epoch in range(1, self.epochs + 1):
-            self._epoch(module, optimizer, batches, v, ids_t, y_t, frozen)
-            score = self._validation_score(module, v, ids_t[val_idx], y[val_idx])
-            history.append(score)
-            if score > best_score:
-                best_state, best_score, best_epoch = (
-                    copy.deepcopy(module.state_dict()),
-                    score,
-                    epoch,
-                )
-        module.load_state_dict(best_state)
-        module.eval()
-        self.module_ = module
-        self.best_epoch_ = best_epoch
-        self.best_val_score_ = float(best_score)
-        self.history_ = history
+    def _record(self, trained: Trained) -> CNNClassifier:
+        self.module_ = trained.module
+        self.best_epoch_ = trained.best_epoch
+        self.best_val_score_ = trained.best_val_score
+        self.history_ = trained.history
         return self
-
-    def _module(self, dim: int, init: ConceptCNN | None, train: str) -> ConceptCNN:
-        """A new CNN, or a copy of ``init``; with ``train="head"`` its convolution is frozen."""
-        module = (
-            copy.deepcopy(init) if init is not None else ConceptCNN(dim, self.filters, self.dropout)
-        ).to(self.device)
-        for param in module.conv.parameters():
-            param.requires_grad_(train == "all")
-        return module
-
-    def _epoch(self, module, optimizer, batches, v, ids_t, y_t, frozen) -> None:
-        """``steps_per_epoch`` SGD steps of cross-entropy on batches of the training patients."""
-        loss_fn = nn.CrossEntropyLoss()
-        module.train()
-        for _ in range(self.steps_per_epoch):
-            batch = torch.as_tensor(batches.next(), device=self.device)
-            optimizer.zero_grad()
-            loss = loss_fn(module(v, ids_t[batch], frozen), y_t[batch])
-            loss.backward()
-            optimizer.step()
-
-    @staticmethod
-    def _validation_score(module, v, ids, y) -> float:
-        """Validation AUROC; minus the log-loss when the validation set has one class."""
-        module.eval()
-        with torch.no_grad():
-            logits = module(v, ids)
-        if len(np.unique(y)) == 2:
-            return float(roc_auc_score(y, torch.softmax(logits, 1)[:, 1].cpu().numpy()))
-        target = torch.as_tensor(y, device=logits.device)
-        return -float(nn.functional.cross_entropy(logits, target))
 
     def predict_proba(self, vectors: np.ndarray, ids: np.ndarray) -> np.ndarray:
         v = torch.as_tensor(vectors, dtype=torch.float32, device=self.device)
@@ -223,3 +164,19 @@ class CNNClassifier:
         with torch.no_grad(), single_thread():
             logits = self.module_(v, torch.as_tensor(ids, dtype=torch.long, device=self.device))
         return torch.softmax(logits, 1).cpu().numpy()
+
+
+def fit_many(
+    settings: CNNClassifier, vectors: np.ndarray, jobs: list[FitJob]
+) -> list[CNNClassifier]:
+    """One fitted :class:`CNNClassifier` per job, trained together (each with its own seed and
+    learning rate from the job, the rest from ``settings``); see
+    :mod:`harmonize.transfer.cnn_training`."""
+    with single_thread():
+        trained = train_many(np.asarray(vectors, dtype=np.float32), jobs, settings.settings())
+    out = []
+    for job, result in zip(jobs, trained, strict=True):
+        clf = copy.copy(settings)
+        clf.random_state, clf.lr = job.random_state, job.lr
+        out.append(clf._record(result))
+    return out
