@@ -271,9 +271,8 @@ def test_a_hostile_description_shows_as_text(page, served):
     page.keyboard.press("s")
     page.keyboard.type("pyrex")
     page.wait_for_selector("#hits li")
-    assert page.locator("#hits li").inner_text() == (
-        "Set EVIL1 <script>window.__pwned = 1</script>fever (synonym “<b>pyrexia</b>”) · chosen"
-    )
+    hit = page.locator("#hits li").inner_text().removesuffix(" · chosen")
+    assert hit == "Set EVIL1 <script>window.__pwned = 1</script>fever (synonym “<b>pyrexia</b>”)"
     assert page.evaluate("window.__pwned") is None
 
 
