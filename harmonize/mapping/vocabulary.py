@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from harmonize.core import sql
+from harmonize.core.errors import InputError, literal
 from harmonize.mapping.retrieve import ConceptHits, SiteTexts
 
 MAPS_TO = "+maps-to"
@@ -65,6 +66,15 @@ def code_lookup(
 ) -> Direct:
     """The source concepts whose code is a target concept's code, each mapped to it (or, for
     a non-standard concept with 'Maps to' edges, to the standard concepts they lead to)."""
+    if code_system is not None:
+        systems = [r[0] for r in sql.run_internal(con, "site_systems", site=target).fetchall()]
+        if code_system not in systems:
+            shown = ", ".join(systems[:20]) or "none"
+            raise InputError(
+                f"{{code_system}} {literal(code_system)}: target '{literal(target)}' has no "
+                f"concept of that vocabulary (it has {literal(shown)})",
+                params=("code_system",),
+            )
     found = sql.run_internal(
         con, "code_lookup", source=source, target=target, code_system=code_system
     ).fetchall()

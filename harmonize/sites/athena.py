@@ -257,17 +257,22 @@ def _store(
     for table in SITE_TABLES:
         sql.run_internal(con, f"delete_site_{table}", site=name)
     concept = files["CONCEPT.csv"]
-    _run(con, concept, "athena_insert_concepts", site=name, **concept.params(), **filters.params())
-    sql.run_internal(con, "athena_temp_ids", site=name)
+    _run(con, concept, "athena_kept", **concept.params(), **filters.params())
     duplicate = sql.run_internal(con, "athena_duplicate_concept").fetchone()
     if duplicate:
         raise InputError(f"{concept.path}: concept_id {duplicate[0]} appears {duplicate[1]} times")
     n_concepts = sql.run_internal(con, "athena_count_ids").fetchone()[0]
     if n_concepts == 0:
         raise InputError(f"{concept.path}: no concept passes the filters ({filters.describe()})")
+    sql.run_internal(con, "athena_parents_empty")
+    ancestor = files.get("CONCEPT_ANCESTOR.csv")
+    if ancestor is not None:
+        _run(con, ancestor, "athena_parents", **ancestor.params())
+    sql.run_internal(con, "athena_insert_concepts", site=name)
     counts = {"athena_synonyms": 0, "athena_maps_to": 0}
-    steps = [("CONCEPT_ANCESTOR.csv", "athena_parents", {}),
-             ("CONCEPT_SYNONYM.csv", "athena_synonyms", {})]  # fmt: skip
+    steps: list[tuple[str, str, dict[str, object]]] = [
+        ("CONCEPT_SYNONYM.csv", "athena_synonyms", {})
+    ]
     if not filters.standard:  # standard concepts only: no non-standard concept to follow
         extra = {"include_invalid": filters.include_invalid}
         steps.append(("CONCEPT_RELATIONSHIP.csv", "athena_maps_to", extra))
@@ -285,7 +290,7 @@ def _store(
         vocab_sha256=digest,
         n_concepts=int(n_concepts),
     )
-    sql.run_internal(con, "athena_drop_ids")
+    sql.run_internal(con, "athena_drop_temp")
     return int(n_concepts), counts["athena_synonyms"], counts["athena_maps_to"]
 
 

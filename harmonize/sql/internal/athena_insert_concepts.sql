@@ -1,34 +1,14 @@
--- athena_insert_concepts: stores the rows of an Athena CONCEPT.csv that pass the filters as site
--- $site's concepts, in concept_id order (row = FAISS row); code is the concept_id.
--- params: site, path, columns, vocabularies, domains, classes, standard, include_invalid
+-- athena_insert_concepts: stores the kept concepts (athena_kept) with their parents as site
+-- $site's concepts; code is the concept_id, vocabulary_id the system, the rest in extra.
+-- params: site
 INSERT INTO concepts
 SELECT
-    $site,
-    (row_number() OVER (ORDER BY concept_id) - 1)::INTEGER,
-    concept_id::VARCHAR,
-    concept_name,
-    vocabulary_id,
-    NULL,
-    NULL,
+    $site, k.row, k.concept_id::VARCHAR, k.concept_name, k.vocabulary_id, p.parent, NULL,
     json_object(
-        'concept_code', concept_code, 'vocabulary_id', vocabulary_id,
-        'domain_id', domain_id, 'concept_class_id', concept_class_id,
-        'standard_concept', standard_concept, 'invalid_reason', invalid_reason
+        'concept_code', k.concept_code, 'vocabulary_id', k.vocabulary_id,
+        'domain_id', k.domain_id, 'concept_class_id', k.concept_class_id,
+        'standard_concept', k.standard_concept, 'invalid_reason', k.invalid_reason
     )::VARCHAR
-FROM (
-    SELECT
-        CAST(concept_id AS BIGINT) AS concept_id,
-        trim(concept_name) AS concept_name,
-        domain_id, vocabulary_id, concept_class_id,
-        nullif(standard_concept, '') AS standard_concept,
-        concept_code,
-        nullif(invalid_reason, '') AS invalid_reason
-    FROM read_csv($path, delim = '\t', quote = '', escape = '', header = true,
-                  auto_detect = false, columns = $columns, null_padding = false)
-)
-WHERE ($vocabularies IS NULL OR list_contains($vocabularies, vocabulary_id))
-  AND ($domains IS NULL OR list_contains($domains, domain_id))
-  AND ($classes IS NULL OR list_contains($classes, concept_class_id))
-  AND (NOT $standard OR standard_concept = 'S')
-  AND ($include_invalid OR invalid_reason IS NULL)
-  AND concept_name <> '';
+FROM athena_kept AS k
+LEFT JOIN athena_parents AS p ON p.row = k.row
+ORDER BY k.row;

@@ -7,7 +7,7 @@ FROM (
     SELECT DISTINCT x.row, trim(s.concept_synonym_name) AS text
     FROM read_csv($path, delim = '\t', quote = '', escape = '', header = true,
                   auto_detect = false, columns = $columns) AS s
-    JOIN athena_ids AS x ON x.id = CAST(s.concept_id AS BIGINT)
+    JOIN athena_kept AS x ON x.concept_id = CAST(s.concept_id AS BIGINT)
     WHERE trim(s.concept_synonym_name) <> ''
-      AND lower(trim(s.concept_synonym_name)) <> lower(x.description)
+      AND lower(trim(s.concept_synonym_name)) <> lower(x.concept_name)
 );

