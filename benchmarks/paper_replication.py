@@ -136,38 +136,82 @@ def cnn_settings(model: str, quick: bool = False):
     return settings, spec["lr"], spec["finetune_lr"]
 
 
-def run_grid(ws: Workspace, args, log) -> tuple[pd.DataFrame, np.ndarray, dict]:
-    """Every model x embedding x scenario x source x size x seed: (rows, replicates, seconds)."""
-    started, cpu = time.perf_counter(), time.process_time()
-    study = grid.load_study(ws, args.sources)
-    counts = grid.bootstrap_counts(len(study.test.y), args.bootstrap)
-    run = grid.GridRun()
-    run.add_time("read patients", started, cpu)
-    log(f"read {len(study.sources)} sources and the target: {len(study.texts)} texts")
-    frames, replicates = [], []
-    for embedding in args.embeddings:
+_STUDY: dict = {}  # per worker process: the study's patients and bootstrap resamples
+
+
+def _load(ws_root: str, sources: list[str], n_boot: int):
+    """The worker's study, read once per process."""
+    if ws_root not in _STUDY:
         started, cpu = time.perf_counter(), time.process_time()
-        vectors = _vectors(ws, embedding_spec(embedding), study.texts, "cpu")
-        run.add_time("embed", started, cpu)
+        study = grid.load_study(Workspace(ws_root), sources)
+        counts = grid.bootstrap_counts(len(study.test.y), n_boot)
+        seconds = {"read patients wall": time.perf_counter() - started}
+        seconds["read patients cpu"] = time.process_time() - cpu
+        _STUDY[ws_root] = (study, counts, seconds)
+        return study, counts, seconds
+    study, counts, _ = _STUDY[ws_root]
+    return study, counts, {}
+
+
+def run_part(ws_root: str, args: argparse.Namespace, part: str) -> tuple[str, dict]:
+    """One embedding's models (or ``logreg``), saved at once under ``out/parts/``: a run cut
+    short keeps every finished part. Returns (part, its stage seconds)."""
+    started = time.perf_counter()
+
+    def log(text: str) -> None:
+        print(f"[{part} {time.perf_counter() - started:5.0f}s] {text}", flush=True)
+
+    study, counts, seconds = _load(ws_root, args.sources, args.bootstrap)
+    run = grid.GridRun(seconds=dict(seconds))
+    if part == "logreg":
+        grid.logreg_grid(study, args.sizes, args.seeds, counts, run)
+        frame = pd.DataFrame(run.rows).assign(embedding="onehot")
+    else:
+        t0, c0 = time.perf_counter(), time.process_time()
+        vectors = _vectors(Workspace(ws_root), embedding_spec(part), study.texts, "cpu")
+        run.add_time("embed", t0, c0)
         for model in args.models:
-            if model not in CNNS or embedding not in CNN_EMBEDDINGS.get(model, (embedding,)):
+            if model not in CNNS or part not in CNN_EMBEDDINGS.get(model, (part,)):
                 continue
             settings, lr, finetune_lr = cnn_settings(model, args.quick)
-            before = len(run.rows)
             grid.cnn_grid(
                 study, vectors, model, settings, args.sizes, args.seeds, counts, run,
                 lr=lr, finetune_lr=finetune_lr, log=log,
             )  # fmt: skip
-            frames.append(pd.DataFrame(run.rows[before:]).assign(embedding=embedding))
-            replicates.extend(run.replicates[before:])
-            log(f"{model} {embedding}: done ({len(run.rows) - before} models)")
-    if "logreg" in args.models:
-        before = len(run.rows)
-        grid.logreg_grid(study, args.sizes, args.seeds, counts, run)
-        frames.append(pd.DataFrame(run.rows[before:]).assign(embedding="onehot"))
-        replicates.extend(run.replicates[before:])
-        log(f"logreg: done ({len(run.rows) - before} models)")
-    return pd.concat(frames, ignore_index=True), np.stack(replicates), run.seconds
+        if "auto" in args.models:
+            grid.transfer_grid(study, vectors, part, args.sizes, args.seeds, counts, run, log=log)
+        frame = pd.DataFrame(run.rows).assign(embedding=part)
+    folder = args.parts
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(folder / f"{part}{args.tag}.csv", index=False)
+    np.save(folder / f"{part}{args.tag}.npy", np.stack(run.replicates))
+    log(f"done: {len(frame)} models")
+    return part, run.seconds
+
+
+def merge_parts(folder: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every finished part's rows and replicates (parts of earlier runs with other --tag too)."""
+    done = sorted(p.stem for p in folder.glob("*.csv"))
+    rows = pd.concat([pd.read_csv(folder / f"{p}.csv") for p in done], ignore_index=True)
+    return rows, np.concatenate([np.load(folder / f"{p}.npy") for p in done])
+
+
+def run_grid(ws_root: Path, args, log) -> dict:
+    """Every part on ``args.workers`` processes; returns the summed stage seconds."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    parts = [*args.embeddings, *(["logreg"] if "logreg" in args.models else [])]
+    seconds: dict[str, float] = {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+        futures = [pool.submit(run_part, str(ws_root), args, p) for p in parts]
+        for future in futures:
+            part, stages = future.result()
+            for key, value in stages.items():
+                seconds[key] = seconds.get(key, 0.0) + value
+            log(f"part {part} finished")
+    return seconds
 
 
 def save_rows(out: Path, name: str, rows: pd.DataFrame, replicates: np.ndarray, meta: dict) -> None:
@@ -191,6 +235,12 @@ def main() -> None:
     parser.add_argument("--models", default=",".join([*CNNS, "logreg"]))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--bootstrap", type=int, default=N_BOOT)
+    parser.add_argument("--tag", default="", help="a suffix for this run's part files")
+    parser.add_argument("--workers", type=int, default=2, help="processes (one per CPU core)")
+    parser.add_argument("--keep", type=Path, help="build the sites in this folder and keep it")
+    parser.add_argument(
+        "--merge-only", action="store_true", help="only merge the finished parts in --out"
+    )
     args = parser.parse_args()
     quick = args.quick
     args.sources = (
@@ -210,44 +260,67 @@ def main() -> None:
     args.models = args.models.split(",")
     if quick:
         args.seeds, args.bootstrap = 1, 50
+    suffix = "-quick" if quick else ""
+    args.parts = args.out / f"parts{suffix}"
+    name = f"paper-replication{suffix}"
+    if args.merge_only:
+        rows, replicates = merge_parts(args.parts)
+        meta = json.loads((args.out / f"{name}-times.json").read_text())
+        meta["n_models"] = len(rows)
+        save_rows(args.out, name, rows, replicates, meta)
+        print(f"merged {len(rows)} models into {args.out / name}.csv")
+        return
     started, cpu = time.perf_counter(), time.process_time()
 
     def log(text: str) -> None:
         print(f"[{time.perf_counter() - started:6.0f}s] {text}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "inputs").mkdir()
-        ws = Workspace(root / "ws")
+        root = args.keep or Path(tmp)
+        (root / "inputs").mkdir(parents=True, exist_ok=True)
         t0, c0 = time.perf_counter(), time.process_time()
-        build_sites(ws, root / "inputs", args.sources)
+        if not (root / "ws" / "harmonize.duckdb").exists():
+            build_sites(Workspace(root / "ws"), root / "inputs", args.sources)
         build = {
             "build sites wall": time.perf_counter() - t0,
             "build sites cpu": time.process_time() - c0,
         }
         log("sites built")
-        rows, replicates, seconds = run_grid(ws, args, log)
+        seconds = run_grid(root / "ws", args, log)
+    rows, replicates = merge_parts(args.parts)
     meta = {
         "machine": f"{platform.processor() or platform.machine()}, {_cores()} CPU cores, no GPU",
+        "workers": args.workers,
         "load_average_at_end": list(np.round(_loadavg(), 2)),
         "wall_s": round(time.perf_counter() - started, 1),
-        "cpu_s": round(time.process_time() - cpu, 1),
+        "cpu_s": round(time.process_time() - cpu + _children_cpu(), 1),
         "stages_s": {k: round(v, 1) for k, v in {**build, **seconds}.items()},
         "settings": {
-            "sources": args.sources,
-            "sizes": args.sizes,
-            "seeds": args.seeds,
-            "embeddings": args.embeddings,
-            "models": args.models,
-            "bootstrap": args.bootstrap,
-            "cnns": {m: CNNS[m] for m in args.models if m in CNNS},
-            "quick": quick,
+            "sources": args.sources, "sizes": args.sizes, "seeds": args.seeds,
+            "embeddings": args.embeddings, "models": args.models, "bootstrap": args.bootstrap,
+            "cnns": {m: CNNS[m] for m in args.models if m in CNNS}, "quick": quick,
         },
+        "command": "nice -n 10 python benchmarks/paper_replication.py " + " ".join(_argv()),
         "n_models": len(rows),
-    }
-    suffix = "-quick" if quick else ""
-    save_rows(args.out, f"paper-replication{suffix}", rows, replicates, meta)
-    log(f"wrote {args.out / f'paper-replication{suffix}.csv'} ({len(rows)} models)")
+    }  # fmt: skip
+    if args.tag:  # an added pass: its own times file; the grid's settings stay the first run's
+        (args.out / f"{name}-times{args.tag}.json").write_text(json.dumps(meta, indent=1) + "\n")
+        meta = json.loads((args.out / f"{name}-times.json").read_text()) | {"n_models": len(rows)}
+    save_rows(args.out, name, rows, replicates, meta)
+    log(f"wrote {args.out / name}.csv ({len(rows)} models)")
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _argv() -> list[str]:
+    import sys
+
+    return sys.argv[1:]
 
 
 def _cores() -> int:

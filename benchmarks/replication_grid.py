@@ -237,3 +237,52 @@ def load_study(ws, sources: Iterable[str], target: str = "target", **reading) ->
         tgt.subset(tgt.split == "test"),
         list(vocabulary),
     )
+
+
+def transfer_grid(
+    study: Study,
+    vectors: np.ndarray,
+    embedding: str,
+    sizes: Iterable[int],
+    seeds: int,
+    counts: np.ndarray,
+    run: GridRun,
+    log: Callable[[str], None] = lambda _: None,
+) -> None:
+    """The logistic transfer families of harmonize.transfer.auto (L2-SP prior, embedding-tied
+    source weights, stacking, naive Bayes with a source prior; each family's setting by inner CV
+    on the target sample alone) and ``auto``, the best of them by inner CV. Rows: model = the
+    family, scenario = local (never sees the source), direct, transfer, or auto."""
+    from harmonize.transfer.auto import LOCAL_FAMILIES, choose_and_fit, fit_source
+    from harmonize.transfer.experiment import DEFAULT_TIE
+
+    tie = 0.0 if embedding == "onehot" else DEFAULT_TIE
+    started, cpu = time.perf_counter(), time.process_time()
+    for name, src in study.sources.items():
+        source = fit_source(vectors, src.ids, src.y, tie, study.texts)
+        direct = _sigmoid(source.model.decision(vectors, study.test.ids))
+        for seed in range(seeds):
+            score(run, Cell("direct-tied", "direct", name, 0, seed), study.test, direct, counts)
+            for n in sizes:
+                sample = target_sample(study.pool, n, seed)
+                choice = choose_and_fit(
+                    vectors, source, sample.ids, sample.y, study.test.ids, random_state=seed
+                )
+                for family, scores in choice.test_scores.items():
+                    if family == "direct":
+                        continue
+                    scenario = (
+                        "auto"
+                        if family == "auto"
+                        else ("local" if family in LOCAL_FAMILIES else "transfer")
+                    )
+                    if scenario == "local" and name != next(iter(study.sources)):
+                        continue  # a local family does not depend on the source: once
+                    cell = Cell(family, scenario, "" if scenario == "local" else name, n, seed)
+                    score(run, cell, study.test, _sigmoid(scores), counts)
+        log(f"  transfer families from {name}: {time.perf_counter() - started:.0f}s")
+    run.add_time("transfer families", started, cpu)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -z))
