@@ -178,26 +178,18 @@ def _sssom_cli(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def test_sssom_parse_and_convert_accept_the_export(omop_ws, tmp_path):
-    """sssom-py's own CLI parses the export (prefixes checked strictly) and converts it to
-    JSON, and its validators find nothing wrong; scores stay in [0, 1]; the mapping a person
-    set by hand has neither score nor measure, the model's have cosine. (sssom-py builds its
-    default prefix map once per process: ~10 s of CPU.)"""
-    from sssom.constants import SchemaValidationType
-    from sssom.parsers import parse_sssom_table
-    from sssom.validators import validate
-
-    with omop_ws.transaction() as con:  # cosines outside [0, 1] happen: clip them
+def _sssom_export(ws: Workspace, tmp_path: Path) -> Path:
+    with ws.transaction() as con:  # cosines outside [0, 1] happen: clip them
         con.execute("UPDATE mappings SET score = -0.25 WHERE source_code = 'L3'")
         con.execute("UPDATE mappings SET score = 1.0000004 WHERE source_code = 'L4'")
     out = tmp_path / "m.sssom.tsv"
-    export_mappings(omop_ws, "local", "omop", "sssom", out)
-    parsed, converted = tmp_path / "parsed.sssom.tsv", tmp_path / "m.json"
-    result = _sssom_cli("parse", str(out), "-o", str(parsed))
-    assert result.exit_code == 0, result.output
-    result = _sssom_cli("convert", str(out), "-O", "json", "-o", str(converted))
-    assert result.exit_code == 0, result.output
-    document = json.loads(converted.read_text())
+    export_mappings(ws, "local", "omop", "sssom", out)
+    return out
+
+
+def _check_sssom(parsed: Path, document: dict) -> None:
+    """What sssom-py read: scores in [0, 1], none (and no measure) for the mapping a person
+    set by hand, the person's predicate, name and justification."""
     assert document["mapping_set_id"] == "urn:harmonize:mappings:local:omop"
     rows = {m["subject_id"]: m for m in document["mappings"]}
     back = pd.read_csv(parsed, sep="\t", comment="#").set_index("subject_id")
@@ -220,9 +212,40 @@ def test_sssom_parse_and_convert_accept_the_export(omop_ws, tmp_path):
     assert rows["local:L3"]["mapping_justification"] == (
         "semapv:SemanticSimilarityThresholdMatching"
     )
+
+
+def test_sssom_py_parses_converts_and_validates_the_export(omop_ws, tmp_path):
+    """sssom-py's parser with the strict prefix check that ``sssom parse`` makes (every prefix
+    used, in the metadata too, must be declared), its TSV and JSON writers (what ``sssom
+    convert`` calls) and its validators. The commands themselves: the slow test below."""
+    from sssom.constants import SchemaValidationType
+    from sssom.parsers import parse_sssom_table
+    from sssom.validators import validate
+    from sssom.writers import to_json, write_table
+
+    out = _sssom_export(omop_ws, tmp_path)
+    msdf = parse_sssom_table(out)
+    msdf.clean_prefix_map(strict=True)
+    parsed = tmp_path / "parsed.sssom.tsv"
+    with parsed.open("w") as handle:
+        write_table(msdf, handle)
+    _check_sssom(parsed, to_json(msdf))
     kinds = [SchemaValidationType.JsonSchema, SchemaValidationType.PrefixMapCompleteness]
-    reports = validate(parse_sssom_table(out), kinds, fail_on_error=False)
+    reports = validate(msdf, kinds, fail_on_error=False)
     assert {kind: report.results for kind, report in reports.items()} == {k: [] for k in kinds}
+
+
+@pytest.mark.slow
+def test_sssom_commands_parse_and_convert_accept_the_export(omop_ws, tmp_path):
+    """``sssom parse`` and ``sssom convert -O json`` (sssom-py's CLI, in process) accept the
+    export. Slow: the commands build sssom-py's default prefix map first (~27 s of CPU)."""
+    out = _sssom_export(omop_ws, tmp_path)
+    parsed, converted = tmp_path / "parsed.sssom.tsv", tmp_path / "m.json"
+    result = _sssom_cli("parse", str(out), "-o", str(parsed))
+    assert result.exit_code == 0, result.output
+    result = _sssom_cli("convert", str(out), "-O", "json", "-o", str(converted))
+    assert result.exit_code == 0, result.output
+    _check_sssom(parsed, json.loads(converted.read_text()))
 
 
 # --- FHIR ---------------------------------------------------------------------------------
