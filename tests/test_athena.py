@@ -342,3 +342,36 @@ def test_csv_site_synonyms_column(tmp_path, fake_encoder):
         "S1": [("T1", "fake:best", "high temperature", None)],
         "S2": [("T2", "fake:best", None, None)],
     }
+
+
+def test_concept_search_against_brute_force():
+    """Collapsing text hits onto concepts and following 'Maps to' gives, per query, the top-k
+    concepts by their best text, as a brute-force max over every text computes it; one concept
+    has far more synonyms than the first search depth covers."""
+    import faiss
+    import numpy as np
+
+    from harmonize.mapping.retrieve import SiteTexts, concept_search
+
+    rng = np.random.default_rng(7)
+    n_concepts, n_synonyms, dim, k = 60, 140, 16, 5
+    owners = np.concatenate([np.full(60, 3), rng.integers(0, n_concepts, n_synonyms - 60)])
+    concept_of = np.concatenate([np.arange(n_concepts), owners])
+    maps_to = {
+        c: sorted(rng.choice(np.arange(40), 2, replace=False).tolist()) for c in range(50, 60)
+    }
+    vectors = rng.standard_normal((len(concept_of), dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = faiss.IndexFlatIP(dim)
+    index.add(vectors)
+    queries = vectors[owners[:10]] + 0.1 * rng.standard_normal((10, dim)).astype(np.float32)
+    texts = SiteTexts(concept_of, [f"s{i}" for i in range(n_synonyms)], maps_to)
+    hits = concept_search([(queries, index)], texts, k)
+    for q in range(len(queries)):
+        best: dict[int, float] = {}
+        for row, score in enumerate(vectors @ queries[q]):
+            for target in maps_to.get(int(concept_of[row]), [int(concept_of[row])]):
+                best[target] = max(best.get(target, -9.0), float(score))
+        want = sorted(best, key=lambda c: -best[c])[:k]
+        assert hits.ids[q].tolist() == want
+        assert hits.scores[q] == pytest.approx([best[c] for c in want], abs=1e-5)

@@ -24,6 +24,8 @@ from harmonize.index.faiss_index import search, vectors_of
 if TYPE_CHECKING:
     import faiss
 
+SPREAD_MAX = 8  # first search depth per concept wanted, for sites with many synonyms
+
 
 def fused_search(
     pairs: list[tuple[np.ndarray, faiss.Index]], k: int, device: str = "cpu"
@@ -137,7 +139,8 @@ def concept_search(
         scores, ids = fused_search(pairs, k, device)
         return ConceptHits(scores, ids, ids.copy(), np.full(ids.shape, -1, dtype=np.int64))
     width = min(k, texts.n_outcomes)
-    spread = texts.texts_per_concept * (2 if texts.maps_to else 1)
+    # How many text hits per wanted concept to fetch at first; more are fetched where needed.
+    spread = min(texts.texts_per_concept, SPREAD_MAX) * (2 if texts.maps_to else 1)
     lists = [_collapsed(q, index, texts, width, spread, device) for q, index in pairs]
     if len(lists) == 1:
         return lists[0]
@@ -147,8 +150,10 @@ def concept_search(
 def _collapsed(
     queries: np.ndarray, index: faiss.Index, texts: SiteTexts, width: int, spread: int, device: str
 ) -> ConceptHits:
-    """One model's hits collapsed onto concepts; a query whose first ``width * spread`` text
-    hits hold fewer than ``width`` concepts is searched again over the whole index."""
+    """One model's hits collapsed onto concepts, exactly: collapsing text hits in score order
+    gives concepts in the order of their best text, so the first ``width`` concepts found are
+    the top ``width``. A query whose first ``width * spread`` text hits hold fewer concepts is
+    searched again twice as deep, until it has them or the index is exhausted."""
     n = len(queries)
     out = ConceptHits(
         np.zeros((n, width), np.float32),
@@ -156,12 +161,16 @@ def _collapsed(
         np.zeros((n, width), np.int64),
         np.full((n, width), -1, np.int64),
     )
-    scores, rows = search(index, queries, width * spread, device)
-    short = [i for i in range(n) if not _fill(out, i, scores[i], rows[i], texts, width)]
-    if short:
-        scores, rows = search(index, queries[short], index.ntotal, device)
-        for j, i in enumerate(short):
-            _fill(out, i, scores[j], rows[j], texts, width)
+    short = list(range(n))
+    depth = width * spread
+    while short:
+        scores, rows = search(index, queries[short], depth, device)
+        short = [
+            i for j, i in enumerate(short) if not _fill(out, i, scores[j], rows[j], texts, width)
+        ]
+        if depth >= index.ntotal:
+            break
+        depth *= 2
     return out
 
 
