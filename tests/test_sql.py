@@ -230,7 +230,6 @@ def test_read_only_set_is_complete():
         "codes_present",
         "review_concepts",
         "search_concepts",
-        "code_event_counts",
         "pair_candidates",
         "pair_k",
         "pair_code_map",

@@ -18,13 +18,13 @@ from typing import Any
 
 from harmonize.core.errors import InputError
 from harmonize.core.workspace import Workspace
-from harmonize.mapping.review import DECISIONS, decide
+from harmonize.mapping.review import DECISIONS, decide, decide_many
 from harmonize.serve import pages
 
 REQUIRED = ("source", "target", "code", "action")
 OPTIONAL = ("target_code", "predicate", "note", "reviewer")
 BULK_REQUIRED = ("source", "target")
-BULK_OPTIONAL = ("predicate", "note", "reviewer")
+BULK_OPTIONAL = ("predicate", "note", "reviewer", "order")
 MAX_LIMIT = 200
 
 
@@ -104,24 +104,18 @@ def decision(ws: Workspace, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def bulk_accept(ws: Workspace, fields: dict[str, Any]) -> dict[str, Any]:
-    """Accepts the stored mapping of every code in ``fields["codes"]``; refused whole, before
-    anything is written, if one of them has no mapping."""
+    """Accepts the stored mapping of every code in ``fields["codes"]`` in one transaction
+    (:func:`~harmonize.mapping.review.decide_many`): all of them, or none if one is refused."""
     source, target = fields["source"], fields["target"]
-    page = pages.review_page(ws, source, target)
-    mapped = {r["code"] for r in page["rows"] if r["target"] is not None}
-    missing = [c for c in fields["codes"] if c not in mapped]
-    if missing:
-        raise InputError(
-            f"'{missing[0]}' has no mapping of '{source}' onto '{target}' to accept; "
-            "nothing was recorded"
-        )
-    messages = []
-    for code in fields["codes"]:
-        made = decide(ws, source, target, code, "accept", reviewer=fields["reviewer"],
-                      note=fields["note"], predicate=fields["predicate"])  # fmt: skip
-        messages.append(made.message)
-    return {
-        "accepted": len(messages),
-        "messages": messages,
-        **pages.review_page(ws, source, target),
-    }
+    asked = [
+        {
+            "code": code,
+            "decision": "accept",
+            "predicate": fields["predicate"],
+            "note": fields["note"],
+        }
+        for code in fields["codes"]
+    ]
+    made = decide_many(ws, source, target, asked, reviewer=fields["reviewer"])
+    page = pages.review_page(ws, source, target, fields.get("order") or pages.ORDERS[0])
+    return {"accepted": len(made), "messages": [m.message for m in made], **page}

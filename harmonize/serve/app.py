@@ -5,7 +5,8 @@ header):
 
 - ``GET /`` the page (``?token=T`` once; a cookie keeps it), ``GET /static/...`` its files;
 - ``GET /api/pairs``: the mapped (source, target) pairs;
-- ``GET /api/review?source=S&target=T``: the pair's rows in review order and its coverage;
+- ``GET /api/review?source=S&target=T[&order=O]``: the pair's rows in review order (O: one of
+  the review queue's orders) and its coverage;
 - ``GET /api/search?site=S&q=TEXT``: concepts of a site by code or description;
 - ``POST /api/decisions``: one accept / reject / set (:func:`harmonize.serve.api.decision`);
 - ``POST /api/decisions/bulk``: accept several codes at once.
@@ -194,7 +195,8 @@ def create_app(ws: Workspace, token: str, reviewer: str | None = None,
 
     async def review(request: Request) -> Response:
         q = _query(request, "source", "target")
-        return app.run(lambda: pages.review_page(ws, q["source"], q["target"]))
+        order = request.query_params.get("order") or pages.ORDERS[0]
+        return app.run(lambda: pages.review_page(ws, q["source"], q["target"], order))
 
     async def search(request: Request) -> Response:
         q = _query(request, "site", "q")

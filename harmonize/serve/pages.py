@@ -25,7 +25,7 @@ import pandas as pd
 from harmonize.core import sql
 from harmonize.core.errors import InputError
 from harmonize.core.workspace import Workspace
-from harmonize.mapping.review import review_queue
+from harmonize.mapping.queue import ORDERS, coverage, occurrences, review_queue
 
 STATUSES = {"accept": "accepted", "set": "set", "reject": "rejected"}
 # Columns of the review queue that describe a vocabulary target (NULL elsewhere): the synonym
@@ -86,7 +86,7 @@ def _read_pair(ws: Workspace, source: str, target: str) -> dict[str, pd.DataFram
             "decisions": sql.run_internal(con, "latest_decisions", **pair).df(),
             "source_concepts": sql.run_internal(con, "review_concepts", site=source).df(),
             "target_concepts": sql.run_internal(con, "review_concepts", site=target).df(),
-            "events": sql.run_internal(con, "code_event_counts", site=source).df(),
+            "counts": sql.run_internal(con, "site_code_counts", site=source).df(),
             "source_synonyms": sql.run_internal(con, "site_synonyms", site=source).df(),
             "target_synonyms": sql.run_internal(con, "site_synonyms", site=target).df(),
         }
@@ -110,6 +110,14 @@ def _order(queue: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> list[str]:
         return (float(score), code)
 
     return first + sorted(rest, key=key)
+
+
+def _status(code: str, decision: Any, target: Any, queue: dict[str, Any]) -> str:
+    """undecided (in the review queue: nobody decided, or a rejected concept's new proposal),
+    else the newest decision's (accepted, set, rejected), else unmapped."""
+    if code in queue or (decision is None and target is not None):
+        return "undecided"
+    return STATUSES[decision["decision"]] if decision is not None else "unmapped"
 
 
 def _row(code: str, look: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +148,7 @@ def _row(code: str, look: dict[str, Any]) -> dict[str, Any]:
         "code": code,
         "description": concept.get("description"),
         "frequency": concept.get("frequency"),
-        "n_events": look["events"].get(code, 0),
+        "occurrences": look["occurrences"].get(code),
         "parent": None
         if parent is None
         else {"code": parent, "description": look["source"].get(parent, {}).get("description")},
@@ -148,7 +156,7 @@ def _row(code: str, look: dict[str, Any]) -> dict[str, Any]:
         "target": target,
         "candidates": candidates,
         "decision": decision,
-        "status": "undecided" if decision is None else STATUSES[decision["decision"]],
+        "status": _status(code, decision, target, look["queue"]),
     }
 
 
@@ -177,37 +185,22 @@ def _lookups(tables: dict[str, pd.DataFrame], queue: pd.DataFrame | None) -> dic
         "mappings": {r["source_code"]: r for r in _records(tables["mappings"])},
         "candidates": candidates,
         "decisions": decisions,
-        "events": dict(zip(tables["events"]["code"], tables["events"]["n_events"], strict=True)),
+        "occurrences": occurrences(tables["counts"]).dropna().to_dict(),
         "source_synonyms": _synonyms(tables["source_synonyms"], tables["source_concepts"]),
         "target_synonyms": _synonyms(tables["target_synonyms"], tables["target_concepts"]),
         "queue": {} if queue is None else {r["source_code"]: r for r in _records(queue)},
     }
 
 
-def coverage(rows: list[dict[str, Any]], n_concepts: int, n_events: int) -> dict[str, Any]:
-    """Source concepts and their events: mapped, approved (accepted or set), rejected and
-    undecided (mapped, nobody has decided).
-
-    >>> rows = [{"status": "accepted", "target": {}, "n_events": 3},
-    ...         {"status": "undecided", "target": {}, "n_events": 1},
-    ...         {"status": "rejected", "target": None, "n_events": 0}]
-    >>> coverage(rows, 4, 5)["events"]
-    {'total': 5, 'mapped': 4, 'approved': 3, 'rejected': 0, 'undecided': 1}
-    """
-    out: dict[str, Any] = {}
-    for unit, total in (("concepts", n_concepts), ("events", n_events)):
-
-        def count(keep, unit=unit) -> int:
-            return sum(1 if unit == "concepts" else r["n_events"] for r in rows if keep(r))
-
-        out[unit] = {
-            "total": int(total),
-            "mapped": count(lambda r: r["target"] is not None),
-            "approved": count(lambda r: r["status"] in ("accepted", "set")),
-            "rejected": count(lambda r: r["status"] == "rejected"),
-            "undecided": count(lambda r: r["status"] == "undecided" and r["target"] is not None),
-        }
-    return out
+def pair_coverage(ws: Workspace, source: str, target: str) -> dict[str, Any]:
+    """:func:`harmonize.mapping.queue.coverage` as JSON: per status (approved, rejected,
+    undecided, unmapped) the concepts and occurrences (None where the site counts none)."""
+    result = coverage(ws, source, target)
+    return {
+        "counted": result.counted,
+        "mapped_share": result.mapped_share,
+        "statuses": {row.pop("status"): row for row in _records(result.to_frame())},
+    }
 
 
 def _pair_rows(
@@ -222,21 +215,21 @@ def _pair_rows(
         )
     look = _lookups(tables, queue)
     order = _order(queue if queue is not None else tables["mappings"].iloc[:0], tables)
-    rows = [_row(code, look) for code in order]
-    n_events = int(tables["events"]["n_events"].sum()) if not tables["events"].empty else 0
     return {
         "source": source,
         "target": target,
-        "rows": rows,
-        "coverage": coverage(rows, len(tables["source_concepts"]), n_events),
+        "rows": [_row(code, look) for code in order],
+        "coverage": pair_coverage(ws, source, target),
     }
 
 
-def review_page(ws: Workspace, source: str, target: str) -> dict[str, Any]:
-    """One pair's rows in the order of :func:`~harmonize.mapping.review.review_queue`
-    (undecided first), then the rest, with the pair's coverage."""
-    queue = review_queue(ws, source, target).to_frame()  # checks the workspace and both sites
-    return _pair_rows(ws, source, target, queue)
+def review_page(ws: Workspace, source: str, target: str, order: str = ORDERS[0]) -> dict[str, Any]:
+    """One pair's rows: the undecided in the order of
+    :func:`~harmonize.mapping.queue.review_queue` (``order``: one of its ORDERS), then the
+    rest, with the pair's coverage."""
+    queue = review_queue(ws, source, target, order=order)  # checks the workspace and sites
+    page = _pair_rows(ws, source, target, queue.to_frame())
+    return {**page, "order": order}
 
 
 def review_row(ws: Workspace, source: str, target: str, code: str) -> dict[str, Any]:

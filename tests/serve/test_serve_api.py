@@ -81,16 +81,33 @@ def test_review_is_in_the_review_queue_order_with_candidates(served):
     assert first["description"] == queue["source_description"].iloc[0]
     assert first["candidates"][0]["code"] == first["target"]["code"]
     assert [c["rank"] for c in first["candidates"]] == [1, 2, 3, 4, 5]
-    assert page["coverage"]["concepts"] == {
-        "total": 96, "mapped": 96, "approved": 0, "rejected": 0, "undecided": 96,
+    statuses = page["coverage"]["statuses"]
+    assert {k: v["concepts"] for k, v in statuses.items()} == {
+        "approved": 0, "rejected": 0, "undecided": 96, "unmapped": 0,
     }  # fmt: skip
-    # events: each code's count in table events, summed independently here
+    # occurrences: the events whose value is not A or M (absent, missing), counted here
     import duckdb
 
     with duckdb.connect(str(ws.db_path), read_only=True) as con:
-        n_events = con.execute("SELECT count(*) FROM events WHERE site = 'target'").fetchone()[0]
-    assert page["coverage"]["events"]["total"] == n_events
-    assert sum(r["n_events"] for r in page["rows"]) == n_events
+        n = con.execute(
+            "SELECT count(*) FROM events WHERE site = 'target' AND value NOT IN ('A', 'M')"
+        ).fetchone()[0]
+    assert page["coverage"]["counted"] is True
+    assert statuses["undecided"]["occurrences"] == n
+    assert sum(r["occurrences"] for r in page["rows"]) == n
+    assert page["coverage"]["mapped_share"] == 1.0
+
+
+def test_review_orders(served):
+    ws, client = served
+    for order in ("informative", "frequency", "confidence", "code"):
+        page = client.get(f"/api/review?source=target&target=source&order={order}").body
+        queue = review_queue(ws, "target", "source", order=order).to_frame()
+        assert [r["code"] for r in page["rows"]] == list(queue["source_code"]), order
+        assert page["order"] == order
+    error = "unknown order 'abc': use one of informative, frequency, confidence, code"
+    _refused(ws, client, "GET", "/api/review?source=target&target=source&order=abc", None, 400,
+             error)  # fmt: skip
 
 
 def test_review_refusals(served):
@@ -154,7 +171,7 @@ def test_decisions_accept_set_reject_land_in_the_decisions_table(served):
     )
     assert answer.body["row"]["status"] == "accepted"
     assert answer.body["row"]["decision"]["reviewer"] == "ana"
-    assert answer.body["coverage"]["concepts"]["approved"] == 1
+    assert answer.body["coverage"]["statuses"]["approved"]["concepts"] == 1
     body = {"code": b["code"], "action": "set", "target_code": "C2055125", "reviewer": "bo"}
     answer = client.post("/api/decisions", {**PAIR, **body})
     assert answer.status == 201 and answer.body["row"]["target"]["code"] == "C2055125"
@@ -167,9 +184,9 @@ def test_decisions_accept_set_reject_land_in_the_decisions_table(served):
         ("target", b["code"], "source", "C2055125", "set", "bo", None, None),
         ("target", c["code"], "source", c["target"]["code"], "reject", "ana", None, None),
     ]  # fmt: skip
-    after = client.get("/api/review?source=target&target=source").body
-    assert after["coverage"]["concepts"] == {
-        "total": 96, "mapped": 95, "approved": 2, "rejected": 1, "undecided": 93,
+    after = client.get("/api/review?source=target&target=source").body["coverage"]["statuses"]
+    assert {k: v["concepts"] for k, v in after.items()} == {
+        "approved": 2, "rejected": 1, "undecided": 93, "unmapped": 0,
     }  # fmt: skip
 
 
@@ -242,23 +259,24 @@ def test_bulk_accept(served):
     codes = [r["code"] for r in rows[-3:]]
     answer = client.post("/api/decisions/bulk", {**PAIR, "codes": codes, "reviewer": "cy"})
     assert answer.status == 201 and answer.body["accepted"] == 3
-    assert [(d[1], d[4], d[5]) for d in decisions(ws)] == [(c, "accept", "cy") for c in codes]
-    assert answer.body["coverage"]["concepts"]["approved"] == 3
+    made = sorted((d[1], d[4], d[5]) for d in decisions(ws))  # one transaction: one time
+    assert made == sorted((c, "accept", "cy") for c in codes)
+    assert answer.body["coverage"]["statuses"]["approved"]["concepts"] == 3
 
 
 @pytest.mark.parametrize(
-    ("codes", "error"),
+    ("codes", "status", "error"),
     [
-        (["SX-110", "NOPE"], "'NOPE' has no mapping of 'target' onto 'source' to accept; "
-         "nothing was recorded"),
-        (["SX-110", "SX-110"], "field 'codes' names a code twice"),
-        ([], "field 'codes' must be a non-empty list of source codes"),
-        ("SX-110", "field 'codes' must be a non-empty list of source codes"),
+        (["SX-110", "NOPE"], 404, "site 'target' has no concept 'NOPE'"),
+        (["SX-110", "SX-110"], 400, "field 'codes' names a code twice"),
+        ([], 400, "field 'codes' must be a non-empty list of source codes"),
+        ("SX-110", 400, "field 'codes' must be a non-empty list of source codes"),
     ],
-)  # fmt: skip
-def test_bulk_refusals_write_nothing(served, codes, error):
+)
+def test_bulk_refusals_write_nothing(served, codes, status, error):
+    """All or nothing: one code refused, none recorded."""
     ws, client = served
-    _refused(ws, client, "POST", "/api/decisions/bulk", {**PAIR, "codes": codes}, 400, error)
+    _refused(ws, client, "POST", "/api/decisions/bulk", {**PAIR, "codes": codes}, status, error)
 
 
 def test_a_busy_workspace_answers_503_and_writes_nothing(served, monkeypatch):

@@ -62,7 +62,7 @@ const threshold = () => Number($("threshold").value || 0);
 
 function matches(row, f = state.filter) {
   if (f === "undecided" && row.status !== "undecided") return false;
-  if (f === "decided" && row.status === "undecided") return false;
+  if (f === "decided" && !["accepted", "set", "rejected"].includes(row.status)) return false;
   if (f === "rejected" && row.status !== "rejected") return false;
   if (f === "low") {
     const c = certainty(row);
@@ -76,26 +76,33 @@ function matches(row, f = state.filter) {
 
 const visible = () => state.rows.filter((row) => matches(row));
 
+const PARTS = ["approved", "rejected", "undecided", "unmapped"];
+
+// Coverage (the review helper's): per status the source concepts and their occurrences.
 function renderCoverage() {
   const box = $("coverage");
   box.replaceChildren();
-  if (!state.coverage) return;
-  for (const unit of ["concepts", "events"]) {
-    const c = state.coverage[unit];
-    if (!c.total) continue;
+  const cov = state.coverage;
+  if (!cov) return;
+  const units = cov.counted ? ["concepts", "occurrences"] : ["concepts"];
+  for (const unit of units) {
+    const n = (part) => Number(cov.statuses[part][unit] || 0);
+    const total = PARTS.reduce((sum, part) => sum + n(part), 0);
     const bar = el("div", { class: "bar" });
-    for (const part of ["approved", "rejected", "undecided"]) {
-      const seg = el("span", { class: `seg ${part}`, title: `${part}: ${c[part]}` });
-      seg.style.width = `${(100 * c[part]) / c.total}%`;
+    for (const part of PARTS) {
+      const seg = el("span", { class: `seg ${part}`, title: `${part}: ${n(part)}` });
+      seg.style.width = `${total ? (100 * n(part)) / total : 0}%`;
       bar.append(seg);
     }
     box.append(el("div", { class: "cov", dataset: { unit } },
       el("strong", {}, unit), bar,
-      el("span", {}, `${c.total} total · ${c.mapped} mapped · `,
-        el("b", { class: "approved-text" }, `${c.approved} approved`), " · ",
-        el("b", { class: "rejected-text" }, `${c.rejected} rejected`), " · ",
-        `${c.undecided} undecided`)));
+      el("span", {}, `${total} · `,
+        el("b", { class: "approved-text" }, `${n("approved")} approved`), " · ",
+        el("b", { class: "rejected-text" }, `${n("rejected")} rejected`), " · ",
+        `${n("undecided")} undecided · ${n("unmapped")} unmapped`)));
   }
+  box.append(el("div", { class: "cov", dataset: { unit: "mapped" } },
+    `${(100 * cov.mapped_share).toFixed(1)}% of ${cov.counted ? "occurrences" : "concepts"} mapped`));
 }
 
 // What a vocabulary target adds: the synonym the match was on, the 'Maps to' it came
@@ -134,7 +141,7 @@ function renderTable() {
     el("td", { class: "num" }, i + 1),
     el("td", { class: "code" }, row.code),
     el("td", {}, row.description, extra.length ? el("div", { class: "sub" }, extra.join(" · ")) : null),
-    el("td", { class: "num" }, row.n_events || "", row.frequency !== null ? el("div", { class: "sub" }, `freq ${row.frequency}`) : null),
+    el("td", { class: "num" }, row.occurrences ?? "", row.frequency !== null ? el("div", { class: "sub" }, `freq ${row.frequency}`) : null),
     el("td", { class: "target" }, row.target
       ? [el("span", { class: "code" }, row.target.code), " ", row.target.description,
         targetNotes(row.target) ? el("div", { class: "sub" }, targetNotes(row.target)) : null]
@@ -196,7 +203,7 @@ function renderDetail() {
   box.replaceChildren(...[
     el("h2", {}, el("span", { class: "code" }, row.code), " ", row.description),
     el("p", { class: "sub" },
-      row.n_events ? `${row.n_events} events` : "no events",
+      row.occurrences !== null ? `${row.occurrences} occurrences` : "no occurrences counted",
       row.frequency !== null ? ` · frequency ${row.frequency}` : "",
       row.parent ? ` · parent ${row.parent.code} ${row.parent.description ?? ""}` : ""),
     row.synonyms.length ? el("p", { class: "sub" }, `Synonyms: ${row.synonyms.join("; ")}`) : null,
@@ -291,7 +298,7 @@ async function bulkAccept() {
   try {
     const data = await api("POST", "/api/decisions/bulk", {
       source: state.pair.source, target: state.pair.target, codes: rows.map((r) => r.code),
-      reviewer: $("reviewer").value.trim() || null,
+      reviewer: $("reviewer").value.trim() || null, order: $("order").value,
     });
     state.rows = data.rows;
     state.coverage = data.coverage;
@@ -307,7 +314,7 @@ async function loadPair() {
   state.pair = { source, target };
   history.replaceState(null, "", `#${new URLSearchParams({ source, target })}`);
   try {
-    const params = new URLSearchParams({ source, target });
+    const params = new URLSearchParams({ source, target, order: $("order").value });
     const data = await api("GET", `/api/review?${params}`);
     state.rows = data.rows;
     state.coverage = data.coverage;
@@ -333,6 +340,7 @@ async function init() {
     $("pair").value = `${pick.source}\u0000${pick.target}`;
   } catch (err) { say(err.message, "error"); return; }
   $("pair").addEventListener("change", loadPair);
+  $("order").addEventListener("change", loadPair);
   for (const b of document.querySelectorAll("#filters button")) {
     b.addEventListener("click", () => { state.filter = b.dataset.filter; renderTable(); });
   }
