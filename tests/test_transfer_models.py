@@ -208,3 +208,20 @@ def test_rank_auroc_is_scikit_learns_with_ties():
     y = rng.integers(0, 2, size=200)
     p = rng.integers(0, 7, size=200) + 0.5 * y  # many ties
     assert auroc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+
+
+def test_the_prior_reads_not_x_as_the_opposite_of_x():
+    """An encoder puts 'Not pyrexia' next to 'pyrexia'; the source saw only 'fever' and
+    'Not fever'. Read as opposites, the unseen states get the signs of fever's states."""
+    rng = np.random.default_rng(6)
+    base = rng.normal(size=(3, 8))  # fever, pyrexia (close to fever), cough
+    base[1] = base[0] + 0.2 * rng.normal(size=8)
+    texts = ["fever", "Not fever", "pyrexia", "Not pyrexia", "cough", "Not cough"]
+    vectors = np.stack([base[0], base[0] + 0.1, base[1], base[1] + 0.1, base[2], base[2] + 0.1])
+    ids = np.array([[0, 4], [1, 5], [0, 5], [1, 4]] * 30)
+    y = np.array([1, 0, 1, 0] * 30)
+    w = fit_source(vectors, ids, y, tie=0.9, texts=texts).model.fit_.w
+    assert w[0] > 0 > w[1]
+    assert w[2] > 0 > w[3]
+    unread = fit_source(vectors, ids, y, tie=0.9).model.fit_.w  # without the texts
+    assert unread[3] > 0  # 'Not pyrexia' then follows 'pyrexia' and 'fever'

@@ -7,7 +7,8 @@ Families (each a set of candidates in :mod:`harmonize.transfer.selection`):
   embedding predicts, with ``tie`` > 0);
 - ``prior``: the target model fitted with the penalty ``lam/2 (w - w_src)' K^-1 (w - w_src)``
   towards the source weights (L2-SP), ``lam`` by CV;
-- ``stacked``: ``beta * direct + (1 - beta) * local`` on the log-odds scale, ``beta`` by CV;
+- ``stacked``: ``beta * direct + (1 - beta) * local`` on the log-odds scale, ``beta`` by CV,
+  the local model logistic (C = 1); ``stacked-nb`` the same with naive Bayes (m = 1);
 - ``nb-local`` and ``nb-prior``: naive Bayes on the target sample, with a flat prior or the
   source's frequencies worth ``m`` patients (:mod:`harmonize.transfer.bayes`), ``m`` by CV.
 
@@ -15,7 +16,7 @@ Families (each a set of candidates in :mod:`harmonize.transfer.selection`):
 baseline (scikit-learn, C = 1: what ``--classifier logreg --scenario local`` trains).
 
 >>> FAMILIES
-('local-cv', 'direct', 'prior', 'stacked', 'nb-local', 'nb-prior')
+('local-cv', 'direct', 'prior', 'stacked', 'stacked-nb', 'nb-local', 'nb-prior')
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from harmonize.transfer.bayes import NaiveBayes, class_frequencies
 from harmonize.transfer.prior import PriorLogistic, prior_precision, text_counts
 from harmonize.transfer.selection import Candidate, Selection, out_of_fold, select
 
-FAMILIES = ("local-cv", "direct", "prior", "stacked", "nb-local", "nb-prior")
+FAMILIES = ("local-cv", "direct", "prior", "stacked", "stacked-nb", "nb-local", "nb-prior")
 LOCAL_FAMILIES = ("local", "local-cv", "nb-local")  # what never sees the source; local: baseline
 NB_LOCAL_M = (0.5, 1.0, 2.0, 4.0, 8.0)
 NB_PRIOR_M = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
@@ -47,9 +48,17 @@ class SourceFit:
     frequencies: np.ndarray  # (2, n_texts): the source's class frequencies, 1/2 where unseen
 
 
-def fit_source(vectors: np.ndarray, ids: np.ndarray, y: np.ndarray, tie: float) -> SourceFit:
-    """The source logistic model over all texts (the target-only ones get predicted weights)."""
-    precision = prior_precision(vectors, tie) if tie > 0 else None
+def fit_source(
+    vectors: np.ndarray,
+    ids: np.ndarray,
+    y: np.ndarray,
+    tie: float,
+    texts: list[str] | None = None,
+    power: int = 1,
+) -> SourceFit:
+    """The source logistic model over all texts (the target-only ones get predicted weights;
+    ``texts`` lets the prior read ``Not X`` as the opposite of ``X``)."""
+    precision = prior_precision(vectors, tie, texts, power) if tie > 0 else None
     model = PriorLogistic(SOURCE_LAMBDA, precision=precision).fit(vectors, ids, y)
     X = text_counts(ids, len(vectors))
     frequencies = class_frequencies(X, y)
@@ -84,12 +93,14 @@ def _prior(vectors: np.ndarray, source: SourceFit, lam: float):
 
 
 class _Stacking:
-    """``beta * direct + (1 - beta) * local(C = 1)``: the local model's out-of-fold scores are
+    """``beta * direct + (1 - beta) * local``: the local model's out-of-fold scores are
     computed once per split and shared by every ``beta``."""
 
-    def __init__(self, vectors, source: SourceFit, ids: np.ndarray, y: np.ndarray):
+    def __init__(
+        self, vectors, source: SourceFit, ids: np.ndarray, y: np.ndarray, family: str, local
+    ):
         self.vectors, self.source, self.ids, self.y = vectors, source, ids, y
-        self.local = _local(vectors, 1.0)
+        self.family, self.local = family, local
         self._oof: dict[int, np.ndarray] = {}
 
     def direct(self, ids: np.ndarray) -> np.ndarray:
@@ -106,7 +117,7 @@ class _Stacking:
                 self._oof[key] = out_of_fold(self.local, self.ids, self.y, folds)
             return beta * self.direct(self.ids) + (1 - beta) * self._oof[key]
 
-        return Candidate("stacked", f"beta={beta:g}", train, oof)
+        return Candidate(self.family, f"beta={beta:g}", train, oof)
 
 
 def candidates(
@@ -131,9 +142,13 @@ def candidates(
             Candidate("prior", f"lam={lam:g}", _prior(vectors, source, lam))
             for lam in PRIOR_LAMBDAS
         ]
-    if "stacked" in families:
-        stacking = _Stacking(vectors, source, ids, y)
-        out += [stacking.candidate(beta) for beta in STACK_BETAS]
+    for family, local in (
+        ("stacked", _local(vectors, 1.0)),
+        ("stacked-nb", _bayes(vectors, 1.0, None)),
+    ):
+        if family in families:
+            stacking = _Stacking(vectors, source, ids, y, family, local)
+            out += [stacking.candidate(beta) for beta in STACK_BETAS]
     if "nb-local" in families:
         out += [Candidate("nb-local", f"m={m:g}", _bayes(vectors, m, None)) for m in NB_LOCAL_M]
     if "nb-prior" in families:

@@ -37,7 +37,16 @@ from harmonize.transfer.report import plot_learning_curve, render_report, report
 
 SCENARIOS = ("local", "direct", "finetune-head", "finetune-all", "pooled")
 MODELS = ("cnn", "logreg", "auto")
-AUTO_SCENARIOS = ("local", "local-cv", "direct", "prior", "stacked", "nb-local", "nb-prior")
+AUTO_SCENARIOS = (
+    "local",
+    "local-cv",
+    "direct",
+    "prior",
+    "stacked",
+    "stacked-nb",
+    "nb-local",
+    "nb-prior",
+)
 ALL_SCENARIOS = tuple(dict.fromkeys(SCENARIOS + AUTO_SCENARIOS))  # what --scenario accepts
 DEFAULT_TIE = 0.5  # auto: how much a text's source weight follows its embedding
 FINETUNE_LR = 0.01  # the study tuned with a 10x larger learning rate
@@ -73,7 +82,7 @@ class EvalConfig:
     missing: str = "absent"
     tie: float = DEFAULT_TIE  # auto, with an embedding: 0 reads texts as one-hot identities
     inner_folds: int = 5
-    inner_repeats: int = 2
+    inner_repeats: int = 4
 
     @property
     def tie_used(self) -> float:

@@ -39,10 +39,32 @@ def text_counts(ids: np.ndarray, n_texts: int):
     return matrix
 
 
-def prior_precision(vectors: np.ndarray, alpha: float) -> np.ndarray:
-    """``K^-1`` for ``K = alpha C + (1 - alpha) I``, ``C`` the cosine similarity of the text
-    vectors after centring them on their mean (so what all texts share carries no weight).
-    The empty text (a zero vector) stays independent of the others.
+def negation_vectors(vectors: np.ndarray, texts: list[str] | None) -> np.ndarray:
+    """The vectors the prior compares: an absent state ``Not X`` whose present state ``X`` is
+    also a text gets ``-vector(X)``, so the prior expects opposite weights for the two states
+    of one concept (an encoder puts ``X`` and ``Not X`` close together).
+
+    >>> negation_vectors(np.array([[1.0, 2.0], [1.0, 1.9]]), ["fever", "Not fever"]).tolist()
+    [[1.0, 2.0], [-1.0, -2.0]]
+    """
+    if texts is None:
+        return vectors
+    out = np.array(vectors, dtype=np.float64)
+    index = {t: i for i, t in enumerate(texts)}
+    for i, text in enumerate(texts):
+        if text.startswith("Not ") and text[4:] in index:
+            out[i] = -out[index[text[4:]]]
+    return out
+
+
+def prior_precision(
+    vectors: np.ndarray, alpha: float, texts: list[str] | None = None, power: int = 1
+) -> np.ndarray:
+    """``K^-1`` for ``K = alpha C + (1 - alpha) I``: ``C`` is the cosine similarity of the text
+    vectors (after :func:`negation_vectors` with ``texts``, and centring on their mean), raised
+    elementwise to the odd ``power`` (a Hadamard power keeps ``C`` positive semi-definite and its
+    signs, and keeps only close texts' weights alike). The empty text (a zero vector) stays
+    independent of the others.
 
     >>> prior_precision(np.eye(3), 0.0).tolist()
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
@@ -52,12 +74,13 @@ def prior_precision(vectors: np.ndarray, alpha: float) -> np.ndarray:
         return np.eye(n)
     if not 0.0 <= alpha < 1.0:
         raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+    vectors = negation_vectors(vectors, texts)
     real = np.abs(vectors).sum(axis=1) > 0
     centred = np.zeros((n, vectors.shape[1]))
     centred[real] = vectors[real] - vectors[real].mean(axis=0)
     norms = np.linalg.norm(centred, axis=1)
     centred[norms > 0] /= norms[norms > 0, None]
-    kernel = alpha * centred @ centred.T
+    kernel = alpha * (centred @ centred.T) ** power
     kernel[np.diag_indices(n)] = np.where(norms > 0, alpha, 0.0) + (1.0 - alpha)
     return np.linalg.inv(kernel)
 

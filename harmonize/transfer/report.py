@@ -35,6 +35,9 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     keys = ["scenario", "target_train_size"]
     if "model" in results.columns and results["model"].nunique() > 1:
         keys = ["model", *keys]
+        # An auto row's scenario is its choice, which may differ by seed: one row per size.
+        auto = results["model"] == "auto"
+        results = results.assign(scenario=results["scenario"].where(~auto, "(chosen)"))
     return (
         results.groupby(keys, sort=False)[cols]
         .mean()
@@ -47,6 +50,8 @@ def summarize_comparisons(comparisons: pd.DataFrame) -> pd.DataFrame:
     """Mean over seeds of each transfer row's difference from the best local row."""
     keys = ["model", "scenario", "target_train_size"]
     cols = ["difference", "difference_low", "difference_high"]
+    auto = comparisons["model"] == "auto"
+    comparisons = comparisons.assign(scenario=comparisons["scenario"].where(~auto, "(chosen)"))
     return (
         comparisons.groupby(keys, sort=False)
         .agg(

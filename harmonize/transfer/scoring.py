@@ -21,7 +21,11 @@ from harmonize.transfer.metrics import auroc, binary_metrics, paired_auroc_diffe
 if TYPE_CHECKING:
     from harmonize.transfer.experiment import EvalConfig, Patients
 
-FAMILY_MODEL = {"nb-local": "nb", "nb-prior": "nb"}  # the model column; others are logreg
+FAMILY_MODEL = {
+    "nb-local": "nb",
+    "nb-prior": "nb",
+    "stacked-nb": "nb",
+}  # the model column; others are logreg
 
 
 def _probability(scores: np.ndarray) -> np.ndarray:
@@ -42,7 +46,7 @@ def train_auto(
 
     src, pool, test = patients.source, patients.pool, patients.test
     families = auto_families(config)
-    source = fit_source(vectors, src.ids, src.y, config.tie_used)
+    source = fit_source(vectors, src.ids, src.y, config.tie_used, patients.texts)
     rows: list[dict] = []
     comparisons: list[dict] = []
     for seed in range(config.seeds):
