@@ -91,9 +91,11 @@ def bench_icd(
     echo: Callable[[str], None] = lambda _: None,
     known: bool = True,
     reranker_concepts: int | None = None,
+    zero_shot: tuple[str, ...] | None = None,
 ) -> BenchResult:
     """Builds the two ICD sites in ``ws``, maps the held-out source codes onto the full target
     vocabulary and scores them against the GEMs (all held-out pairs, and exact 1:1 pairs).
+    ``zero_shot``: the zero-shot levers without ``known`` (default: map's; () plain search).
 
     >>> import tempfile
     >>> bench_icd(Workspace(tempfile.mkdtemp()), "10to8")
@@ -116,6 +118,7 @@ def bench_icd(
     mapped = map_sites(
         ws, files.source_site, target, model=model, k=k, known=files.known_path,
         reranker_concepts=reranker_concepts,
+        **({} if zero_shot is None else {"zero_shot": zero_shot}),
     )  # fmt: skip
     echo(mapped.summary)
     overall = evaluate_mapping(ws, files.source_site, target, files.gold_path).to_dict()

@@ -92,6 +92,20 @@ if TYPE_CHECKING:
     "known pairs for the reranker of every concept not yet decided (as --known). Decided "
     "concepts keep their decisions and a rejected pair is never proposed again either way.",
 )
+@click.option(
+    "--zero-shot/--no-zero-shot",
+    default=True,
+    show_default=True,
+    help="With nothing known (strategy best, one model): expand acronyms from both sites' "
+    "descriptions and correct hub targets; --no-zero-shot is plain nearest neighbour.",
+)
+@click.option(
+    "--self-train/--no-self-train",
+    default=False,
+    show_default=True,
+    help="With --zero-shot: also rerank with a reranker taught by the pair's own unambiguous "
+    "matches, cross-fitted (off by default: it did not pay on the ICD GEMs or the demo).",
+)
 @pass_state
 def map_cmd(
     state: State,
@@ -110,6 +124,8 @@ def map_cmd(
     reranker_concepts: int | None,
     code_system: str | None,
     learn: bool,
+    zero_shot: bool,
+    self_train: bool,
 ) -> None:
     """Map every concept of SOURCE onto its nearest concepts of TARGET.
 
@@ -118,8 +134,10 @@ def map_cmd(
       harmonize map --source siteB --target siteA --k 5 --strategy mutual
       harmonize map --source icd10 --target icd9 --known reviewed_pairs.csv
     """
+    from harmonize.core.config import ZERO_SHOT_LEVERS
     from harmonize.mapping.pipeline import map_sites
 
+    levers = (ZERO_SHOT_LEVERS + ("self-training",) * self_train) if zero_shot else ()
     result = map_sites(
         state.ws,
         source,
@@ -136,6 +154,7 @@ def map_cmd(
         reranker_concepts=reranker_concepts,
         code_system=code_system,
         learn=learn,
+        zero_shot=levers,
     )
     _print_mappings(_for_terminal(result.mappings), limit)
     click.echo(result.summary)

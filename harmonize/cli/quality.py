@@ -98,6 +98,13 @@ def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
     "--no-known measures plain retrieval.",
 )
 @reranker_concepts_option
+@click.option(
+    "--zero-shot/--no-zero-shot",
+    default=True,
+    show_default=True,
+    help="With --no-known: map's zero-shot levers (acronyms, hub correction); "
+    "--no-zero-shot measures plain nearest neighbour.",
+)
 @format_option()
 @pass_state
 def bench_map_cmd(
@@ -110,6 +117,7 @@ def bench_map_cmd(
     seed: int,
     known: bool,
     reranker_concepts: int | None,
+    zero_shot: bool,
     fmt: str,
 ) -> None:
     """Map ICD-10-CM onto ICD-9-CM (or back) and score against the CMS GEMs, on held-out codes.
@@ -134,6 +142,7 @@ def bench_map_cmd(
         echo=echo,
         known=known,
         reranker_concepts=reranker_concepts,
+        zero_shot=None if zero_shot else (),
     )
     if fmt == "json":
         click.echo(json.dumps(map_quality_document(result), indent=2))

@@ -93,6 +93,21 @@ KNOWN_RANKER_MIN = 500
 KNOWN_WORDPAIR_FEATURES = 2**20
 KNOWN_WORDPAIR_C = 0.3
 RANDOM_STATE = 0
+# Self-training (map with nothing known, harmonize/mapping/rerank/self_training.py): mutual
+# nearest neighbours whose best cosine leads the second by SELF_TRAIN_MARGIN both ways become
+# pseudo-known pairs; it runs when each of its two halves has SELF_TRAIN_MIN_PAIRS of them.
+SELF_TRAIN_MARGIN = 0.05
+SELF_TRAIN_MIN_PAIRS = 20
+# Hub correction of zero-shot retrieval (harmonize/mapping/zeroshot.py): each candidate's
+# cosine less HUB_WEIGHT times its mean cosine to its HUB_NEIGHBOURS nearest source concepts
+# (CSLS-like, Conneau et al. 2018), re-sorting each concept's HUB_DEPTH nearest targets.
+HUB_NEIGHBOURS = 3
+HUB_WEIGHT = 0.25
+HUB_DEPTH = 50
+# What map does with nothing known (map --no-zero-shot: none of it); every lever is measured
+# in reports/mapping-quality.md, "self-training" among those not kept by default.
+ZERO_SHOT_LEVERS = ("acronyms", "hubs")
+ALL_ZERO_SHOT_LEVERS = ("acronyms", "hubs", "contrast", "self-training")
 
 # fine-tune: sentence-transformers' multiple-negatives ranking loss over known description
 # pairs. Batch 32 and one epoch on 8,000 ICD-10-CM -> ICD-9-CM pairs took 9.4 min on one CPU

@@ -22,6 +22,7 @@ from harmonize.core.config import (
     KNOWN_DEPTH,
     KNOWN_TRAIN_MAX,
     STRATEGIES,
+    ZERO_SHOT_LEVERS,
 )
 from harmonize.core.errors import InputError, literal
 from harmonize.core.workspace import Workspace
@@ -63,6 +64,8 @@ class MapSettings:
     learn: bool = True
     train_max: int = KNOWN_TRAIN_MAX
     code_system: str | None = None  # look source codes up in this target vocabulary first
+    # With nothing known, the levers of mapping.zeroshot (ZERO_SHOT_LEVERS); (): plain search.
+    zero_shot: tuple[str, ...] = ZERO_SHOT_LEVERS
 
     @property
     def floor(self) -> float:
@@ -72,6 +75,15 @@ class MapSettings:
     def depth(self, reranks: bool) -> int:
         """How many candidates the search finds per concept (the reranker wants more)."""
         return max(self.k, KNOWN_DEPTH) if reranks else self.k
+
+    @property
+    def levers(self) -> tuple[str, ...]:
+        """The zero-shot levers asked for: none with a known-pairs file, a fused model or a
+        strategy other than best (:mod:`harmonize.mapping.zeroshot`; learned decisions also
+        turn them off, see ``mapping.pipeline.zero_shots``)."""
+        if self.known is not None or self.strategy != "best" or "+" in self.model:
+            return ()
+        return tuple(self.zero_shot)
 
 
 def map_settings(source: str, target: str, **options) -> MapSettings:
@@ -90,6 +102,7 @@ def map_settings(source: str, target: str, **options) -> MapSettings:
     if source == target:
         raise InputError(f"source and target are the same site '{source}': pick two sites")
     train_max = _check_known_options(settings)
+    _check_levers(settings.zero_shot)
     output = _checked_output(settings.output)
     return replace(settings, output=output, train_max=train_max)
 
@@ -134,6 +147,17 @@ def _check_known_options(settings: MapSettings) -> int:
             params=("known", "strategy"),
         )
     return train_max
+
+
+def _check_levers(levers: tuple[str, ...]) -> None:
+    """Refuses a zero-shot lever that does not exist."""
+    from harmonize.core.config import ALL_ZERO_SHOT_LEVERS
+
+    for lever in levers:
+        if lever not in ALL_ZERO_SHOT_LEVERS:
+            raise InputError(
+                f"unknown zero-shot lever '{literal(lever)}': use {', '.join(ALL_ZERO_SHOT_LEVERS)}"
+            )
 
 
 def _checked_output(output: str | Path | None) -> Path | None:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from harmonize import __version__
 from harmonize.core import sql
-from harmonize.core.config import DEFAULT_K, DEFAULT_MODEL
+from harmonize.core.config import DEFAULT_K, DEFAULT_MODEL, ZERO_SHOT_LEVERS
 from harmonize.core.results import TableResult
 from harmonize.core.timing import Stages
 from harmonize.core.workspace import Workspace, atomic_path
@@ -38,6 +38,7 @@ from harmonize.mapping.rerank.pipeline import (
 from harmonize.mapping.retrieve import ConceptHits, concept_search
 from harmonize.mapping.review import apply_decisions
 from harmonize.mapping.vocabulary import MAPS_TO, follow_maps_to, match_rows
+from harmonize.mapping.zeroshot import ZeroShotSearch, self_trained, zero_shot_search
 
 if TYPE_CHECKING:
     import faiss
@@ -134,6 +135,7 @@ def map_sites(
     reranker_concepts: int | None = None,
     code_system: str | None = None,
     learn: bool = True,
+    zero_shot: tuple[str, ...] = ZERO_SHOT_LEVERS,
 ) -> MapResult:
     """Maps every concept of ``source`` onto ``target`` and stores candidates and mappings.
 
@@ -148,6 +150,10 @@ def map_sites(
     ``learn`` (the default) makes the pair's accepted and set decisions known pairs of that
     reranker for the concepts nobody has decided (:mod:`harmonize.mapping.learn`); a rejected
     pair is never proposed again.
+
+    With nothing known (strategy best, one model, one text per concept), the ``zero_shot``
+    levers of :mod:`harmonize.mapping.zeroshot` apply (acronyms expanded from both
+    vocabularies, hub-corrected search, optionally self-training); () is plain search.
 
     >>> import tempfile
     >>> from harmonize.index.site_index import build_site_index
@@ -168,12 +174,14 @@ def map_sites(
         source, target, model=model, k=k, min_score=min_score, strategy=strategy, output=output,
         device=device, min_confidence=min_confidence, known=known, usage=usage,
         reranker_concepts=reranker_concepts, code_system=code_system, learn=learn,
+        zero_shot=tuple(zero_shot),
     )  # fmt: skip
     started = time.perf_counter()
     clock = Stages("map", ("read", "search", "choose", "store"))
     pair = read_pair(ws, source, target, settings)
     clock.done("read")
-    found = search_pair(pair, settings)
+    found = zero_shot_found(ws, pair, settings) if zero_shots(pair, settings) else None
+    found = found or search_pair(pair, settings)
     clock.done("search")
     chosen = apply_vocabulary(pair, settings, found, choose_mappings(pair, settings, found))
     tables = run_tables(pair, settings, found, chosen, new_run_id())
@@ -187,7 +195,7 @@ def map_sites(
         changes=compare_mappings(pair.previous, tables.mappings),
         n_known=None if settings.known is None else len(pair.known.rows),
         used_usage=pair.usage is not None,
-        note=chosen.reranked.equivalence_note() if chosen.reranked is not None else "",
+        note=chosen.note,
         learned=pair.learned.note if pair.learned is not None else "",
         n_candidates=len(tables.candidates),
         seconds=time.perf_counter() - started,
@@ -204,6 +212,7 @@ class Found:
     scores: np.ndarray
     ids: np.ndarray
     hits: ConceptHits | None = None  # the matched texts and followed concepts
+    zero_shot: ZeroShotSearch | None = None  # the zero-shot search, when it ran
 
 
 def search_pair(pair: SitePair, settings: MapSettings) -> Found:
@@ -218,6 +227,26 @@ def search_pair(pair: SitePair, settings: MapSettings) -> Found:
     return Found(forward, hits.scores, hits.ids, hits)
 
 
+def zero_shots(pair: SitePair, settings: MapSettings) -> bool:
+    """Whether the zero-shot levers run: asked for (strategy best, one model), nothing known
+    (no file, no decisions learned from) and both sites plain, one text per concept (synonyms
+    and 'Maps to' are searched by :func:`search_pair`)."""
+    plain = all(t is None or t.plain for t in pair.texts or ())
+    return bool(settings.levers) and pair.known is None and plain
+
+
+def zero_shot_found(ws: Workspace, pair: SitePair, settings: MapSettings) -> Found:
+    """The zero-shot search (:func:`~harmonize.mapping.zeroshot.zero_shot_search`) as a
+    :class:`Found` (its vectors stand for the index's); it finds as many more candidates as
+    the most targets rejected for one concept, as :func:`search_pair` does."""
+    depth = settings.depth("self-training" in settings.levers) + pair.most_rejected
+    searched = zero_shot_search(ws, pair, depth, settings.levers)
+    forward = [(searched.source_vectors, pair.indexes[0][1])]
+    ids = searched.ids
+    hits = ConceptHits(searched.scores, ids, ids.copy(), np.full(ids.shape, -1, dtype=np.int64))
+    return Found(forward, searched.scores, ids, hits, searched)
+
+
 @dataclass
 class Chosen:
     """The chosen mappings as [source row, target row, score], the candidate rows stored with
@@ -230,6 +259,7 @@ class Chosen:
     reranked: KnownMapping | None = None
     methods: list[str] | None = None  # per mapping, when the vocabulary's rules set them
     matches: pd.DataFrame | None = None  # matched synonyms and followed concepts
+    note: str = ""  # what the summary says of how they were chosen (reranker, zero-shot)
 
 
 def apply_vocabulary(pair: SitePair, settings: MapSettings, found: Found, chosen: Chosen) -> Chosen:
@@ -257,6 +287,15 @@ def choose_mappings(pair: SitePair, settings: MapSettings, found: Found) -> Chos
     """One target per source concept: by the known-pairs reranker, or by the strategy."""
     if pair.known is not None:
         return choose_reranked(pair, settings, found)
+    note = found.zero_shot.note if found.zero_shot is not None else ""
+    if found.zero_shot is not None and "self-training" in settings.levers:
+        if pair.rejected_rows:
+            note += "; not self-trained (the pair has rejected pairs)"
+        else:
+            trained = self_trained(pair, settings, found.zero_shot)
+            note += trained.note()
+            if trained.mapping is not None:
+                return _chosen_self_trained(trained.mapping, settings, note)
     floor = settings.floor
     scores, ids = without_rejected(found.scores, found.ids, pair.rejected_rows)
     scores, ids = scores[:, : settings.k], ids[:, : settings.k]
@@ -279,7 +318,17 @@ def choose_mappings(pair: SitePair, settings: MapSettings, found: Found) -> Chos
         }
     )
     candidates = candidates[candidates["target"] >= 0].reset_index(drop=True)
-    return Chosen(rows, candidates)
+    return Chosen(rows, candidates, note=note)
+
+
+def _chosen_self_trained(mapping: KnownMapping, settings: MapSettings, note: str) -> Chosen:
+    """The self-trained reranker's top candidates at or above ``min_score`` (a cosine). The
+    confidence stays the model's calibration of that cosine: the reranker's own calibration
+    was fitted on pseudo-pairs, the easy matches, and would run high on the rest."""
+    picked = mapping.chosen[mapping.chosen["score"] >= settings.floor]
+    rows = picked[["source", "target", "score"]].to_numpy(dtype=object).tolist()
+    candidates = mapping.candidates[["source", "target", "rank", "score"]]
+    return Chosen(rows, candidates, reranked=mapping, note=note)
 
 
 def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chosen:
@@ -302,9 +351,9 @@ def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chos
     )
     picked = reranked.chosen[reranked.chosen["score"] >= settings.floor]
     rows = picked[["source", "target", "score"]].to_numpy(dtype=object).tolist()
-    return Chosen(
-        rows, reranked.candidates, picked["confidence"].to_numpy(dtype=np.float64), reranked
-    )
+    confidence = picked["confidence"].to_numpy(dtype=np.float64)
+    note = reranked.equivalence_note()
+    return Chosen(rows, reranked.candidates, confidence, reranked, note=note)
 
 
 def run_method(pair: SitePair, settings: MapSettings) -> str:
