@@ -122,7 +122,7 @@ def test_hub_correction_matches_an_independent_computation(tmp_path):
     target = [(f"t{i}", t) for i, t in enumerate(texts[25:])] + [("hub", " ".join(words))]
     ws = _lexical_pair(tmp_path, source, target)
     result = map_sites(ws, "s", "t", model="lexical", k=3, device="cpu")
-    assert result.summary.endswith("; zero-shot: hub-corrected ranking")
+    assert "min-score none, zero-shot: hub-corrected ranking) in " in result.summary
     from harmonize.embed.registry import get_encoder
 
     encoder = get_encoder("lexical")
@@ -165,7 +165,9 @@ def test_map_says_which_acronyms_it_expanded(tmp_path):
         ],
     )
     result = map_sites(ws, "s", "t", model="lexical", k=2, device="cpu")
-    assert "; zero-shot: 1 acronyms expanded (1 descriptions rewritten)" in result.summary
+    assert "zero-shot: 1 acronyms expanded (1 descriptions rewritten), hub-corrected" in (
+        result.summary
+    )
     assert result.mappings.set_index("source_code").loc["L1", "target_code"] == "S1"
     plain = map_sites(ws, "s", "t", model="lexical", k=2, device="cpu", zero_shot=())
     assert plain.mappings.set_index("source_code").loc["L1", "target_code"] != "S1"

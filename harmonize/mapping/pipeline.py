@@ -66,6 +66,7 @@ class MapResult(TableResult):
     used_usage: bool = False  # the reranker also compared both sites' usage
     note: str = ""  # what map --known adds to the summary (the equivalence model)
     learned: str = ""  # what the summary says of people's decisions (mapping.learn)
+    zero_shot: str = ""  # the zero-shot levers used (mapping.zeroshot), "" for none
 
     def to_frame(self) -> pd.DataFrame:
         """The mappings: one row per mapped source concept, as stored."""
@@ -90,7 +91,8 @@ class MapResult(TableResult):
         return (
             f"mapped {self.n_mapped} of {self.n_source} '{self.source}' concepts onto "
             f"'{self.target}' (model {self.model}, strategy {self.strategy}, k={self.k}, "
-            f"min-score {floor}) in {self.seconds:.1f}s; run {self.run_id}{changed}"
+            f"min-score {floor}{', ' + self.zero_shot if self.zero_shot else ''}) in "
+            f"{self.seconds:.1f}s; run {self.run_id}{changed}"
         )
 
 
@@ -196,6 +198,7 @@ def map_sites(
         n_known=None if settings.known is None else len(pair.known.rows),
         used_usage=pair.usage is not None,
         note=chosen.note,
+        zero_shot=chosen.zero_shot,
         learned=pair.learned.note if pair.learned is not None else "",
         n_candidates=len(tables.candidates),
         seconds=time.perf_counter() - started,
@@ -259,7 +262,8 @@ class Chosen:
     reranked: KnownMapping | None = None
     methods: list[str] | None = None  # per mapping, when the vocabulary's rules set them
     matches: pd.DataFrame | None = None  # matched synonyms and followed concepts
-    note: str = ""  # what the summary says of how they were chosen (reranker, zero-shot)
+    note: str = ""  # what the summary says of the reranker
+    zero_shot: str = ""  # the zero-shot levers used
 
 
 def apply_vocabulary(pair: SitePair, settings: MapSettings, found: Found, chosen: Chosen) -> Chosen:
@@ -290,7 +294,7 @@ def choose_mappings(pair: SitePair, settings: MapSettings, found: Found) -> Chos
     note = found.zero_shot.note if found.zero_shot is not None else ""
     if found.zero_shot is not None and "self-training" in settings.levers:
         if pair.rejected_rows:
-            note += "; not self-trained (the pair has rejected pairs)"
+            note += ", not self-trained (the pair has rejected pairs)"
         else:
             trained = self_trained(pair, settings, found.zero_shot)
             note += trained.note()
@@ -318,7 +322,7 @@ def choose_mappings(pair: SitePair, settings: MapSettings, found: Found) -> Chos
         }
     )
     candidates = candidates[candidates["target"] >= 0].reset_index(drop=True)
-    return Chosen(rows, candidates, note=note)
+    return Chosen(rows, candidates, zero_shot=note)
 
 
 def _chosen_self_trained(mapping: KnownMapping, settings: MapSettings, note: str) -> Chosen:
@@ -328,7 +332,7 @@ def _chosen_self_trained(mapping: KnownMapping, settings: MapSettings, note: str
     picked = mapping.chosen[mapping.chosen["score"] >= settings.floor]
     rows = picked[["source", "target", "score"]].to_numpy(dtype=object).tolist()
     candidates = mapping.candidates[["source", "target", "rank", "score"]]
-    return Chosen(rows, candidates, reranked=mapping, note=note)
+    return Chosen(rows, candidates, reranked=mapping, zero_shot=note)
 
 
 def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chosen:

@@ -99,7 +99,7 @@ def zero_shot_search(
         used[-1] += f" ({changed} descriptions rewritten)"
     if weight:
         used.append("hub-corrected ranking")
-    note = "; zero-shot: " + ", ".join(used) if used else ""
+    note = "zero-shot: " + ", ".join(used) if used else ""
     return ZeroShotSearch(
         source, target,
         np.take_along_axis(cosines, order, axis=1), np.take_along_axis(ids, order, axis=1),
@@ -139,11 +139,8 @@ class SelfTrained:
     def note(self) -> str:
         """What the map summary says: the pseudo-pairs, or why self-training did not run."""
         if self.mapping is not None:
-            return "; " + self.pseudo.note()
-        return (
-            f"; only {len(self.pseudo.rows)} pseudo-pairs, too few to self-train: "
-            "plain nearest neighbours"
-        )
+            return ", " + self.pseudo.note()
+        return f", not self-trained (only {len(self.pseudo.rows)} pseudo-pairs)"
 
 
 def self_trained(pair: SitePair, settings: MapSettings, found: ZeroShotSearch) -> SelfTrained:
