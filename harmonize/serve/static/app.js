@@ -102,7 +102,7 @@ function renderCoverage() {
         `${n("undecided")} undecided · ${n("unmapped")} unmapped`)));
   }
   box.append(el("div", { class: "cov", dataset: { unit: "mapped" } },
-    `${(100 * cov.mapped_share).toFixed(1)}% of ${cov.counted ? "occurrences" : "concepts"} mapped`));
+    `${(100 * cov.mapped_share).toFixed(1)}% mapped`, el("small", {}, cov.counted ? " (of occurrences)" : " (of concepts)")));
 }
 
 // What a vocabulary target adds: the synonym the match was on, the 'Maps to' it came
