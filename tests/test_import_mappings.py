@@ -112,6 +112,16 @@ def test_unknown_codes_are_named_and_several_targets_kept(previous, fresh, tmp_p
         ("L1", "312437", "manual:set"),
         ("L1", cells[index["conceptId"]], "manual:set"),
     ]
+    # and a re-map keeps both: a code's decisions that share the newest time all apply
+    from harmonize.mapping.pipeline import map_sites
+
+    map_sites(fresh, "local", "omop", model="fake", k=2)
+    with fresh.connect(read_only=True) as con:
+        again = con.sql(
+            "SELECT source_code, target_code, method FROM mappings WHERE source_code = 'L1' "
+            "ORDER BY target_code"
+        ).fetchall()
+    assert again == stored
 
 
 def test_stcm_as_known_pairs_for_map_known(previous, fresh, tmp_path):
@@ -200,7 +210,7 @@ def _athena_workspace(root, folder, decided: bool):
 def test_usagi_round_trip_onto_an_athena_site(tmp_path, fake_encoder):
     """Maps-to gives L2 two standard targets: one Usagi code mapping with two concepts; the
     file reads by Usagi's rules, imports into this year's workspace and exports the same."""
-    from tests.athena_data import athena_tables, write_athena
+    from harmonize.datasets.athena import athena_tables, write_athena
 
     folder = write_athena(tmp_path / "athena", athena_tables(("K92", "S060", "J45")))
     old = _athena_workspace(tmp_path / "old", folder, decided=True)

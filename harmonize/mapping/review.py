@@ -209,13 +209,17 @@ def apply_decisions(
     it). The caller adds the columns that are the same on every row (sites, run)."""
     if decisions.empty:
         return mappings
-    latest = decisions.set_index("source_code")
+    # A code's newest decisions: several when they share the newest time (an imported code
+    # with several targets).
+    latest = {code: group for code, group in decisions.groupby("source_code", sort=False)}
     keep = []
     for row in mappings.itertuples(index=False):
-        d = latest.loc[row.source_code] if row.source_code in latest.index else None
-        if d is not None and d["decision"] == "reject" and d["target_code"] == row.target_code:
-            continue
-        if d is None or d["decision"] == "reject":
+        group = latest.get(row.source_code)
+        rejected = set() if group is None else set(group["target_code"])
+        undecided = group is None or (
+            (group["decision"] == "reject").all() and row.target_code not in rejected
+        )
+        if undecided:  # no decision, or only rejections of other targets
             keep.append(row._asdict())
     scores = {
         (s, t): sc
@@ -223,16 +227,16 @@ def apply_decisions(
             candidates["source_code"], candidates["target_code"], candidates["score"], strict=True
         )
     }
-    for code, d in latest.iterrows():
-        if d["decision"] in ("accept", "set"):
+    for d in decisions.itertuples(index=False):
+        if d.decision in ("accept", "set"):
             keep.append(
                 {
-                    "source_code": code,
-                    "target_code": d["target_code"],
-                    "score": scores.get((code, d["target_code"]), np.nan),
-                    "method": f"manual:{d['decision']}",
+                    "source_code": d.source_code,
+                    "target_code": d.target_code,
+                    "score": scores.get((d.source_code, d.target_code), np.nan),
+                    "method": f"manual:{d.decision}",
                     "confidence": np.nan,
-                    "predicate": d["predicate"] if isinstance(d["predicate"], str) else None,
+                    "predicate": d.predicate if isinstance(d.predicate, str) else None,
                 }
             )
     return pd.DataFrame(keep, columns=mappings.columns)
