@@ -189,8 +189,8 @@ def b_onto_a(workspace, vocab_files, fake_encoder):
 
 def test_review_orders(b_onto_a):
     """frequency: by the vocabulary's frequency; code; confidence: by cosine (no confidence);
-    informative: (1 - the cosine stand-in) * log(2 + frequency), recomputed here from the
-    stored candidates (mean of the percentile ranks of the top cosine and its margin)."""
+    informative: (1 - the margin's rank) * (1 + log1p(n) / log1p(max n)) / 2, recomputed here
+    from the stored candidates (margin: the top cosine's lead over the second)."""
     from scipy.stats import rankdata
 
     ws = b_onto_a
@@ -204,12 +204,10 @@ def test_review_orders(b_onto_a):
         ).fetchall()
     codes = ["B1", "B2", "B3", "B4"]
     top = {c: [sc for s, _, sc in cands if s == c] for c in codes}
-    s1 = np.array([top[c][0] for c in codes])
     margin = np.array([top[c][0] - top[c][1] for c in codes])
-    sure = (rankdata(s1) / 4 + rankdata(margin) / 4) / 2
-    teach = (1 - (sure - sure.min()) / (sure.max() - sure.min())) * np.log(
-        2 + np.array([10, 5, 7, 1])
-    )
+    sure = rankdata(margin) - 1
+    n = np.array([10, 5, 7, 1])
+    teach = (1 - sure / sure.max()) * (1 + np.log1p(n) / np.log1p(10)) / 2
     expected = [codes[i] for i in np.lexsort((codes, -teach))]
     assert order["informative"]["source_code"].tolist() == expected
     got = order["informative"].set_index("source_code")["priority"]

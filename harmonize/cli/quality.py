@@ -77,7 +77,7 @@ def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
 
 
 @cli.command("bench-map")
-@click.argument("benchmark", type=click.Choice(["icd"]))
+@click.argument("benchmark", type=click.Choice(["icd", "demo"]))
 @click.option(
     "--direction", type=click.Choice(["10to9", "9to10"]), default="10to9", show_default=True
 )
@@ -105,6 +105,16 @@ def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
     help="With --no-known: map's zero-shot levers (acronyms, hub correction); "
     "--no-zero-shot measures plain nearest neighbour.",
 )
+@click.option(
+    "--review-curve",
+    "review_curve",
+    default=None,
+    metavar="COUNTS",
+    help="Simulate review instead (e.g. 0,25,50,100,200): starting with no known pairs, a "
+    "reviewer answers from the gold standard for the concepts `review` puts first, map re-runs "
+    "after each batch (learning from the decisions); top-1 on the concepts not yet reviewed, "
+    "against as many reviewed at random. The only mode of 'demo'.",
+)
 @format_option()
 @pass_state
 def bench_map_cmd(
@@ -118,14 +128,22 @@ def bench_map_cmd(
     known: bool,
     reranker_concepts: int | None,
     zero_shot: bool,
+    review_curve: str | None,
     fmt: str,
 ) -> None:
-    """Map ICD-10-CM onto ICD-9-CM (or back) and score against the CMS GEMs, on held-out codes.
+    """Map ICD-10-CM onto ICD-9-CM (or back) and score against the CMS GEMs, on held-out codes;
+    or (--review-curve) measure how mapping improves as a person reviews, on the GEMs or on the
+    demo's two sites.
 
     \b
     Example:
       harmonize --workspace bench bench-map icd --direction 10to9 --sample 1000
+      harmonize --workspace bench bench-map icd --sample 2000 --review-curve 0,25,50,100,200
+      harmonize --workspace curve bench-map demo --review-curve 0,10,25,50
     """
+    if review_curve is not None or benchmark == "demo":
+        _review_curve(state, benchmark, review_curve, direction, sample, model, k, seed, fmt)
+        return
     from harmonize.benchmarks.map_quality import bench_icd
     from harmonize.benchmarks.tables import map_quality_document, map_quality_text
     from harmonize.core.render import render
@@ -151,3 +169,43 @@ def bench_map_cmd(
         click.echo(map_quality_text(result), nl=False)
     else:
         click.echo(render(result.to_frame(), fmt), nl=False)
+
+
+def _review_curve(
+    state: State,
+    benchmark: str,
+    review_curve: str | None,
+    direction: str,
+    sample: int | None,
+    model: str,
+    k: int,
+    seed: int,
+    fmt: str,
+) -> None:
+    """bench-map --review-curve: the simulated review's learning curve, both arms."""
+    from harmonize.benchmarks import review_curve as curves
+    from harmonize.core.errors import InputError
+    from harmonize.core.render import render
+
+    if review_curve is None:
+        raise InputError(
+            "bench-map demo measures the review curve: add {review_curve} COUNTS (e.g. 0,10,25,50)",
+            params=("review_curve",),
+        )
+    points = curves.parse_points(review_curve)
+    echo = (lambda _: None) if state.quiet or fmt != "table" else click.echo
+    common = {"model": model, "k": k, "random_state": seed, "echo": echo,
+              "progress": not state.quiet}  # fmt: skip
+    if benchmark == "demo":
+        curve = curves.demo_review_curve(state.ws, points, **common)
+    else:
+        curve = curves.icd_review_curve(state.ws, points, direction, sample, **common)
+    if fmt == "table":
+        click.echo(render(curve.table(), fmt), nl=False)
+        click.echo(
+            f"top-1 of '{curve.source}' onto '{curve.target}' (model {model}) after each number "
+            f"of simulated reviews: on the concepts not reviewed (rest) and on all; review "
+            f"order against random; {curve.seconds:.0f}s"
+        )
+    else:
+        click.echo(render(curve.to_frame(), fmt), nl=False)

@@ -21,6 +21,7 @@ import pandas as pd
 from harmonize import __version__
 from harmonize.core import sql
 from harmonize.core.config import DEFAULT_K, DEFAULT_MODEL, ZERO_SHOT_LEVERS
+from harmonize.core.errors import InputError
 from harmonize.core.results import TableResult
 from harmonize.core.timing import Stages
 from harmonize.core.workspace import Workspace, atomic_path
@@ -288,9 +289,17 @@ def apply_vocabulary(pair: SitePair, settings: MapSettings, found: Found, chosen
 
 
 def choose_mappings(pair: SitePair, settings: MapSettings, found: Found) -> Chosen:
-    """One target per source concept: by the known-pairs reranker, or by the strategy."""
+    """One target per source concept: by the known-pairs reranker, or by the strategy (also
+    when the reranker cannot learn from people's decisions alone: too few of their targets
+    among the candidates)."""
     if pair.known is not None:
-        return choose_reranked(pair, settings, found)
+        try:
+            return choose_reranked(pair, settings, found)
+        except InputError as err:
+            if settings.known is not None or pair.learned is None:
+                raise
+            pair.known, pair.learned.active = None, False
+            pair.learned.skipped = f"not learned from ({err.render({'known': 'decisions'})})"
     note = found.zero_shot.note if found.zero_shot is not None else ""
     if found.zero_shot is not None and "self-training" in settings.levers:
         if pair.rejected_rows:
