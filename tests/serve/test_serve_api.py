@@ -13,15 +13,24 @@ pytest.importorskip("starlette", reason="the serve extra is not installed")
 from harmonize.mapping.review import review_queue  # noqa: E402
 from harmonize.serve.server import serve_in_thread  # noqa: E402
 from tests.helpers import snapshot  # noqa: E402
-from tests.serve.conftest import Client, decisions  # noqa: E402
+from tests.serve.conftest import Client, copy_workspace, decisions  # noqa: E402
 
 PAIR = {"source": "target", "target": "source"}
 
 
 @pytest.fixture
 def served(demo_ws):
+    """A server on a fresh copy of the demo: for tests that write."""
     with serve_in_thread(demo_ws, reviewer="ana", token="t0ken") as running:
         yield demo_ws, Client(running.url, running.token)
+
+
+@pytest.fixture(scope="module")
+def shared(demo_template, tmp_path_factory):
+    """One server for the tests that read or are refused (each checks nothing was written)."""
+    ws = copy_workspace(demo_template, tmp_path_factory.mktemp("api"))
+    with serve_in_thread(ws, reviewer="ana", token="t0ken") as running:
+        yield ws, Client(running.url, running.token)
 
 
 def _refused(ws, client, method, path, body, status, error):
@@ -33,8 +42,8 @@ def _refused(ws, client, method, path, body, status, error):
     assert snapshot(ws) == before
 
 
-def test_page_needs_the_token_then_keeps_it_in_a_cookie(served):
-    ws, client = served
+def test_page_needs_the_token_then_keeps_it_in_a_cookie(shared):
+    ws, client = shared
     assert client.get("/", token=False).status == 401
     page = client.get("/?token=t0ken", token=False)
     assert page.status == 200
@@ -49,16 +58,16 @@ def test_page_needs_the_token_then_keeps_it_in_a_cookie(served):
     assert client.get("/?token=wrong", token=False).status == 401
 
 
-def test_static_files_are_served_by_the_package(served):
-    _, client = served
+def test_static_files_are_served_by_the_package(shared):
+    _, client = shared
     for name, kind in (("app.js", "javascript"), ("style.css", "text/css")):
         answer = client.get(f"/static/{name}", token=False)
         assert answer.status == 200 and kind in answer.headers["content-type"]
     assert client.get("/static/missing.js", token=False).status == 404
 
 
-def test_pairs(served):
-    _, client = served
+def test_pairs(shared):
+    _, client = shared
     assert client.get("/api/pairs").body == {
         "pairs": [
             {"source": "evil", "target": "source", "n_mapped": 2, "n_source_concepts": 2},
@@ -71,8 +80,8 @@ def test_pairs(served):
     assert answer.body == {"error": "missing or wrong token: send the token printed at start"}
 
 
-def test_review_is_in_the_review_queue_order_with_candidates(served):
-    ws, client = served
+def test_review_is_in_the_review_queue_order_with_candidates(shared):
+    ws, client = shared
     page = client.get("/api/review?source=target&target=source").body
     queue = review_queue(ws, "target", "source").to_frame()
     assert [r["code"] for r in page["rows"]] == list(queue["source_code"])
@@ -98,8 +107,8 @@ def test_review_is_in_the_review_queue_order_with_candidates(served):
     assert page["coverage"]["mapped_share"] == 1.0
 
 
-def test_review_orders(served):
-    ws, client = served
+def test_review_orders(shared):
+    ws, client = shared
     for order in ("informative", "frequency", "confidence", "code"):
         page = client.get(f"/api/review?source=target&target=source&order={order}").body
         queue = review_queue(ws, "target", "source", order=order).to_frame()
@@ -110,8 +119,8 @@ def test_review_orders(served):
              error)  # fmt: skip
 
 
-def test_review_refusals(served):
-    ws, client = served
+def test_review_refusals(shared):
+    ws, client = shared
     _refused(ws, client, "GET", "/api/review?source=nope&target=source", None, 404,
              "unknown site 'nope'. Known sites: evil, source, target. "
              "Run 'harmonize add-site nope --vocab FILE' first.")  # fmt: skip
@@ -122,8 +131,8 @@ def test_review_refusals(served):
              "Run 'harmonize map --source source --target target' first.")  # fmt: skip
 
 
-def test_search(served):
-    ws, client = served
+def test_search(shared):
+    ws, client = shared
     hits = client.get("/api/search?site=source&q=FEVER&limit=2").body["hits"]
     assert hits == [
         {"code": "C2055125", "description": "reported fever", "matched_synonym": None},
@@ -216,16 +225,16 @@ def test_decisions_accept_set_reject_land_in_the_decisions_table(served):
          "Run 'harmonize add-site nope --vocab FILE' first."),
     ],
 )  # fmt: skip
-def test_decision_refusals_write_nothing(served, body, status, error):
-    ws, client = served
+def test_decision_refusals_write_nothing(shared, body, status, error):
+    ws, client = shared
     before = snapshot(ws)
     answer = client.post("/api/decisions", {**PAIR, **body})
     assert (answer.status, answer.body) == (status, {"error": error})
     assert snapshot(ws) == before
 
 
-def test_writes_need_the_header_token(served):
-    ws, client = served
+def test_writes_need_the_header_token(shared):
+    ws, client = shared
     body = {**PAIR, "code": "SX-110", "action": "accept"}
     error = "missing or wrong token: send the X-Harmonize-Token header printed at start"
     _refused(ws, Client(client.url, "wrong"), "POST", "/api/decisions", body, 401, error)
@@ -242,9 +251,9 @@ def test_writes_need_the_header_token(served):
     assert decisions(ws) == []
 
 
-def test_a_foreign_host_header_is_refused(served):
+def test_a_foreign_host_header_is_refused(shared):
     """DNS rebinding: a page of evil.example resolving to 127.0.0.1 cannot talk to the server."""
-    _, client = served
+    _, client = shared
     answer = client.get("/api/pairs", headers={"Host": "evil.example:8765"})
     assert answer.status == 403
     assert answer.body == {
@@ -273,9 +282,9 @@ def test_bulk_accept(served):
         ("SX-110", 400, "field 'codes' must be a non-empty list of source codes"),
     ],
 )
-def test_bulk_refusals_write_nothing(served, codes, status, error):
+def test_bulk_refusals_write_nothing(shared, codes, status, error):
     """All or nothing: one code refused, none recorded."""
-    ws, client = served
+    ws, client = shared
     _refused(ws, client, "POST", "/api/decisions/bulk", {**PAIR, "codes": codes}, status, error)
 
 
