@@ -44,6 +44,7 @@ _ENTRY_POINTS = {
     "decide": "harmonize.mapping.review",
     "export_mappings": "harmonize.mapping.export",
     "export_events": "harmonize.mapping.export",
+    "import_mappings": "harmonize.mapping.import_mappings",
     # how good a mapping is, and how far its confidence can be trusted
     "evaluate_mapping": "harmonize.mapping.metrics",
     "calibrate": "harmonize.mapping.calibration",
@@ -66,6 +67,7 @@ __all__ = [
     "decide",
     "export_mappings",
     "export_events",
+    "import_mappings",
     "evaluate_mapping",
     "calibrate",
     "fine_tune",
@@ -82,6 +84,7 @@ if TYPE_CHECKING:
     from harmonize.mapping.calibration import calibrate
     from harmonize.mapping.export import export_events, export_mappings
     from harmonize.mapping.finetune import fine_tune
+    from harmonize.mapping.import_mappings import import_mappings
     from harmonize.mapping.metrics import evaluate_mapping
     from harmonize.mapping.pipeline import map_sites
     from harmonize.mapping.queue import review_queue
