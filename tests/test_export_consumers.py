@@ -428,6 +428,11 @@ def test_export_events_meds_is_valid_meds(omop_ws, tmp_path):
     ]
     assert [v for _, v, _ in p1][1] == pytest.approx(37.9) and p1[2][2] == "P"
     assert data.schema.field("text_value").type == "large_string"
+    # add-site --meds reads the original ids back through metadata/subject_ids.parquet
+    from harmonize.sites.meds import read_meds
+
+    _, back = read_meds(out)
+    assert sorted(set(back["subject_id"])) == ["p1", "p2"]
 
 
 def test_export_events_meds_keeps_integer_subject_ids(omop_ws, tmp_path):
@@ -445,3 +450,21 @@ def test_export_events_meds_keeps_integer_subject_ids(omop_ws, tmp_path):
     DataSchema.validate(data)
     assert data.column("subject_id").to_pylist() == [4, 17]
     assert not (out / "metadata" / "subject_ids.parquet").exists()
+
+
+def test_a_subject_ids_file_without_its_columns_is_named(omop_ws, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from harmonize.sites.meds import read_meds
+
+    out = tmp_path / "meds"
+    export_events(omop_ws, "local", "omop", "meds", out)
+    ids = out / "metadata" / "subject_ids.parquet"
+    pq.write_table(pa.table({"subject_id": pa.array([1], pa.int64())}), ids)
+    with pytest.raises(InputError) as err:
+        read_meds(out)
+    assert str(err.value) == (
+        f"{ids}: missing required column 'source_subject_id' "
+        "(required: subject_id, source_subject_id; found: subject_id)"
+    )

@@ -9,7 +9,9 @@ mapped. ``parent_code`` is the first of ``parent_codes``; ``system`` is the part
 before its first ``//`` (``LOINC//8867-4`` -> ``LOINC``), else empty; ``frequency`` is the number
 of events with the code (0 for a code never used; empty when there are no data files).
 
-Events, in file order (files sorted by path): subject_id as text, time (NULL for static
+Events, in file order (files sorted by path): subject_id as text (where the folder has
+``metadata/subject_ids.parquet``, as ``harmonize export-events`` writes for ids that were not
+integers, the original id it lists), time (NULL for static
 events; a time with a time zone becomes its UTC time), code, and value: ``numeric_value`` as
 text (``"1.5"``; NaN counts as missing), else ``text_value``, else None.
 
@@ -51,6 +53,7 @@ from harmonize.sites.vocab import (
 )
 
 CODES_FILE = Path("metadata") / "codes.parquet"
+SUBJECT_IDS_FILE = Path("metadata") / "subject_ids.parquet"
 DATA_DIR = "data"
 CODES_REQUIRED = (CODE,)
 DATA_REQUIRED = (SUBJECT_ID, TIME, CODE)
@@ -85,6 +88,8 @@ def read_meds(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         )
     codes = _read_codes(codes_path) if codes_path.is_file() else _empty_codes()
     events = _read_data(data_dir, files) if files else None
+    if events is not None and (folder / SUBJECT_IDS_FILE).is_file():
+        events[SUBJECT_ID] = _source_subject_ids(folder / SUBJECT_IDS_FILE, events[SUBJECT_ID])
     known = set(codes[CODE])
     used = [] if events is None else sorted(set(events[CODE]) - known)
     vocab = pd.concat(
@@ -113,6 +118,16 @@ def read_meds(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             }
         )
     return validate_vocab(vocab, folder), events
+
+
+def _source_subject_ids(path: Path, subjects: pd.Series) -> pd.Series:
+    """``subjects`` (MEDS ids as text) as the original ids ``path`` lists for them (columns
+    subject_id, source_subject_id); an id it does not list stays as it is."""
+    schema = _schema(path)
+    _require(path, schema, ("subject_id", "source_subject_id"))
+    pairs = pq.read_table(path, columns=["subject_id", "source_subject_id"]).to_pandas()
+    original = dict(zip(pairs["subject_id"].astype(str), pairs["source_subject_id"], strict=True))
+    return subjects.map(lambda s: original.get(s, s))
 
 
 def _schema(path: Path) -> pa.Schema:
