@@ -81,13 +81,16 @@ def learn_from_decisions(
             continue
         if d.target_code not in tgt:
             continue
-        rows[src[d.source_code]] = [tgt[d.target_code]]
+        targets = rows.setdefault(src[d.source_code], [])  # several: an imported code's
+        if tgt[d.target_code] not in targets:
+            targets.append(tgt[d.target_code])
         if isinstance(d.predicate, str):
             asserted[(d.source_code, d.target_code)] = d.predicate
     decided = set(decisions.loc[decisions["decision"] != "reject", "source_code"])
     negatives = rejected_rows(
         rejected[~rejected["source_code"].isin(decided)], source_codes, target_codes
     )
+    rows = {s: sorted(t) for s, t in rows.items()}
     exact, judged = equivalence_rows(rows, asserted, source_codes, target_codes)
     learned = Learned(
         KnownPairs(rows, asserted, exact, judged),
