@@ -212,6 +212,8 @@ def coverage(ws: Workspace, source: str, target: str) -> Coverage:
     table["occurrence_share"] = table["occurrences"] / total if total > 0 else np.nan
     weight = status["occurrences"].fillna(0.0) if counted else pd.Series(1.0, status.index)
     mapped = float(weight[status["mapped"]].sum() / weight.sum()) if weight.sum() > 0 else 0.0
-    if not counted:
+    if counted:
+        table["occurrences"] = table["occurrences"].round().astype("int64")
+    else:
         table["occurrences"] = None
     return Coverage(source, target, table, counted, mapped)
