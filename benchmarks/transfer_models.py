@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="50,100,200")
     parser.add_argument("--seeds", type=int, default=7)
     parser.add_argument("--report-from", type=int, default=2, help="first seed reported")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed run")
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--tie", type=float, default=0.0)
     parser.add_argument("--out", type=Path, help="CSV of every size x seed row")
@@ -105,7 +106,8 @@ def main() -> None:
                 embedding="onehot",
                 model="auto",
                 target_sizes=sizes,
-                seeds=args.seeds,
+                seeds=args.seeds - args.first_seed,
+                first_seed=args.first_seed,
                 bootstrap=args.bootstrap,
                 tie=args.tie,
             )

@@ -196,7 +196,7 @@ def test_cli_evaluate_auto_shows_the_baseline_the_difference_and_the_choice(runn
     )
     with world.connect(read_only=True) as con:
         models = con.execute("SELECT DISTINCT model FROM evaluations ORDER BY 1").fetchall()
-    assert models == [("auto",), ("logreg",), ("nb",)]
+    assert models == [("auto",), ("logreg",), ("mix",), ("nb",)]
 
 
 def test_rank_auroc_is_scikit_learns_with_ties():

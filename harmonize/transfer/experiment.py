@@ -46,6 +46,7 @@ AUTO_SCENARIOS = (
     "stacked-nb",
     "nb-local",
     "nb-prior",
+    "ensemble",
 )
 ALL_SCENARIOS = tuple(dict.fromkeys(SCENARIOS + AUTO_SCENARIOS))  # what --scenario accepts
 DEFAULT_TIE = 0.5  # auto: how much a text's source weight follows its embedding
@@ -70,6 +71,7 @@ class EvalConfig:
     scenarios: tuple[str, ...] = SCENARIOS
     target_sizes: tuple[int, ...] | None = None
     seeds: int = 1
+    first_seed: int = 0  # seeds first_seed .. first_seed + seeds - 1
     model: str = "cnn"
     gold: str | Path | None = None
     # 1,000 SGD steps at lr 0.01: on this task as good as the study's 5,000 at 0.001
@@ -313,7 +315,7 @@ def train_and_score(
         unit="model",
         disable=None if progress else True,
     )
-    for seed in range(config.seeds):
+    for seed in range(config.first_seed, config.first_seed + config.seeds):
         direct_model = None
         for scenario, size in tasks:
             rng = np.random.default_rng(seed * 1000 + size)

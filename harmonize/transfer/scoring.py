@@ -25,6 +25,7 @@ FAMILY_MODEL = {
     "nb-local": "nb",
     "nb-prior": "nb",
     "stacked-nb": "nb",
+    "ensemble": "mix",
 }  # the model column; others are logreg
 
 
@@ -49,7 +50,7 @@ def train_auto(
     source = fit_source(vectors, src.ids, src.y, config.tie_used, patients.texts)
     rows: list[dict] = []
     comparisons: list[dict] = []
-    for seed in range(config.seeds):
+    for seed in range(config.first_seed, config.first_seed + config.seeds):
         direct_p = _probability(source.model.decision(vectors, test.ids))
         if "direct" in families:
             rows.append(_row(config, test.y, direct_p, "logreg", "direct", 0, seed, "", np.nan))
@@ -74,6 +75,8 @@ def train_auto(
             )
             names = [c.name for c in choice.selection.candidates]
             cv = dict(zip(names, choice.selection.cv_auroc, strict=True))
+            if "ensemble" in choice.chosen:
+                cv[choice.chosen["ensemble"].name] = choice.chosen["ensemble"].cv
             for family, candidate in choice.chosen.items():
                 model = "auto" if family == "auto" else FAMILY_MODEL.get(family, "logreg")
                 scenario = candidate.family if family == "auto" else family

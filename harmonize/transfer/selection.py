@@ -65,10 +65,16 @@ def out_of_fold(train: Trainer, ids: np.ndarray, y: np.ndarray, folds: list[np.n
 
 @dataclass
 class Selection:
-    """Every candidate's cross-validated AUROC (mean over repeats), in candidate order."""
+    """Every candidate's cross-validated AUROC (mean over repeats), in candidate order, and
+    its out-of-fold scores (candidates x repeats x patients) for ensembles built after it."""
 
     candidates: list[Candidate]
     cv_auroc: np.ndarray
+    oof: np.ndarray | None = None
+    y: np.ndarray | None = None
+
+    def index(self, candidate: Candidate) -> int:
+        return next(i for i, c in enumerate(self.candidates) if c is candidate)
 
     def best(self, family: str | None = None) -> Candidate:
         """The highest-scoring candidate (of ``family``); ties go to the earlier one."""
@@ -98,11 +104,12 @@ def select(
     rng = np.random.default_rng(random_state)
     splits = [stratified_folds(y, k, rng) for _ in range(repeats)]
     scores = np.zeros((len(candidates), repeats))
+    oofs = np.zeros((len(candidates), repeats, len(y)))
     for r, folds in enumerate(splits):
         for c, candidate in enumerate(candidates):
             if candidate.oof is not None:
-                oof = candidate.oof(folds)
+                oofs[c, r] = candidate.oof(folds)
             else:
-                oof = out_of_fold(candidate.train, ids, y, folds)
-            scores[c, r] = auroc(y, oof)
-    return Selection(candidates, scores.mean(axis=1))
+                oofs[c, r] = out_of_fold(candidate.train, ids, y, folds)
+            scores[c, r] = auroc(y, oofs[c, r])
+    return Selection(candidates, scores.mean(axis=1), oofs, y)
