@@ -66,6 +66,15 @@ def run(ws: Workspace, gold: pd.DataFrame, args, log):
                     pd.DataFrame(out.rows[before:]).assign(embedding=embedding, reading=reading)
                 )
                 log(f"{reading} {model} {embedding}: {len(out.rows) - before} models")
+        if "auto" in args.models:
+            for embedding in args.embeddings:
+                vectors = _vectors(ws, embedding, study.texts, "cpu")
+                before = len(out.rows)
+                grid.transfer_grid(study, vectors, embedding, args.sizes, args.seeds, counts, out)
+                frames.append(
+                    pd.DataFrame(out.rows[before:]).assign(embedding=embedding, reading=reading)
+                )
+                log(f"{reading} transfer families {embedding}: {len(out.rows) - before} models")
         if "logreg" in args.models:
             before = len(out.rows)
             grid.logreg_grid(study, args.sizes, args.seeds, counts, out)
@@ -83,9 +92,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "reports")
-    parser.add_argument("--models", default=",".join([*CNNS, "logreg"]))
+    parser.add_argument("--models", default="cnn,cnn-sum,logreg")
     parser.add_argument("--embeddings", default="minilm,onehot")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--append", action="store_true", help="add these models' rows to the existing files"
+    )
     args = parser.parse_args()
     args.models, args.embeddings = args.models.split(","), args.embeddings.split(",")
     args.sizes = [50, 100, 200, 400] if not args.quick else [50, 200]
@@ -112,6 +124,12 @@ def main() -> None:
         },
     }  # fmt: skip
     name = "heterogeneous-sites" + ("-quick" if args.quick else "")
+    if args.append:  # the same sites and resamples (seeded), so rows of both runs pair up
+        old = pd.read_csv(args.out / f"{name}.csv", keep_default_na=False, na_values=[""])
+        boot = np.load(args.out / f"{name}-boot.npz")["auroc"].astype(np.float64) / 65535
+        first = json.loads((args.out / f"{name}-times.json").read_text())
+        first["appended"] = first.get("appended", []) + [meta]
+        rows, replicates, meta = pd.concat([old, rows]), np.concatenate([boot, replicates]), first
     save_rows(args.out, name, rows, replicates, meta)
     log(f"wrote {args.out / name}.csv ({len(rows)} models)")
     print(json.dumps(meta["stages_s"]))

@@ -111,13 +111,28 @@ SIZES = [50, 100, 200, 500, 1000]
 # The CNNs: pooling and SGD schedule (epochs x steps of 32, learning rate; fine-tuning rate).
 # "cnn" is the study's network with the schedule cnn_tuning.py chose (tuned on sources ita06 and
 # ita13, seed 10, target pool patients); "cnn-study" keeps the previous one (the check that the
-# new schedule pays off the tuning data runs on two embeddings only).
+# new schedule pays off the tuning data runs on MiniLM only).
 CNNS = {
     "cnn": {"pooling": "max", "epochs": 10, "steps": 50, "lr": 0.02, "finetune_lr": 0.02},
     "cnn-study": {"pooling": "max", "epochs": 20, "steps": 50, "lr": 0.01, "finetune_lr": 0.01},
     "cnn-sum": {"pooling": "sum", "epochs": 20, "steps": 50, "lr": 0.003, "finetune_lr": 0.003},
 }
-CNN_EMBEDDINGS = {"cnn-study": ("minilm", "openai_large")}  # default: every embedding
+CNN_EMBEDDINGS = {"cnn-study": ("minilm",), "cnn-sum": ("minilm", "openai_large")}  # else all
+PRIORITY = [  # the order parts run in (the rest after)
+    ("logreg", "onehot"),
+    ("cnn", "onehot"),
+    ("cnn", "minilm"),
+    ("cnn", "openai_large"),
+    ("cnn", "bert"),
+    ("cnn-study", "minilm"),
+    ("cnn-sum", "minilm"),
+    ("cnn", "openai_small"),
+    ("cnn", "clinicalbert"),
+    ("cnn", "biobert"),
+    ("cnn", "negbert"),
+    ("cnn", "openai_ada002"),
+    ("cnn-sum", "openai_large"),
+]
 N_BOOT = 200
 
 
@@ -153,40 +168,54 @@ def _load(ws_root: str, sources: list[str], n_boot: int):
     return study, counts, {}
 
 
-def run_part(ws_root: str, args: argparse.Namespace, part: str) -> tuple[str, dict]:
-    """One embedding's models (or ``logreg``), saved at once under ``out/parts/``: a run cut
-    short keeps every finished part. Returns (part, its stage seconds)."""
-    started = time.perf_counter()
+def plan(args) -> list[tuple[str, str]]:
+    """The grid's parts, (model, embedding), most needed first: a run cut short keeps the
+    logistic reference and the study's CNN on the leading embeddings."""
+    parts = [("logreg", "onehot")] if "logreg" in args.models else []
+    for model in args.models:
+        if model in CNNS or model == "auto":
+            chosen = CNN_EMBEDDINGS.get(model, args.embeddings)
+            parts += [(model, e) for e in args.embeddings if e in chosen]
+    rank = {m: i for i, m in enumerate(PRIORITY)}
+    return sorted(parts, key=lambda p: rank.get(p, len(rank)))
+
+
+def run_part(ws_root: str, args: argparse.Namespace, part: tuple[str, str]) -> tuple[str, dict]:
+    """One model on one embedding, saved at once under ``--out``/parts: a run cut short keeps
+    every finished part. Returns (part name, its stage seconds)."""
+    model, embedding = part
+    name = f"{model}-{embedding}{args.tag}"
+    started, cpu, began = time.perf_counter(), time.process_time(), time.time()
 
     def log(text: str) -> None:
-        print(f"[{part} {time.perf_counter() - started:5.0f}s] {text}", flush=True)
+        print(f"[{name} {time.perf_counter() - started:5.0f}s] {text}", flush=True)
 
     study, counts, seconds = _load(ws_root, args.sources, args.bootstrap)
     run = grid.GridRun(seconds=dict(seconds))
-    if part == "logreg":
+    if model == "logreg":
         grid.logreg_grid(study, args.sizes, args.seeds, counts, run)
-        frame = pd.DataFrame(run.rows).assign(embedding="onehot")
     else:
         t0, c0 = time.perf_counter(), time.process_time()
-        vectors = _vectors(Workspace(ws_root), embedding_spec(part), study.texts, "cpu")
+        vectors = _vectors(Workspace(ws_root), embedding_spec(embedding), study.texts, "cpu")
         run.add_time("embed", t0, c0)
-        for model in args.models:
-            if model not in CNNS or part not in CNN_EMBEDDINGS.get(model, (part,)):
-                continue
+        if model == "auto":
+            grid.transfer_grid(
+                study, vectors, embedding, args.sizes, args.seeds, counts, run, log=log
+            )
+        else:
             settings, lr, finetune_lr = cnn_settings(model, args.quick)
             grid.cnn_grid(
                 study, vectors, model, settings, args.sizes, args.seeds, counts, run,
                 lr=lr, finetune_lr=finetune_lr, log=log,
             )  # fmt: skip
-        if "auto" in args.models:
-            grid.transfer_grid(study, vectors, part, args.sizes, args.seeds, counts, run, log=log)
-        frame = pd.DataFrame(run.rows).assign(embedding=part)
-    folder = args.parts
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(folder / f"{part}{args.tag}.csv", index=False)
-    np.save(folder / f"{part}{args.tag}.npy", np.stack(run.replicates))
+    frame = pd.DataFrame(run.rows).assign(embedding=embedding)
+    args.parts.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.parts / f"{name}.csv", index=False)
+    np.save(args.parts / f"{name}.npy", np.stack(run.replicates))
+    record = {"began": began, "ended": time.time(), "cpu_s": time.process_time() - cpu}
+    (args.parts / f"{name}.json").write_text(json.dumps(record | {"stages_s": run.seconds}))
     log(f"done: {len(frame)} models")
-    return part, run.seconds
+    return name, run.seconds
 
 
 def merge_parts(folder: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -201,7 +230,7 @@ def run_grid(ws_root: Path, args, log) -> dict:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    parts = [*args.embeddings, *(["logreg"] if "logreg" in args.models else [])]
+    parts = plan(args)
     seconds: dict[str, float] = {}
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.workers, mp_context=context) as pool:
@@ -265,8 +294,7 @@ def main() -> None:
     name = f"paper-replication{suffix}"
     if args.merge_only:
         rows, replicates = merge_parts(args.parts)
-        meta = json.loads((args.out / f"{name}-times.json").read_text())
-        meta["n_models"] = len(rows)
+        meta = parts_meta(args, rows)
         save_rows(args.out, name, rows, replicates, meta)
         print(f"merged {len(rows)} models into {args.out / name}.csv")
         return
@@ -308,6 +336,32 @@ def main() -> None:
         meta = json.loads((args.out / f"{name}-times.json").read_text()) | {"n_models": len(rows)}
     save_rows(args.out, name, rows, replicates, meta)
     log(f"wrote {args.out / name}.csv ({len(rows)} models)")
+
+
+def parts_meta(args, rows: pd.DataFrame) -> dict:
+    """The run's record from its parts' own (``--merge-only``, e.g. after a run was cut short):
+    summed CPU and stage seconds, wall from the first part's start to the last one's end."""
+    records = [json.loads(p.read_text()) for p in sorted(args.parts.glob("*.json"))]
+    stages: dict[str, float] = {}
+    for record in records:
+        for key, value in record["stages_s"].items():
+            stages[key] = stages.get(key, 0.0) + value
+    return {
+        "machine": f"{platform.processor() or platform.machine()}, {_cores()} CPU cores, no GPU",
+        "workers": args.workers,
+        "load_average_at_end": list(np.round(_loadavg(), 2)),
+        "wall_s": round(max(r["ended"] for r in records) - min(r["began"] for r in records), 1),
+        "cpu_s": round(sum(r["cpu_s"] for r in records), 1),
+        "stages_s": {k: round(v, 1) for k, v in stages.items()},
+        "settings": {
+            "sources": args.sources, "sizes": args.sizes, "seeds": args.seeds,
+            "embeddings": sorted(set(rows["embedding"])), "models": sorted(set(rows["model"])),
+            "bootstrap": args.bootstrap, "quick": args.quick,
+            "cnns": {m: CNNS[m] for m in sorted(set(rows["model"])) if m in CNNS},
+        },
+        "n_models": len(rows),
+        "parts": sorted(p.stem for p in args.parts.glob("*.csv")),
+    }  # fmt: skip
 
 
 def _children_cpu() -> float:
