@@ -178,3 +178,40 @@ def test_unknown_lever_is_refused(tmp_path):
 
     with pytest.raises(InputError, match="unknown zero-shot lever 'magic'"):
         map_sites(Workspace(tmp_path / "ws"), "s", "t", zero_shot=("magic",))
+
+
+def test_self_training_runs_through_map_and_keeps_every_concept(tmp_path, monkeypatch):
+    """map --self-train: pseudo-pairs found, both halves' rerankers run, each concept ranked by
+    the run that did not learn from it, every concept mapped with its stored candidates."""
+    from harmonize.mapping import zeroshot
+
+    words = ["fever", "cough", "pain", "rash", "chest", "ear", "throat", "nose", "acute", "dry"]
+    words += ["left", "right", "upper", "lower", "mild", "severe", "chronic", "viral", "eye"]
+    rng = np.random.default_rng(5)
+    texts = sorted({" ".join(rng.choice(words, 3, replace=False)) for _ in range(120)})[:90]
+    source = [(f"s{i}", t) for i, t in enumerate(texts)]
+    target = [(f"t{i}", " ".join(reversed(t.split()))) for i, t in enumerate(texts[:70])]
+    target += [(f"u{i}", t.split()[0] + " finding") for i, t in enumerate(texts[70:])]
+    ws = _lexical_pair(tmp_path, source, target)
+    seen: list[tuple[set[int], set[int]]] = []
+    real = zeroshot.cross_fitted
+
+    def spy(pseudo, rerank):
+        def recording(known):
+            mapping = rerank(known)
+            ranked = set(mapping.chosen["source"].tolist()) - set(known.rows)
+            seen.append((set(known.rows), ranked))
+            return mapping
+
+        return real(pseudo, recording)
+
+    monkeypatch.setattr(zeroshot, "cross_fitted", spy)
+    levers = ("acronyms", "hubs", "self-training")
+    result = map_sites(ws, "s", "t", model="lexical", k=3, device="cpu", zero_shot=levers)
+    assert ", self-trained on " in result.summary and " identical" in result.summary
+    assert len(seen) == 2 and not seen[0][0] & seen[1][0]
+    assert seen[1][1] >= seen[0][0]  # the second run ranks the first half it did not see
+    assert result.n_mapped == len(source)
+    stored = result.mappings.set_index("source_code")["target_code"]
+    # the identical texts (reversed word order) map onto their twins
+    assert sum(stored[f"s{i}"] == f"t{i}" for i in range(70)) >= 65
