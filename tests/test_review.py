@@ -310,3 +310,19 @@ def test_cli_review_and_coverage(runner, b_onto_a):
     bad = runner.invoke(cli, [*args, "review", "--source", "siteB", "--target", "siteA",
                               "--order", "size"])  # fmt: skip
     assert bad.exit_code == 1 and "'size' is not one of 'informative', 'freq" in bad.output
+
+
+def test_decide_many_is_all_or_nothing(mapped):
+    from harmonize.mapping.review import decide_many
+
+    before = snapshot(mapped)
+    asked = [{"code": "A1", "decision": "accept"}, {"code": "A9", "decision": "accept"}]
+    with pytest.raises(InputError, match="site 'siteA' has no concept 'A9'"):
+        decide_many(mapped, "siteA", "siteB", asked, reviewer="ana")
+    twice = [{"code": "A1", "decision": "accept"}, {"code": "A1", "decision": "reject"}]
+    with pytest.raises(InputError, match="two decisions on 'A1' at once"):
+        decide_many(mapped, "siteA", "siteB", twice, reviewer="ana")
+    assert snapshot(mapped) == before
+    made = decide_many(mapped, "siteA", "siteB", asked[:1] + [{"code": "A2", "decision": "reject"}])
+    assert [m.decision for m in made] == ["accept", "reject"]
+    assert "A2" not in _mappings(mapped) and _mappings(mapped)["A1"][2] == "manual:accept"
