@@ -211,9 +211,11 @@ def _as_decisions(
     )
     with ws.transaction() as con:
         con.register("imported", rows)
-        steps = ("import_decisions", "import_scores", "import_delete_mappings")
-        for step in (*steps, "import_insert_mappings"):
-            sql.run_internal(con, step, source=source, target=target)
+        # One call per statement, so the packaging test can see which SQL files ship.
+        sql.run_internal(con, "import_decisions", source=source, target=target)
+        sql.run_internal(con, "import_scores", source=source, target=target)
+        sql.run_internal(con, "import_delete_mappings", source=source, target=target)
+        sql.run_internal(con, "import_insert_mappings", source=source, target=target)
         con.unregister("imported")
 
 
