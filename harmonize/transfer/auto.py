@@ -12,8 +12,9 @@ Families (each a set of candidates in :mod:`harmonize.transfer.selection`):
 - ``nb-local`` and ``nb-prior``: naive Bayes on the target sample, with a flat prior or the
   source's frequencies worth ``m`` patients (:mod:`harmonize.transfer.bayes`), ``m`` by CV.
 
-- ``ensemble``: the mean of the chosen transfer families' scores, each standardised by the
-  mean and spread of its out-of-fold scores (its CV AUROC from the same out-of-fold scores).
+- ``ensemble``: the mean of the chosen transfer families' scores (those within
+  ``ENSEMBLE_MARGIN`` inner-CV AUROC of the best of them), each standardised by the mean and
+  spread of its out-of-fold scores (its CV AUROC from the same out-of-fold scores).
 
 ``auto`` is the ensemble unless another family's inner-CV AUROC beats it by more than
 ``ENSEMBLE_MARGIN`` (then that family): on little data the CV AUROCs of many candidates are
@@ -191,12 +192,15 @@ class EnsembleCandidate(Candidate):
 
 
 def _add_ensemble(selection: Selection, chosen: dict[str, Candidate]) -> None:
-    """Adds ``chosen["ensemble"]`` when two or more transfer families were chosen."""
+    """Adds ``chosen["ensemble"]``: the chosen transfer families whose inner-CV AUROC is within
+    ``ENSEMBLE_MARGIN`` of the best of them (a member far behind only dilutes the others)."""
     from harmonize.transfer.metrics import auroc
 
     members = [chosen[f] for f in ENSEMBLE_MEMBERS if f in chosen]
-    if len(members) < 2:
+    if not members:
         return
+    top = max(_cv(selection, m) for m in members)
+    members = [m for m in members if _cv(selection, m) >= top - ENSEMBLE_MARGIN]
     oof = selection.oof[[selection.index(m) for m in members]]  # members x repeats x patients
     centre = oof.mean(axis=(1, 2))
     spread = oof.std(axis=(1, 2)) + 1e-12
