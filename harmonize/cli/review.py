@@ -14,15 +14,7 @@ from harmonize.cli.options import (
     source_option,
     target_option,
 )
-
-VOCABULARY_COLUMNS = (
-    "matched_text",
-    "via_code",
-    "target_concept_code",
-    "target_vocabulary",
-    "target_domain",
-    "target_class",
-)
+from harmonize.core.config import VOCABULARY_COLUMNS
 
 
 @cli.command("review")

@@ -60,6 +60,16 @@ ONE_TO_ONE_MAX_CELLS = 50_000_000
 PREVIEW_ROWS = 20
 # Candidates per concept that `review` shows (harmonize/mapping/queue.py).
 REVIEW_CANDIDATES = 3
+# Review columns that describe a vocabulary target (empty elsewhere): the synonym the match was
+# on, the non-standard concept whose 'Maps to' led there, and the target's OMOP fields.
+VOCABULARY_COLUMNS = (
+    "matched_text",
+    "via_code",
+    "target_concept_code",
+    "target_vocabulary",
+    "target_domain",
+    "target_class",
+)
 
 SITE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 

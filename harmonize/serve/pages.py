@@ -23,21 +23,12 @@ from typing import Any
 import pandas as pd
 
 from harmonize.core import sql
+from harmonize.core.config import VOCABULARY_COLUMNS
 from harmonize.core.errors import InputError
 from harmonize.core.workspace import Workspace
 from harmonize.mapping.queue import ORDERS, coverage, occurrences, review_queue
 
 STATUSES = {"accept": "accepted", "set": "set", "reject": "rejected"}
-# Columns of the review queue that describe a vocabulary target (NULL elsewhere): the synonym
-# the match was on, the non-standard concept whose 'Maps to' led there, the OMOP fields.
-VOCABULARY_FIELDS = (
-    "matched_text",
-    "via_code",
-    "target_concept_code",
-    "target_vocabulary",
-    "target_domain",
-    "target_class",
-)
 SEARCH_LIMIT = 20
 
 
@@ -138,7 +129,7 @@ def _row(code: str, look: dict[str, Any]) -> dict[str, Any]:
             "method": mapping["method"],
             "synonyms": look["target_synonyms"].get(mapping["target_code"], []),
             # what the review queue adds for a vocabulary target (undecided rows)
-            **{k: queued.get(k) for k in VOCABULARY_FIELDS},
+            **{k: queued.get(k) for k in VOCABULARY_COLUMNS},
         }
     candidates = [
         {**c, "description": look["target"].get(c["code"], {}).get("description")}

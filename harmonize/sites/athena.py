@@ -34,9 +34,10 @@ from pathlib import Path
 import duckdb
 
 from harmonize.core import sql
-from harmonize.core.errors import InputError, WorkspaceError, literal
+from harmonize.core.errors import InputError, literal
 from harmonize.core.timing import Stages
 from harmonize.core.workspace import Workspace, check_site_name
+from harmonize.sites.registry import check_replace
 
 CONCEPT_COLUMNS = (
     "concept_id",
@@ -203,7 +204,7 @@ def add_athena_site(
     files = athena_files(folder)
     clock = Stages("add-site", ("check", "store"))
     _check_vocabularies(files["VOCABULARY.csv"], filters)
-    exists = _exists(ws, name, replace)
+    exists = check_replace(ws, name, replace, "--athena DIR")
     clock.done("check")
     with ws.transaction() as con:
         added = _store(con, name, Path(folder), files, filters)
@@ -228,19 +229,6 @@ def _check_vocabularies(vocabulary: AthenaFile, filters: AthenaFilters) -> None:
                 f"unknown vocabulary '{wanted}': {vocabulary.path} lists "
                 f"{', '.join(known[:20]) or 'none'}{' ...' if len(known) > 20 else ''}"
             )
-
-
-def _exists(ws: Workspace, name: str, replace: bool) -> bool:
-    if not ws.exists():
-        return False
-    with ws.connect(read_only=True) as con:
-        exists = name in ws.site_names(con)
-    if exists and not replace:
-        raise WorkspaceError(
-            f"site '{name}' already exists in {ws.root}. "
-            f"Use 'harmonize add-site {name} --athena DIR --replace' to replace it."
-        )
-    return exists
 
 
 def _store(

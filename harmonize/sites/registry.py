@@ -102,7 +102,7 @@ def add_site(
     check_site_name(name)
     clock = Stages("add-site", ("read", "store"))
     data = read_site(vocab_path, events_path, patients, vocab, events, labels, task, levels)
-    exists = _check_replace(ws, name, replace)
+    exists = check_replace(ws, name, replace)
     clock.done("read")
     with ws.transaction() as con:
         store_site(con, name, vocab_path, data)
@@ -172,8 +172,9 @@ def read_site(
     return data
 
 
-def _check_replace(ws: Workspace, name: str, replace: bool) -> bool:
-    """Whether site ``name`` exists already; refused unless ``replace``."""
+def check_replace(ws: Workspace, name: str, replace: bool, given: str = "--vocab FILE") -> bool:
+    """Whether site ``name`` exists already; refused unless ``replace`` (the hint repeats the
+    command with ``given``, the input option the user gave)."""
     if not ws.exists():
         return False
     with ws.connect(read_only=True) as con:
@@ -181,7 +182,7 @@ def _check_replace(ws: Workspace, name: str, replace: bool) -> bool:
     if exists and not replace:
         raise WorkspaceError(
             f"site '{name}' already exists in {ws.root}. "
-            f"Use 'harmonize add-site {name} --vocab FILE --replace' to replace it."
+            f"Use 'harmonize add-site {name} {given} --replace' to replace it."
         )
     return exists
 
