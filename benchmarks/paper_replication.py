@@ -350,7 +350,9 @@ def parts_meta(args, rows: pd.DataFrame) -> dict:
         "machine": f"{platform.processor() or platform.machine()}, {_cores()} CPU cores, no GPU",
         "workers": args.workers,
         "load_average_at_end": list(np.round(_loadavg(), 2)),
-        "wall_s": round(max(r["ended"] for r in records) - min(r["began"] for r in records), 1),
+        "wall_s": round(max(r["ended"] for r in records) - min(r["began"] for r in records), 1)
+        if records
+        else None,
         "cpu_s": round(sum(r["cpu_s"] for r in records), 1),
         "stages_s": {k: round(v, 1) for k, v in stages.items()},
         "settings": {

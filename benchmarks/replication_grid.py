@@ -254,8 +254,9 @@ def transfer_grid(
     on the target sample alone) and ``auto``, the best of them by inner CV. Rows: model = the
     family, scenario = local (never sees the source), direct, transfer, or auto."""
     from harmonize.transfer.auto import LOCAL_FAMILIES, choose_and_fit, fit_source
-    from harmonize.transfer.experiment import DEFAULT_TIE
+    from harmonize.transfer.experiment import DEFAULT_TIE, EvalConfig
 
+    defaults = EvalConfig("source", "target")  # evaluate --classifier auto's inner CV
     tie = 0.0 if embedding == "onehot" else DEFAULT_TIE
     started, cpu = time.perf_counter(), time.process_time()
     for name, src in study.sources.items():
@@ -266,8 +267,9 @@ def transfer_grid(
             for n in sizes:
                 sample = target_sample(study.pool, n, seed)
                 choice = choose_and_fit(
-                    vectors, source, sample.ids, sample.y, study.test.ids, random_state=seed
-                )
+                    vectors, source, sample.ids, sample.y, study.test.ids,
+                    folds=defaults.inner_folds, repeats=defaults.inner_repeats, random_state=seed,
+                )  # fmt: skip
                 for family, scores in choice.test_scores.items():
                     if family == "direct":
                         continue

@@ -90,16 +90,23 @@ def name_of(g: Grid, i: int) -> str:
 def timing_section(g: Grid) -> list[str]:
     m = g.meta
     stages = m["stages_s"]
-    cpu_total = m["cpu_s"]
+    n = m["n_models"]
+    cpu = m.get("cpu_s")
+    wall = f"{m['wall_s'] / 60:.1f} min" if m.get("wall_s") else "not recorded"
     lines = [
         "## Where the time goes",
         "",
-        f"Machine: {m['machine']}, shared with six other jobs at the time (load average at the "
-        f"end {m['load_average_at_end'][0]}). Wall time {m['wall_s'] / 60:.1f} min, CPU time "
-        f"{cpu_total / 60:.1f} min (one process, torch on one thread) for {m['n_models']} "
-        f"trained and scored models: {cpu_total / m['n_models']:.2f} CPU s per model.",
+        f"Machine: {m['machine']}, shared with six other helpers' jobs (load average "
+        f"{m['load_average_at_end'][0]} at the end; this grid ran at `nice -n 10`, on "
+        f"{m.get('workers', 1)} worker processes, torch on one thread each). Wall time {wall}; "
+        + (
+            f"CPU time {cpu / 60:.1f} min for {n} trained and scored models, "
+            f"{cpu / n:.2f} CPU s per model."
+            if cpu
+            else f"{n} models."
+        ),
         "",
-        "| stage | wall s | CPU s |",
+        "| stage (summed over parts) | wall s | CPU s |",
         "| --- | ---: | ---: |",
     ]
     names = dict.fromkeys(k.rsplit(" ", 1)[0] for k in stages)
@@ -108,7 +115,7 @@ def timing_section(g: Grid) -> list[str]:
             f"| {stage} | {stages.get(f'{stage} wall', 0):.0f} "
             f"| {stages.get(f'{stage} cpu', 0):.0f} |"
         )
-    lines.append("")
+    lines += ["", *m.get("notes", []), ""]
     return lines
 
 
@@ -266,9 +273,10 @@ def answers(g: Grid, vs: pd.DataFrame, sources: list[str]) -> list[str]:
     if len(direct):
         top = direct.sort_values(ascending=False)
         lines.append(
-            f"- **Which embedding transfers best:** without target data, {top.index[0]} "
-            f"({top.iloc[0]:.3f} mean direct AUROC over sources), then {top.index[1]} "
-            f"({top.iloc[1]:.3f}); worst {top.index[-1]} ({top.iloc[-1]:.3f}). Intervals below."
+            "- **Which embedding transfers best:** without target data (mean direct AUROC of the "
+            "study's CNN over sources and seeds): "
+            + ", ".join(f"{e} {a:.3f}" for e, a in top.items())
+            + ". Intervals and the fine-tuned rows below."
         )
     if not vs.empty:
         wins = vs[vs["low"] > 0]
