@@ -20,7 +20,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = ["model", "embedding", "scenario", "source_site", "target_train_size"]
-TRANSFER = ("direct", "finetune-head", "finetune-all", "pooled")
+TRANSFER = ("direct", "finetune-head", "finetune-all", "pooled", "transfer")
 REFERENCE = {  # one-hot logistic regression trained on the source (shared/README.md)
     "same": 0.975,
     "ita06": 0.954,
@@ -216,7 +216,39 @@ def versus_section(g: Grid, sources: list[str], sizes: list[int]) -> tuple[list[
             f"{r['difference']}{mark} |"
         )
     lines.append("")
+    lines += auto_lines(g, sources, sizes)
     return lines, table
+
+
+def auto_lines(g: Grid, sources: list[str], sizes: list[int]) -> list[str]:
+    """``auto`` (the model inner CV on the target sample picks, as ``evaluate`` does) minus the
+    best target-only model: no choice made on the test patients on the transfer side."""
+    auto = g.select(model="auto")
+    if auto.empty:
+        return []
+    lines = [
+        "The same comparison for `auto`, the model `evaluate --classifier auto` picks by inner "
+        "cross-validation on the target's training sample (never the test patients), one-hot "
+        "features (the sites share one code space):",
+        "",
+        "| source | n | auto | best target-only | auto - target-only |",
+        "| --- | ---: | --- | --- | --- |",
+    ]
+    for source in sources:
+        for n in sizes:
+            a = g.select(model="auto", source_site=source, target_train_size=n)
+            local = g.select(scenario="local", target_train_size=n)
+            if a.empty or local.empty:
+                continue
+            i, j = int(a.index[0]), best(local)
+            point, low, high = g.diff(i, j)
+            mark = " **wins**" if low > 0 else (" loses" if high < 0 else "")
+            lines.append(
+                f"| {source} | {n} | {g.configs.loc[i, 'auroc']:.3f} | {name_of(g, j)} "
+                f"{g.configs.loc[j, 'auroc']:.3f} | {fmt_ci(point, low, high, sign=True)}{mark} |"
+            )
+    lines.append("")
+    return lines
 
 
 def main() -> None:
@@ -368,6 +400,22 @@ def heterogeneous_section(args) -> list[str]:
             f"{c_i['model']} {c_i['embedding']} {c_i['scenario']} ({c_i['reading']}) "
             f"{c_i['auroc']:.3f} | {fmt_ci(*h.diff(i, j), sign=True)} |"
         )
+    auto = h.select(model="auto")
+    if not auto.empty:
+        lines += [
+            "",
+            "`auto` (inner CV on the target sample picks the model, as `evaluate` does) minus the "
+            "best target-only model:",
+            "",
+            "| n | reading | embedding | auto | auto - best target-only |",
+            "| ---: | --- | --- | --- | --- |",
+        ]
+        for i, c in auto.sort_values(["target_train_size", "reading", "embedding"]).iterrows():
+            local = h.select(scenario="local", target_train_size=c["target_train_size"])
+            lines.append(
+                f"| {c['target_train_size']} | {c['reading']} | {c['embedding']} | "
+                f"{c['auroc']:.3f} | {fmt_ci(*h.diff(i, best(local)), sign=True)} |"
+            )
     lines += [
         "",
         "By reading: the best model of each scenario (any model and embedding), AUROC [95 %]:",
@@ -375,7 +423,7 @@ def heterogeneous_section(args) -> list[str]:
         "| scenario | n | native | mapped | oracle |",
         "| --- | ---: | --- | --- | --- |",
     ]
-    for scenario in ("direct", "finetune-all", "finetune-head", "pooled", "local"):
+    for scenario in ("direct", "finetune-all", "finetune-head", "pooled", "transfer", "local"):
         for n in [0] if scenario == "direct" else s["sizes"]:
             cells = []
             for reading in ("native", "mapped", "oracle"):
