@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -132,7 +133,7 @@ def main() -> None:
             print(embedding, results[embedding], flush=True)
     document = {
         "machine": "2 CPU cores, shared with other jobs; torch on one thread; CPU seconds",
-        "command": "nice -n 10 python benchmarks/grid_speed.py",
+        "command": "nice -n 10 python benchmarks/grid_speed.py " + " ".join(sys.argv[1:]),
         "schedule": f"{args.epochs} epochs x {args.steps} steps of 32",
         "results": results,
     }
