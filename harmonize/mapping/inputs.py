@@ -80,7 +80,7 @@ class MapSettings:
     def levers(self) -> tuple[str, ...]:
         """The zero-shot levers asked for: none with a known-pairs file, a fused model or a
         strategy other than best (:mod:`harmonize.mapping.zeroshot`; learned decisions also
-        turn them off, see ``mapping.pipeline.zero_shots``)."""
+        turn them off, see ``mapping.stages.zero_shots``)."""
         if self.known is not None or self.strategy != "best" or "+" in self.model:
             return ()
         return tuple(self.zero_shot)
