@@ -86,7 +86,7 @@ def test_map_prints_a_table_and_summary(runner, indexed):
     )
     assert lines[5] == (
         "mapped 4 of 4 'siteB' concepts onto 'siteA' (model fake, strategy best, "
-        "k=2, min-score none, zero-shot: hub-corrected ranking) in <t>s; run <id>"
+        "k=2, min-score none) in <t>s; run <id>"
     )
 
 

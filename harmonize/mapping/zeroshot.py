@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harmonize.core.config import HUB_DEPTH, HUB_NEIGHBOURS, HUB_WEIGHT, ZERO_SHOT_LEVERS
+from harmonize.core.config import (
+    HUB_DEPTH,
+    HUB_MIN_CONCEPTS,
+    HUB_NEIGHBOURS,
+    HUB_WEIGHT,
+    ZERO_SHOT_LEVERS,
+)
 from harmonize.index.faiss_index import build_faiss, search, vectors_of
 from harmonize.mapping.acronyms import (
     acronym_expansions,
@@ -86,7 +92,8 @@ def zero_shot_search(
         for vectors, site_texts, words in zip((source, target), texts, contrast, strict=True)
     )
     reverse_scores, reverse_ids = search(build_faiss(source), target, max(2, HUB_NEIGHBOURS))
-    weight = HUB_WEIGHT if "hubs" in levers else 0.0
+    large = min(len(source), len(target)) >= HUB_MIN_CONCEPTS
+    weight = HUB_WEIGHT if "hubs" in levers and large else 0.0
     hub = reverse_scores[:, :HUB_NEIGHBOURS].mean(axis=1)
     cosines, ids = search(build_faiss(target), source, max(depth, HUB_DEPTH))
     order = np.argsort(-(cosines - weight * hub[ids]), axis=1, kind="stable")[:, :depth]
