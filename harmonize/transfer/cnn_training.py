@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from harmonize.transfer.cnn_pooling import POOLINGS, pool
+from harmonize.transfer.metrics import auroc
 
 TRAIN_PARTS = ("all", "head")
 
@@ -117,21 +118,6 @@ class _Batches:
         batch = self.order[self.cursor : self.cursor + self.size]
         self.cursor += self.size
         return batch
-
-
-def auroc(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve (ties count half), as scikit-learn computes it.
-
-    >>> auroc(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.4, 0.9]))
-    0.75
-    """
-    from scipy.stats import rankdata
-
-    y = np.asarray(y) == 1
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    ranks = rankdata(p)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 class _Stack:

@@ -31,23 +31,14 @@ from harmonize.embed.cache import EmbeddingCache, embed_texts
 from harmonize.embed.registry import get_encoder
 from harmonize.mapping.metrics import read_gold
 from harmonize.mapping.pipeline import new_run_id
+from harmonize.transfer.auto import FAMILIES
 from harmonize.transfer.encounters import READINGS, Encounters, load_encounters
 from harmonize.transfer.metrics import binary_metrics
 from harmonize.transfer.report import plot_learning_curve, render_report, report_title, summarize
 
 SCENARIOS = ("local", "direct", "finetune-head", "finetune-all", "pooled")
 MODELS = ("cnn", "logreg", "auto")
-AUTO_SCENARIOS = (
-    "local",
-    "local-cv",
-    "direct",
-    "prior",
-    "stacked",
-    "stacked-nb",
-    "nb-local",
-    "nb-prior",
-    "ensemble",
-)
+AUTO_SCENARIOS = ("local", *FAMILIES)  # the one-hot logistic baseline, then every family
 ALL_SCENARIOS = tuple(dict.fromkeys(SCENARIOS + AUTO_SCENARIOS))  # what --scenario accepts
 DEFAULT_TIE = 0.5  # auto: how much a text's source weight follows its embedding
 FINETUNE_LR = 0.01  # the study tuned with a 10x larger learning rate

@@ -4,6 +4,8 @@ interval, AUPRC and accuracy (the mapping's own metrics are in :mod:`harmonize.m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 
@@ -44,17 +46,9 @@ def binary_metrics(
         "auroc_low": float("nan"),
         "auroc_high": float("nan"),
     }
-    if n_boot > 0:
-        rng = np.random.default_rng(random_state)
-        scores = []
-        for _ in range(n_boot):
-            idx = rng.integers(0, len(y), len(y))
-            if y[idx].min() != y[idx].max():  # a resample with one class has no AUROC
-                scores.append(auroc(y[idx], p[idx]))
-        if scores:
-            out["auroc_low"], out["auroc_high"] = (
-                float(v) for v in np.percentile(scores, [2.5, 97.5])
-            )
+    interval = bootstrap_interval(y, lambda idx: auroc(y[idx], p[idx]), n_boot, random_state)
+    if interval is not None:
+        out["auroc_low"], out["auroc_high"] = interval
     return out
 
 
@@ -75,15 +69,31 @@ def paired_auroc_difference(
         "difference_low": float("nan"),
         "difference_high": float("nan"),
     }
-    if n_boot > 0:
-        rng = np.random.default_rng(random_state)
-        diffs = []
-        for _ in range(n_boot):
-            idx = rng.integers(0, len(y), len(y))
-            if y[idx].min() != y[idx].max():
-                diffs.append(auroc(y[idx], p_a[idx]) - auroc(y[idx], p_b[idx]))
-        if diffs:
-            out["difference_low"], out["difference_high"] = (
-                float(v) for v in np.percentile(diffs, [2.5, 97.5])
-            )
+    interval = bootstrap_interval(
+        y, lambda idx: auroc(y[idx], p_a[idx]) - auroc(y[idx], p_b[idx]), n_boot, random_state
+    )
+    if interval is not None:
+        out["difference_low"], out["difference_high"] = interval
     return out
+
+
+def bootstrap_interval(
+    y: np.ndarray, statistic: Callable[[np.ndarray], float], n_boot: int, random_state: int
+) -> tuple[float, float] | None:
+    """The 95 % percentile interval of ``statistic(indices)`` over ``n_boot`` resamples of the
+    patients (None without any): a resample with one class has no AUROC and is left out.
+
+    >>> y = np.array([0, 0, 1, 1])
+    >>> bootstrap_interval(y, lambda idx: float(y[idx].mean()), 0, 0) is None
+    True
+    """
+    rng = np.random.default_rng(random_state)
+    values = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if y[idx].min() != y[idx].max():
+            values.append(statistic(idx))
+    if not values:
+        return None
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
