@@ -176,3 +176,15 @@ def mapped_ba(indexed):
 
     map_sites(indexed, "siteB", "siteA", model="fake", k=3)
     return indexed
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module (``pytestmark = pytest.mark.usefixtures(...)``): tensors
+    this small only lose from intra-op threads, badly so on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,16 +11,11 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from harmonize.transfer.cnn_pooling import pool
-from harmonize.transfer.cnn_training import _Batches, auroc, holdout, text_basis
+from harmonize.transfer.cnn_training import _Batches, holdout, text_basis
+from harmonize.transfer.metrics import auroc
 from harmonize.transfer.models import CNNClassifier, ConceptCNN, FitJob, fit_many
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def world(n: int, seed: int, n_texts: int = 10, dim: int = 24, width: int = 4):

@@ -14,13 +14,7 @@ from harmonize.transfer.models import CNNClassifier, ConceptCNN, OneHotLogistic,
 FAST = {"epochs": 3, "steps_per_epoch": 10, "batch_size": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tensors this small only lose from intra-op threads (badly so on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy(n: int, seed: int, dim: int = 8, width: int = 4):
