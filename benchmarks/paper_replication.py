@@ -254,7 +254,8 @@ def save_rows(out: Path, name: str, rows: pd.DataFrame, replicates: np.ndarray, 
     (out / f"{name}-times.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line, with the defaults --quick implies filled in."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two sources, sizes 50 and 200")
     parser.add_argument("--out", type=Path, default=ROOT / "reports")
@@ -289,6 +290,12 @@ def main() -> None:
     args.models = args.models.split(",")
     if quick:
         args.seeds, args.bootstrap = 1, 50
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    quick = args.quick
     suffix = "-quick" if quick else ""
     args.parts = args.out / f"parts{suffix}"
     name = f"paper-replication{suffix}"
@@ -316,26 +323,33 @@ def main() -> None:
         log("sites built")
         seconds = run_grid(root / "ws", args, log)
     rows, replicates = merge_parts(args.parts)
-    meta = {
-        "machine": f"{platform.processor() or platform.machine()}, {_cores()} CPU cores, no GPU",
-        "workers": args.workers,
-        "load_average_at_end": list(np.round(_loadavg(), 2)),
-        "wall_s": round(time.perf_counter() - started, 1),
-        "cpu_s": round(time.process_time() - cpu + _children_cpu(), 1),
-        "stages_s": {k: round(v, 1) for k, v in {**build, **seconds}.items()},
-        "settings": {
-            "sources": args.sources, "sizes": args.sizes, "seeds": args.seeds,
-            "embeddings": args.embeddings, "models": args.models, "bootstrap": args.bootstrap,
-            "cnns": {m: CNNS[m] for m in args.models if m in CNNS}, "quick": quick,
-        },
-        "command": "nice -n 10 python benchmarks/paper_replication.py " + " ".join(_argv()),
-        "n_models": len(rows),
-    }  # fmt: skip
+    meta = run_meta(args, rows, started, cpu, {**build, **seconds})
     if args.tag:  # an added pass: its own times file; the grid's settings stay the first run's
         (args.out / f"{name}-times{args.tag}.json").write_text(json.dumps(meta, indent=1) + "\n")
         meta = json.loads((args.out / f"{name}-times.json").read_text()) | {"n_models": len(rows)}
     save_rows(args.out, name, rows, replicates, meta)
     log(f"wrote {args.out / name}.csv ({len(rows)} models)")
+
+
+def run_meta(
+    args: argparse.Namespace, rows: pd.DataFrame, started: float, cpu: float, stages: dict
+) -> dict:
+    """The run's record: machine, load, wall and CPU time, time per stage, settings, command."""
+    return {
+        "machine": f"{platform.processor() or platform.machine()}, {_cores()} CPU cores, no GPU",
+        "workers": args.workers,
+        "load_average_at_end": list(np.round(_loadavg(), 2)),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "cpu_s": round(time.process_time() - cpu + _children_cpu(), 1),
+        "stages_s": {k: round(v, 1) for k, v in stages.items()},
+        "settings": {
+            "sources": args.sources, "sizes": args.sizes, "seeds": args.seeds,
+            "embeddings": args.embeddings, "models": args.models, "bootstrap": args.bootstrap,
+            "cnns": {m: CNNS[m] for m in args.models if m in CNNS}, "quick": args.quick,
+        },
+        "command": "nice -n 10 python benchmarks/paper_replication.py " + " ".join(_argv()),
+        "n_models": len(rows),
+    }  # fmt: skip
 
 
 def parts_meta(args, rows: pd.DataFrame) -> dict:
