@@ -9,10 +9,10 @@ import pytest
 
 from harmonize.core.errors import ModelError
 from harmonize.embed.cache import EmbeddingCache, embed_texts
-from harmonize.embed.quantized import (
+from harmonize.embed.quantized import RECIPE
+from harmonize.embed.quantized_gate import (
     MIN_COSINE,
     MIN_TOP1_AGREEMENT,
-    RECIPE,
     agreement,
     agrees,
     probe_texts,
