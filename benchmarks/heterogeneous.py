@@ -96,7 +96,9 @@ def main() -> None:
     parser.add_argument("--embeddings", default="minilm,onehot")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
-        "--append", action="store_true", help="add these models' rows to the existing files"
+        "--append",
+        action="store_true",
+        help="fold these models' rows into the existing files (a rerun replaces its rows)",
     )
     args = parser.parse_args()
     args.models, args.embeddings = args.models.split(","), args.embeddings.split(",")
@@ -129,7 +131,8 @@ def main() -> None:
         boot = np.load(args.out / f"{name}-boot.npz")["auroc"].astype(np.float64) / 65535
         first = json.loads((args.out / f"{name}-times.json").read_text())
         first["appended"] = first.get("appended", []) + [meta]
-        rows, replicates, meta = pd.concat([old, rows]), np.concatenate([boot, replicates]), first
+        rows, replicates = grid.replace_rows(old, boot, rows, replicates, key=("reading",))
+        meta = first
     save_rows(args.out, name, rows, replicates, meta)
     log(f"wrote {args.out / name}.csv ({len(rows)} models)")
     print(json.dumps(meta["stages_s"]))

@@ -254,6 +254,12 @@ def save_rows(out: Path, name: str, rows: pd.DataFrame, replicates: np.ndarray, 
     (out / f"{name}-times.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
+def read_rows(folder: Path, name: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """What :func:`save_rows` wrote: the rows and their AUROC replicates."""
+    rows = pd.read_csv(folder / f"{name}.csv", keep_default_na=False, na_values=[""])
+    return rows, np.load(folder / f"{name}-boot.npz")["auroc"].astype(np.float64) / 65535
+
+
 def parse_args() -> argparse.Namespace:
     """The command line, with the defaults --quick implies filled in."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -271,6 +277,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--merge-only", action="store_true", help="only merge the finished parts in --out"
     )
+    parser.add_argument(
+        "--into",
+        type=Path,
+        help="with --merge-only: fold the parts into this "
+        "folder's grid files, replacing the rows they rerun",
+    )
+    parser.add_argument("--note", action="append", default=[], help="a line for the record")
     args = parser.parse_args()
     quick = args.quick
     args.sources = (
@@ -302,8 +315,13 @@ def main() -> None:
     if args.merge_only:
         rows, replicates = merge_parts(args.parts)
         meta = parts_meta(args, rows)
-        save_rows(args.out, name, rows, replicates, meta)
-        print(f"merged {len(rows)} models into {args.out / name}.csv")
+        if args.into:  # a rerun of some parts: the grid's record stays, with the notes added
+            old, old_boot = read_rows(args.into, name)
+            rows, replicates = grid.replace_rows(old, old_boot, rows, replicates)
+            meta = json.loads((args.into / f"{name}-times.json").read_text())
+            meta |= {"n_models": len(rows), "notes": [*meta.get("notes", []), *args.note]}
+        save_rows(args.into or args.out, name, rows, replicates, meta)
+        print(f"merged {len(rows)} models into {(args.into or args.out) / name}.csv")
         return
     started, cpu = time.perf_counter(), time.process_time()
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from harmonize.transfer.encounters import Encounters
 from harmonize.transfer.experiment import FINETUNE_LR, stratified_sample
@@ -288,3 +289,26 @@ def transfer_grid(
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -z))
+
+
+ROW_KEY = ["model", "embedding", "scenario", "source_site", "target_train_size", "seed"]
+
+
+def replace_rows(
+    old: pd.DataFrame,
+    old_replicates: np.ndarray,
+    new: pd.DataFrame,
+    new_replicates: np.ndarray,
+    key: tuple[str, ...] = (),
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``old``'s rows (and replicates, row for row) with every row that ``new`` has again
+    (same model, embedding, scenario, source, size and seed) replaced by ``new``'s, and
+    ``new``'s other rows added: a rerun of some parts folded into a finished grid (``key``:
+    more columns that tell rows apart, such as the reading)."""
+
+    def keys(frame: pd.DataFrame) -> pd.Series:
+        return frame[[*key, *ROW_KEY]].fillna("").astype(str).agg("|".join, axis=1)
+
+    keep = ~keys(old).isin(set(keys(new))).to_numpy()
+    rows = pd.concat([old[keep], new], ignore_index=True)
+    return rows, np.concatenate([old_replicates[keep], new_replicates])

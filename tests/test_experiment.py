@@ -148,7 +148,7 @@ ONE_HOT_NATIVE_LIBRARY = (
         (
             {"model": "auto", "scenarios": ("prior", "finetune-all")},
             "unknown scenario 'finetune-all' for model auto: use local, local-cv, direct, prior, "
-            "stacked, stacked-nb, nb-local, nb-prior, ensemble",
+            "stacked, stacked-nb, nb-local, nb-prior, nb-eb, ensemble",
         ),
         ({"model": "auto", "tie": 1.0}, "tie must be in [0, 1), got 1.0"),
         (

@@ -85,7 +85,7 @@ def _embedding_and_classifier(
     type=LazyChoice("harmonize.transfer.experiment", "ALL_SCENARIOS"),
     help="Repeatable; default all of the classifier's: cnn and logreg local, direct, "
     "finetune-head, finetune-all (cnn), pooled; auto local, local-cv, direct, prior, stacked, "
-    "stacked-nb, nb-local, nb-prior, ensemble.",
+    "stacked-nb, nb-local, nb-prior, nb-eb, ensemble.",
 )
 @click.option("--target-sizes", help="Comma-separated target training sizes (default: all).")
 @click.option("--seeds", default=1, show_default=True, type=int, help="Repetitions.")

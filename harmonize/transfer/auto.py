@@ -10,7 +10,9 @@ Families (each a set of candidates in :mod:`harmonize.transfer.selection`):
 - ``stacked``: ``beta * direct + (1 - beta) * local`` on the log-odds scale, ``beta`` by CV,
   the local model logistic (C = 1); ``stacked-nb`` the same with naive Bayes (m = 1);
 - ``nb-local`` and ``nb-prior``: naive Bayes on the target sample, with a flat prior or the
-  source's frequencies worth ``m`` patients (:mod:`harmonize.transfer.bayes`), ``m`` by CV.
+  source's frequencies worth ``m`` patients (:mod:`harmonize.transfer.bayes`), ``m`` by CV;
+- ``nb-eb``: naive Bayes over concepts whose source prior is trusted concept by concept, the
+  strengths by empirical Bayes on the target sample (:mod:`harmonize.transfer.eb`; no CV).
 
 - ``ensemble``: the mean of the chosen transfer families' scores (those within
   ``ENSEMBLE_MARGIN`` inner-CV AUROC of the best of them), each standardised by the mean and
@@ -22,8 +24,8 @@ close and noisy, and the mean of the chosen transfer models was the steadier cho
 on seeds 0 and 1 of benchmarks/transfer_models.py). Beside them, always, the one-hot logistic
 local baseline (scikit-learn, C = 1: what ``--classifier logreg --scenario local`` trains).
 
->>> FAMILIES[-2:]
-('nb-prior', 'ensemble')
+>>> FAMILIES[-3:]
+('nb-prior', 'nb-eb', 'ensemble')
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from harmonize.transfer.bayes import NaiveBayes, class_frequencies
+from harmonize.transfer.eb import EBNaiveBayes, class_text_counts, concept_groups
 from harmonize.transfer.prior import PriorLogistic, prior_precision, text_counts
 from harmonize.transfer.selection import Candidate, Selection, out_of_fold, select
 
@@ -44,10 +47,11 @@ FAMILIES = (
     "stacked-nb",
     "nb-local",
     "nb-prior",
+    "nb-eb",
     "ensemble",
 )
 LOCAL_FAMILIES = ("local", "local-cv", "nb-local")  # what never sees the source
-ENSEMBLE_MEMBERS = ("prior", "stacked", "stacked-nb", "nb-prior")
+ENSEMBLE_MEMBERS = ("prior", "stacked", "stacked-nb", "nb-prior", "nb-eb")
 ENSEMBLE_MARGIN = 0.01  # inner-CV AUROC another family must gain over the ensemble
 NB_LOCAL_M = (0.5, 1.0, 2.0, 4.0, 8.0)
 NB_PRIOR_M = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
@@ -64,6 +68,9 @@ class SourceFit:
     model: PriorLogistic
     precision: np.ndarray | None
     frequencies: np.ndarray  # (2, n_texts): the source's class frequencies, 1/2 where unseen
+    counts: np.ndarray  # (2, n_texts): the source's patients of each class holding each text
+    totals: np.ndarray  # (2,): the source's patients of each class
+    groups: list[np.ndarray]  # the texts of each concept (harmonize.transfer.eb)
 
 
 def fit_source(
@@ -82,7 +89,10 @@ def fit_source(
     frequencies = class_frequencies(X, y)
     unseen = np.asarray(X.sum(axis=0)).ravel() == 0
     frequencies[:, unseen] = 0.5
-    return SourceFit(model, precision, frequencies)
+    counts, totals = class_text_counts(ids, y, len(vectors))
+    names = texts if texts is not None else [str(i) for i in range(len(vectors))]
+    groups = concept_groups(names, ids)
+    return SourceFit(model, precision, frequencies, counts, totals, groups)
 
 
 def _local(vectors: np.ndarray, C: float):
@@ -169,6 +179,13 @@ def candidates(
             out += [stacking.candidate(beta) for beta in STACK_BETAS]
     if "nb-local" in families:
         out += [Candidate("nb-local", f"m={m:g}", _bayes(vectors, m, None)) for m in NB_LOCAL_M]
+    if "nb-eb" in families:
+
+        def eb(ids, y):
+            model = EBNaiveBayes(source.groups, source.counts, source.totals).fit(vectors, ids, y)
+            return lambda test: model.decision(vectors, test)
+
+        out.append(Candidate("nb-eb", "", eb))
     if "nb-prior" in families:
         out += [
             Candidate("nb-prior", f"m={m:g}", _bayes(vectors, m, source.frequencies))

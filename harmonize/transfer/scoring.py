@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 FAMILY_MODEL = {
     "nb-local": "nb",
     "nb-prior": "nb",
+    "nb-eb": "nb",
     "stacked-nb": "nb",
     "ensemble": "mix",
 }  # the model column; others are logreg
