@@ -320,6 +320,7 @@ def main() -> None:
             rows, replicates = grid.replace_rows(old, old_boot, rows, replicates)
             meta = json.loads((args.into / f"{name}-times.json").read_text())
             meta |= {"n_models": len(rows), "notes": [*meta.get("notes", []), *args.note]}
+            meta["settings"]["models"] = sorted(set(rows["model"]))
         save_rows(args.into or args.out, name, rows, replicates, meta)
         print(f"merged {len(rows)} models into {(args.into or args.out) / name}.csv")
         return

@@ -240,3 +240,31 @@ def test_nb_eb_never_reads_the_test_labels(scenarios):
     assert [[r[k] for k in keys] for r in runs[0]] == [[r[k] for k in keys] for r in runs[1]]
     assert all(a["auroc"] != b["auroc"] for a, b in zip(*runs, strict=True))
     assert "nb-eb" in {r["scenario"] for r in runs[0]}
+
+
+def test_a_concept_the_source_never_recorded_borrows_the_most_alike_concepts_prior():
+    """c2 (target only) is embedded like c0 with its states swapped in the text list: its
+    source prior is c0's, state matched to state; with one-hot texts nothing is alike."""
+    rng = np.random.default_rng(5)
+    source_ids, source_y = _binary_site(
+        rng, 500, np.array([0.8, 0.3, 0.5]), np.array([0.2, 0.6, 0.5])
+    )
+    source_ids = source_ids[:, :2]
+    target_ids, target_y = _binary_site(
+        rng, 40, np.array([0.8, 0.3, 0.8]), np.array([0.2, 0.6, 0.2])
+    )
+    vectors = np.eye(6)
+    vectors[4], vectors[5] = vectors[0] + 0.1 * vectors[2], vectors[1]
+    model = _eb(source_ids, source_y, borrow=0.6)
+    layout = Layout.of(concept_groups(TEXTS, source_ids))
+    layout.has_none[:] = False
+    alphas, seen = model.candidate_priors(layout, vectors)
+    assert seen.tolist() == [True, True, True]
+    assert alphas[:, 2, 1:] == pytest.approx(alphas[:, 0, 1:])
+    negatives = source_ids[source_y == 0]
+    c0_given_negative = ((negatives[:, 0] == 0).sum() + 0.5) / (len(negatives) + 1)
+    assert alphas[0, 2, 1, 0] == pytest.approx(c0_given_negative)  # strength 1 x p
+    _, seen_one_hot = model.candidate_priors(layout, np.eye(6))
+    assert seen_one_hot.tolist() == [True, True, False]
+    fitted = model.fit(vectors, target_ids, target_y)
+    assert fitted.weights_[1:].sum() > 0.5  # the borrowed prior fits: the source is trusted

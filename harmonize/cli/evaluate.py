@@ -95,7 +95,8 @@ def _embedding_and_classifier(
     type=CLASSIFIERS,
     default="auto",
     show_default=True,
-    help="auto: logistic and naive-Bayes transfer models (source weights as a prior, stacking), "
+    help="auto: logistic and naive-Bayes transfer models (source weights as a prior, stacking, "
+    "per-concept empirical-Bayes source priors), "
     "each family's setting and the overall best chosen by cross-validation on the target's "
     "training patients only, beside the one-hot logistic local baseline; cnn: the study's CNN; "
     "logreg: one-hot logistic regression (the classical reference). (--model is the embedding.)",

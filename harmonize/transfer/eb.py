@@ -4,7 +4,8 @@ A patient holds one state text per concept (``fever`` / ``Not fever``, or a leve
 ``temperature: high``), so a concept is a categorical variable. Its class-conditional
 distribution at the target gets a Dirichlet prior, one of
 
-- ``Dir(FLAT, ..., FLAT)``: the source says nothing (a concept whose distribution shifted), or
+- ``Dir(f, ..., f)``, ``f`` in ``FLATS``: the source says nothing (a concept whose
+  distribution shifted), or
 - ``Dir(m p)``, ``p`` the source's (smoothed) distribution, ``m`` in ``STRENGTHS``: the source
   is worth ``m`` target patients.
 
@@ -15,9 +16,12 @@ and mixing weights shared by all concepts and both classes that maximise the tot
 whose target counts look like the source's follows the source, one that contradicts it
 follows its own counts. No cross-validation; one fit costs a few milliseconds.
 
-A concept the source never recorded gets the flat prior. Texts are grouped into concepts by
-their wording (:func:`concept_of`); a group that some patient holds twice is split into
-single texts (each then present or not, as in :class:`harmonize.transfer.bayes.NaiveBayes`).
+A concept the source never recorded gets the flat prior only, or with ``borrow`` the
+distributions of the source concept whose state texts' embeddings are most alike as its source
+prior (:func:`borrow`; off by default: on the heterogeneous sites' tuning seeds it did not
+pay). Texts are grouped into concepts by their wording (:func:`concept_of`) and, for levels
+whose wording shares nothing, by the patients (:func:`merge_levels`); a group that some
+patient holds twice is split into single texts.
 
 >>> concept_of("Not fever"), concept_of("temperature: high"), concept_of("cough")
 ('fever', 'temperature', 'cough')
@@ -31,7 +35,7 @@ import numpy as np
 
 from harmonize.transfer.prior import text_counts
 
-FLAT = 0.5  # the flat prior's pseudo-count per category (nb-local's m = 1 for a binary concept)
+FLATS = (0.5,)  # flat priors' pseudo-counts per category (0.5: nb-local's m = 1); more did not pay
 STRENGTHS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0)
 SOURCE_SMOOTHING = 0.5  # pseudo-count per category of the source's own distributions
 EM_ITERATIONS = 200
@@ -183,6 +187,40 @@ def mixture_weights(evidence: np.ndarray, iterations: int = EM_ITERATIONS) -> np
     return weights
 
 
+def borrow(
+    layout: Layout, p: np.ndarray, seen: np.ndarray, vectors: np.ndarray, similarity: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``p`` (2, G, C) with each concept the source never recorded given the distributions of
+    the recorded concept whose texts are most alike (mean cosine of the texts matched state
+    to state, at least ``similarity``; one-hot texts are alike to none): a prior that the
+    evidence may still reject."""
+    from itertools import permutations
+
+    norms = np.linalg.norm(vectors, axis=1)
+    unit = np.divide(vectors, norms[:, None], out=np.zeros(vectors.shape), where=norms[:, None] > 0)
+    real = layout.slots >= 0
+    p, seen = p.copy(), seen.copy()
+    donors = np.flatnonzero(seen)
+    for g in np.flatnonzero(~seen):
+        k = int(real[g].sum())
+        if k > 5:
+            continue
+        best, choice = similarity, None
+        for h in donors[real[donors].sum(axis=1) == k]:
+            for order in permutations(range(k)):
+                sims = unit[layout.slots[g, :k]] @ unit[layout.slots[h, list(order)]].T
+                score = float(np.mean(np.diag(sims)))
+                if score >= best:
+                    best, choice = score, (h, list(order))
+        if choice is not None:
+            h, order = choice
+            p[:, g, :k] = p[:, h, order]
+            p[:, g, -1] = np.where(layout.has_none[g], p[:, h, -1], 0.0)
+            p[:, g] /= p[:, g].sum(axis=-1, keepdims=True)
+            seen[g] = True
+    return p, seen
+
+
 class EBNaiveBayes:
     """Categorical naive Bayes over concepts with the source's distributions as an
     empirical-Bayes prior (see the module docstring). ``source_counts`` (2, n_texts) and
@@ -194,27 +232,32 @@ class EBNaiveBayes:
         source_counts: np.ndarray | None,
         source_totals: np.ndarray | None,
         strengths: tuple[float, ...] = STRENGTHS,
-        flat: float = FLAT,
+        flats: tuple[float, ...] = FLATS,
+        borrow: float | None = None,
     ):
-        self.groups, self.strengths, self.flat = groups, strengths, flat
+        self.groups, self.strengths, self.flats = groups, strengths, flats
+        self.borrow = borrow  # the least similarity of texts for a prior to be lent; None: none
         self.source_counts, self.source_totals = source_counts, source_totals
 
-    def candidate_priors(self, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
-        """((2, G, S, C) the Dirichlet parameters of every candidate prior, flat first;
-        (G,) whether the source recorded the concept at all)."""
+    def candidate_priors(
+        self, layout: Layout, vectors: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """((2, G, S, C) the Dirichlet parameters of every candidate prior, the flat ones first;
+        (G,) whether the source recorded the concept, or one whose texts' ``vectors`` are
+        alike (:func:`borrow`), at all)."""
         mask = layout.mask()
-        flat = np.where(mask, self.flat, 0.0)
+        flat = np.stack([np.where(mask, f, 0.0) for f in self.flats], axis=1)  # (G, F, C)
+        flat = np.broadcast_to(flat, (2, *flat.shape))
         if self.source_counts is None:
-            return np.broadcast_to(flat, (2, *flat.shape))[:, :, None, :], np.zeros(len(mask), bool)
+            return flat, np.zeros(len(mask), bool)
         src = layout.counts(self.source_counts, self.source_totals)  # (2, G, C)
         seen = (np.where(layout.slots >= 0, src, 0.0).sum(axis=(0, 2))) > 0
         smoothed = np.where(mask, src + SOURCE_SMOOTHING, 0.0)
         p = smoothed / smoothed.sum(axis=-1, keepdims=True)
+        if self.borrow is not None and vectors is not None and not seen.all():
+            p, seen = borrow(layout, p, seen, vectors, self.borrow)
         strengths = np.asarray(self.strengths)[None, None, :, None]
-        alphas = np.concatenate(
-            [np.broadcast_to(flat, p.shape)[:, :, None, :], strengths * p[:, :, None, :]], axis=2
-        )
-        return alphas, seen
+        return np.concatenate([flat, strengths * p[:, :, None, :]], axis=2), seen
 
     def fit(self, vectors: np.ndarray, ids: np.ndarray, y: np.ndarray) -> EBNaiveBayes:
         n_texts = len(vectors)
@@ -226,13 +269,17 @@ class EBNaiveBayes:
             none = none + layout.counts(self.source_counts, self.source_totals)[..., -1].sum(0)
         layout.has_none = none > 0
         counts[..., -1] = np.where(layout.has_none, counts[..., -1], 0.0)
-        alphas, seen = self.candidate_priors(layout)
+        alphas, seen = self.candidate_priors(layout, vectors)
         evidence = dm_log_evidence(counts[:, :, None, :], alphas)  # (2, G, S)
-        evidence[:, ~seen, 1:] = -np.inf  # an unrecorded concept: the flat prior only
+        n_flat = len(self.flats)
+        evidence[:, ~seen, n_flat:] = -np.inf  # an unrecorded concept: flat priors only
+        # Two mixtures: of every prior for the recorded concepts, of the flat ones for the rest
+        self.weights_ = np.zeros(alphas.shape[2])
+        self.flat_weights_ = np.zeros(n_flat)
         if seen.any():
             self.weights_ = mixture_weights(evidence[:, seen].reshape(-1, alphas.shape[2]))
-        else:
-            self.weights_ = np.eye(alphas.shape[2])[0]
+        if not seen.all():
+            self.flat_weights_ = mixture_weights(evidence[:, ~seen, :n_flat].reshape(-1, n_flat))
         theta = self._posterior(counts, alphas, evidence, seen)
         self.layout_ = layout
         self.w_, self.b_ = self._linear(layout, theta, y, n_texts)
@@ -242,8 +289,9 @@ class EBNaiveBayes:
         """(2, G, C) each concept's posterior-mean distribution under the learnt mixture."""
         from scipy.special import logsumexp
 
-        joint = evidence + np.log(np.maximum(self.weights_, 1e-300))
-        joint[:, ~seen, 0] = 0.0  # unrecorded: the flat prior with weight 1
+        weights = np.where(seen[:, None], self.weights_, 0.0)
+        weights[~seen, : len(self.flats)] = self.flat_weights_
+        joint = evidence + np.log(np.maximum(weights, 1e-300))
         resp = np.exp(joint - logsumexp(joint, axis=-1, keepdims=True))  # (2, G, S)
         means = (counts[:, :, None, :] + alphas) / (
             counts.sum(axis=-1)[:, :, None, None] + alphas.sum(axis=-1)[..., None]
