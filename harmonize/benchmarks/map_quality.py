@@ -55,6 +55,7 @@ class BenchResult(TableResult):
     known: bool = False
     reliability: pd.DataFrame | None = None  # held-out confidence against being right
     brier: float | None = None
+    by_encounter: dict | None = None  # ICD-10-CM sources: metrics per 7th-character kind
 
     def to_frame(self) -> pd.DataFrame:
         """One row per subset (held-out GEM sources, exact 1:1 pairs) with its metrics."""
@@ -130,7 +131,50 @@ def bench_icd(
         result.reliability, result.brier = held_out_confidence(
             mapped.mappings, files.gold_test, held_out
         )
+    if source == "icd10":
+        result.by_encounter = encounter_breakdown(ws, files, target)
     return result
+
+
+ENCOUNTERS = ("initial", "subsequent", "sequela", "other")
+
+
+def encounter_kind(description: str) -> str:
+    """What an ICD-10-CM description says of the encounter: "initial", "subsequent",
+    "sequela" (its 7th character's definition), or "other" (no such ending).
+
+    >>> [encounter_kind(d) for d in ("Burn of chin, initial encounter", "Gout, sequela",
+    ...  "Fracture of hip, subsequent encounter for fracture with nonunion", "Cough")]
+    ['initial', 'sequela', 'subsequent', 'other']
+    """
+    text = description.lower()
+    if "initial encounter" in text:
+        return "initial"
+    if "subsequent encounter" in text:
+        return "subsequent"
+    return "sequela" if text.endswith("sequela") else "other"
+
+
+def encounter_breakdown(ws: Workspace, files: BenchFiles, target: str) -> dict:
+    """n, top-1 and top-10 of the held-out codes by :func:`encounter_kind` of their
+    description, from the stored candidates of the run just made."""
+    from harmonize.core import sql
+    from harmonize.mapping.metrics import mapping_metrics
+
+    with ws.connect(read_only=True) as con:
+        candidates = sql.run_internal(
+            con, "pair_candidates", source=files.source_site, target=target
+        ).df()
+    vocab = pd.read_csv(files.source_path, dtype=str, keep_default_na=False)
+    kinds = dict(zip(vocab["code"], map(encounter_kind, vocab["description"]), strict=True))
+    gold = files.gold_test.assign(kind=files.gold_test["source_code"].map(kinds))
+    out = {}
+    for kind in ENCOUNTERS:
+        part = gold[gold["kind"] == kind]
+        if len(part):
+            metrics = mapping_metrics(candidates, part, ks=(1, 10))
+            out[kind] = {key: metrics[key] for key in ("n", "top1", "top10")}
+    return out
 
 
 def _check_bench(direction: str, known: bool, reranker_concepts: int | None) -> None:

@@ -114,6 +114,8 @@ def map_quality_document(result: BenchResult) -> dict[str, Any]:
     if result.brier is not None:
         extra["brier"] = result.brier
         extra["reliability"] = result.reliability.to_dict(orient="records")
+    if result.by_encounter is not None:
+        extra["by_encounter"] = result.by_encounter
     return {**result.overall, "exact": result.exact, **extra}
 
 

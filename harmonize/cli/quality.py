@@ -106,6 +106,14 @@ def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
     "--no-zero-shot measures plain nearest neighbour.",
 )
 @click.option(
+    "--levers",
+    default=None,
+    metavar="LIST",
+    help="With --no-known and --zero-shot: exactly these zero-shot levers, comma-separated "
+    "(acronyms, hubs, contrast, self-training, icd-inclusion, icd-seventh, icd-notes), to "
+    "measure each alone or together; default: map's.",
+)
+@click.option(
     "--review-curve",
     "review_curve",
     default=None,
@@ -128,6 +136,7 @@ def bench_map_cmd(
     known: bool,
     reranker_concepts: int | None,
     zero_shot: bool,
+    levers: str | None,
     review_curve: str | None,
     fmt: str,
 ) -> None:
@@ -160,7 +169,7 @@ def bench_map_cmd(
         echo=echo,
         known=known,
         reranker_concepts=reranker_concepts,
-        zero_shot=None if zero_shot else (),
+        zero_shot=_bench_levers(zero_shot, levers),
     )
     if fmt == "json":
         click.echo(json.dumps(map_quality_document(result), indent=2))
@@ -169,6 +178,20 @@ def bench_map_cmd(
         click.echo(map_quality_text(result), nl=False)
     else:
         click.echo(render(result.to_frame(), fmt), nl=False)
+
+
+def _bench_levers(zero_shot: bool, levers: str | None) -> tuple[str, ...] | None:
+    """bench-map's zero-shot levers: map's (None), none (--no-zero-shot), or --levers'."""
+    from harmonize.core.errors import InputError
+
+    if levers is None:
+        return None if zero_shot else ()
+    if not zero_shot:
+        raise InputError(
+            "{levers} chooses the zero-shot levers: it cannot go with --no-zero-shot",
+            params=("levers",),
+        )
+    return tuple(part.strip() for part in levers.split(",") if part.strip())
 
 
 def _review_curve(

@@ -122,7 +122,9 @@ HUB_MIN_CONCEPTS = 20
 # in reports/mapping-quality.md (acronyms + hubs: demo top-1 68.5 -> 75.0 %, all held-out GEM
 # codes of seed 1 +0.7 top-1 and +1.3 top-10); "self-training" and "contrast" did not pay.
 ZERO_SHOT_LEVERS = ("acronyms", "hubs")
-ALL_ZERO_SHOT_LEVERS = ("acronyms", "hubs", "contrast", "self-training")
+ALL_ZERO_SHOT_LEVERS = (
+    "acronyms", "hubs", "contrast", "self-training", "icd-inclusion", "icd-seventh", "icd-notes",
+)  # fmt: skip
 
 # fine-tune: sentence-transformers' multiple-negatives ranking loss over known description
 # pairs. Batch 32 and one epoch on 8,000 ICD-10-CM -> ICD-9-CM pairs took 9.4 min on one CPU

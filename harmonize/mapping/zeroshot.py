@@ -8,7 +8,10 @@ gives plain nearest-neighbour search).
   wins every query it is near (CSLS, Conneau et al. 2018); the stored score stays the cosine;
 - self-training (:mod:`harmonize.mapping.rerank.self_training`), when it pays: the pair's own
   unambiguous matches teach the known-pairs reranker, cross-fitted so that no concept teaches
-  itself.
+  itself;
+- the ICD-10-CM levers of :mod:`harmonize.mapping.icd_levers` ("icd-inclusion", "icd-seventh",
+  "icd-notes"), for source concepts whose system is ICD10CM: texts read from the ICD-10-CM
+  tabular list that the concept is searched by (its best text wins).
 
 Their gains, and the levers tried and not kept, are in reports/mapping-quality.md.
 """
@@ -34,6 +37,7 @@ from harmonize.mapping.acronyms import (
     expand_text,
     strip_words,
 )
+from harmonize.mapping.icd_search import icd_queries, pooled_search
 from harmonize.mapping.rerank.known_pairs import KnownPairs
 from harmonize.mapping.rerank.pipeline import (
     KnownInputs,
@@ -95,8 +99,9 @@ def zero_shot_search(
     large = min(len(source), len(target)) >= HUB_MIN_CONCEPTS
     weight = HUB_WEIGHT if "hubs" in levers and large else 0.0
     hub = reverse_scores[:, :HUB_NEIGHBOURS].mean(axis=1)
-    cosines, ids = search(build_faiss(target), source, max(depth, HUB_DEPTH))
-    order = np.argsort(-(cosines - weight * hub[ids]), axis=1, kind="stable")[:, :depth]
+    queries = icd_queries(ws, encoder, pair, source, levers)
+    cosines, ids = pooled_search(target, queries, max(depth, HUB_DEPTH), weight * hub)
+    cosines, ids = cosines[:, :depth], ids[:, :depth]
     used = [f"{len(expansions)} acronyms expanded"] if expansions else []
     if contrast[0] or contrast[1]:
         used.append(
@@ -106,11 +111,11 @@ def zero_shot_search(
         used[-1] += f" ({changed} descriptions rewritten)"
     if weight:
         used.append("hub-corrected ranking")
+    if queries.note:
+        used.append(queries.note)
     note = "zero-shot: " + ", ".join(used) if used else ""
     return ZeroShotSearch(
-        source, target,
-        np.take_along_axis(cosines, order, axis=1), np.take_along_axis(ids, order, axis=1),
-        reverse_scores, reverse_ids, note,
+        source, target, cosines, ids, reverse_scores, reverse_ids, note
     )  # fmt: skip
 
 

@@ -1,3 +1,6 @@
--- site_systems: the systems (vocabulary_ids) of a site's concepts.
+-- site_systems: one site's concepts' code systems (e.g. ICD10CM, or NULL) in index order.
 -- params: site
-SELECT DISTINCT system FROM concepts WHERE site = $site AND system IS NOT NULL ORDER BY system;
+SELECT system
+FROM concepts
+WHERE site = $site
+ORDER BY concept_id;
