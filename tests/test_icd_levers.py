@@ -94,7 +94,9 @@ def test_each_lever_gives_exact_texts(table):
         2: [LeverText(f"Closed f{FEMUR[1:]}")],
         4: [LeverText("Routine healing of closed fracture", ("routine", "healing"))],
     }
-    z48 = LeverText(f"encounter for aftercare following injury, {FEMUR}", ("encounter", "aftercare"))
+    z48 = LeverText(
+        f"encounter for aftercare following injury, {FEMUR}", ("encounter", "aftercare")
+    )
     assert texts(("icd-notes",)) == {
         0: [LeverText(f"Late effect of f{FEMUR[1:]}", ("late", "effect"))],
         1: [z48],

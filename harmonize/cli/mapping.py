@@ -97,7 +97,8 @@ if TYPE_CHECKING:
     default=True,
     show_default=True,
     help="With nothing known (strategy best, one model): expand acronyms from both sites' "
-    "descriptions and correct hub targets; --no-zero-shot is plain nearest neighbour.",
+    "descriptions, correct hub targets, and search ICD-10-CM concepts by what the ICD-10-CM "
+    "tabular list says of their 7th character; --no-zero-shot is plain nearest neighbour.",
 )
 @click.option(
     "--self-train/--no-self-train",

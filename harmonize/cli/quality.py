@@ -102,8 +102,8 @@ def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
     "--zero-shot/--no-zero-shot",
     default=True,
     show_default=True,
-    help="With --no-known: map's zero-shot levers (acronyms, hub correction); "
-    "--no-zero-shot measures plain nearest neighbour.",
+    help="With --no-known: map's zero-shot levers (acronyms, hub correction, ICD-10-CM "
+    "7th characters and notes); --no-zero-shot measures plain nearest neighbour.",
 )
 @click.option(
     "--levers",

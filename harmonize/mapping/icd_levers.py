@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harmonize.mapping.icd_tabular import Tabular, seventh_character, inclusion_terms
+from harmonize.mapping.icd_tabular import Tabular, inclusion_terms, seventh_character
 
 ICD_LEVERS = ("icd-inclusion", "icd-seventh", "icd-notes")
 ICD10CM = "ICD10CM"

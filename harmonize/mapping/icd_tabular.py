@@ -73,7 +73,7 @@ def missing_message() -> str:
     """What the map summary and errors say when the package is absent."""
     return (
         f"the ICD-10-CM tabular list comes from the Python package 'simple-icd-10-cm', which "
-        f"is not installed: run \"pip install '{PIN}'\" (or pip install 'harmonize[icd]')"
+        f"is not installed: run \"pip install '{PIN}'\""
     )
 
 
