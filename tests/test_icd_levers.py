@@ -205,3 +205,24 @@ def test_no_lever_reads_the_gems(tmp_path, monkeypatch):
     ws = _icd_pair(tmp_path, SOURCES, TARGETS)
     result = map_sites(ws, "s", "t", model="lexical", k=4, device="cpu", zero_shot=ALL)
     assert result.mappings.set_index("source_code")["target_code"].to_dict()["S72001S"] == "9053"
+
+
+@needs_tabular
+def test_crossref_terms_are_the_notes_pointing_at_the_code(table):
+    # "fracture of shaft of tibia (S82.2-)" (under S82.1's excludes), "traumatic fracture
+    # (S12.-, ..., S82.-, S92.-)" (under M84), "fracture of lower leg and ankle (S82.-)"
+    # (under S72); "current injury - see injury of knee and lower leg" is an instruction
+    assert icd_tabular.referenced_terms("S82201D", table) == [
+        "fracture of shaft of tibia", "traumatic fracture", "fracture of lower leg and ankle"
+    ]  # fmt: skip
+    description = f"{FEMUR}, sequela"
+    got = concept_texts(["S72001S"], [description], ["ICD10CM"], ("icd-notes", "icd-crossref"),
+                        table)  # fmt: skip
+    assert [t.text for t in got[0]] == [
+        f"Late effect of f{FEMUR[1:]}",
+        "Late effect of fracture of hip NOS",
+        "Late effect of traumatic fracture",
+        "Late effect of open fracture of hip and thigh",
+    ]
+    # alone it composes nothing: it only widens the notes' texts
+    assert concept_texts(["S72001S"], [description], ["ICD10CM"], ("icd-crossref",), table) == {}

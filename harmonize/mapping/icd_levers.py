@@ -18,6 +18,10 @@ the GEMs or any other mapping. Each lever gives a concept the texts it is search
   description has every word X shares with the title of the code the note stands under
   ("aftercare" of Z47 "Orthopedic aftercare"), or the words "late effect" (when no target
   has them, among all).
+- ``icd-crossref`` (with ``icd-notes``): those texts also with, in place of the base, the
+  terms by which the tabular's other notes point at the code's category or subcategory
+  ("traumatic fracture (S12.-, ..., S92.-)" under M84.4, "fracture of lower leg and ankle
+  (S82.-)" under S72), at most three, the most specific first.
 
 A concept with lever texts is searched by those (its best text wins, texts searched among
 their kind first); with ``icd-inclusion`` its description stays one of them.
@@ -29,9 +33,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harmonize.mapping.icd_tabular import Tabular, inclusion_terms, seventh_character
+from harmonize.mapping.icd_tabular import (
+    Tabular,
+    inclusion_terms,
+    referenced_terms,
+    seventh_character,
+)
 
-ICD_LEVERS = ("icd-inclusion", "icd-seventh", "icd-notes")
+ICD_LEVERS = ("icd-inclusion", "icd-seventh", "icd-notes", "icd-crossref")
 ICD10CM = "ICD10CM"
 
 # "aftercare for healing fracture-code to fracture with 7th character D", "encounter for
@@ -213,14 +222,18 @@ def _lever_texts(
         # the most general instructions only: those under the shortest codes (Z47 and Z48,
         # not Z47.2 and Z48.81, when several send a code there)
         shortest = min((len(r.code) for r in applying), default=0)
-        texts += [
-            LeverText(f"{r.phrase}, {base}", r.title_words)
-            for r in applying
-            if len(r.code) == shortest
-        ]
-        if late is not None and definition.lower().startswith("sequela"):
-            text = f"{late[:1].upper()}{late[1:]} of {_lower_first(base)}"
-            texts.append(LeverText(text, tuple(words(late))))
+        bases = [base]
+        if "icd-crossref" in levers and (applying or late is not None):
+            bases += referenced_terms(code, table)
+        for name in bases:
+            texts += [
+                LeverText(f"{r.phrase}, {name}", r.title_words)
+                for r in applying
+                if len(r.code) == shortest
+            ]
+            if late is not None and definition.lower().startswith("sequela"):
+                text = f"{late[:1].upper()}{late[1:]} of {_lower_first(name)}"
+                texts.append(LeverText(text, tuple(words(late))))
     if "icd-inclusion" in levers and not later:
         terms = [LeverText(t) for t in inclusion_terms(code, table)]
         if terms:

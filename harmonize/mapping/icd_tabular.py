@@ -172,3 +172,63 @@ def inclusion_terms(code: str, table: Tabular) -> list[str]:
         terms += [t for t in table.codes[current].inclusion if t not in terms]
         current = table.codes[current].parent
     return terms
+
+
+REFERENCE = re.compile(r"^(?P<term>[^()]+?)\s*\((?P<refs>[A-Z][0-9][0-9A-Z.,\s-]*)\)$")
+
+
+def reference_prefixes(refs: str) -> list[str]:
+    """The code prefixes (no dots) a note's parenthesis points at: "S72.-" -> S72, "S82.1-"
+    -> S821, "J09.X3" -> J09X3, ranges of categories or of one category's subcategories
+    ("P35-P39", "A04.0-A04.4") spelled out; other ranges are left out.
+
+    >>> reference_prefixes("S12.-, S22.-"), reference_prefixes("P35-P37, A04.0-A04.2")
+    (['S12', 'S22'], ['P35', 'P36', 'P37', 'A040', 'A041', 'A042'])
+    """
+    out: list[str] = []
+    for ref in (r.strip() for r in refs.split(",")):
+        ref = ref.replace(".", "").rstrip("-")
+        start, _, end = ref.partition("-")
+        if not end:
+            out.append(start)
+            continue
+        end = end.lstrip("-").rstrip("-")
+        same = len(start) == len(end) and start[:-2] == end[:-2] and start[-2:].isdigit()
+        if same and end[-2:].isdigit() and start <= end:
+            out += [start[:-2] + f"{n:02d}" for n in range(int(start[-2:]), int(end[-2:]) + 1)]
+        elif len(start) == len(end) == 4 and start[:3] == end[:3] and start[3] <= end[3]:
+            out += [start[:3] + chr(c) for c in range(ord(start[3]), ord(end[3]) + 1)]
+    return [p for p in out if p]
+
+
+@functools.cache
+def references() -> dict[str, list[str]]:
+    """Code prefix -> the terms of the tabular's notes "<term> (<codes>)" that point at it,
+    in file order, each once: what the list calls those codes elsewhere ("traumatic
+    fracture (S12.-, ..., S92.-)" under M84.4, "fracture of lower leg and ankle (S82.-)");
+    not instructions ("current injury - see injury of ...")."""
+    out: dict[str, list[str]] = {}
+    for _code, _kind, text in tabular().notes:
+        match = REFERENCE.match(text)
+        if match is None:
+            continue
+        term = match["term"].strip(" ,;:")
+        if " - " in term or " see " in f" {term} " or term.lower().startswith("any "):
+            continue
+        for prefix in reference_prefixes(match["refs"]):
+            terms = out.setdefault(prefix, [])
+            if term not in terms:
+                terms.append(term)
+    return out
+
+
+def referenced_terms(code: str, table: Tabular, limit: int = 3) -> list[str]:
+    """The terms of :func:`references` pointing at ``code``'s base (or a prefix of it), the
+    longest prefix first, at most ``limit``."""
+    found = seventh_character(code, table)
+    base = found[0] if found else code
+    index = references()
+    terms: list[str] = []
+    for end in range(len(base), 2, -1):
+        terms += [t for t in index.get(base[:end], []) if t not in terms]
+    return terms[:limit]
