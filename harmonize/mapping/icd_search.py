@@ -51,26 +51,19 @@ def target_kind(descriptions: list[str], kind: tuple[str, ...]) -> np.ndarray:
     return np.array(rows, dtype=np.int64)
 
 
-def kind_rows(
-    targets: list[str], sources: list[str], kind: tuple[str, ...]
-) -> tuple[tuple[str, ...], np.ndarray]:
+def kind_rows(targets: list[str], kind: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
     """(the words kept, the target rows of the kind): when no target has every word of
-    ``kind``, the word most frequent among the ``sources`` is dropped first, until some target
-    has the rest ((), no rows: no target has any).
+    ``kind``, words are dropped from the front until some target has the rest, keeping the
+    head noun of the phrase ("routine healing" -> "healing", "encounter aftercare" ->
+    "aftercare"); ((), no rows) when no target has even the last.
 
-    >>> kind_rows(["Other aftercare", "Encounter for removal"], ["Encounter for x, aftercare",
-    ...           "Encounter for y"], ("encounter", "aftercare"))
+    >>> kind_rows(["Other aftercare", "Encounter for removal"], ("encounter", "aftercare"))
     (('aftercare',), array([0]))
     """
-    from collections import Counter
-
-    counts = Counter(w for text in sources for w in set(re.findall(r"[a-z0-9]+", text.lower())))
-    words = list(kind)
-    while words:
-        rows = target_kind(targets, tuple(words))
+    for start in range(len(kind)):
+        rows = target_kind(targets, kind[start:])
         if len(rows):
-            return tuple(words), rows
-        words.remove(max(words, key=lambda w: (counts[w], -words.index(w))))
+            return kind[start:], rows
     return (), np.array([], dtype=np.int64)
 
 
@@ -108,8 +101,7 @@ def _embedded(ws, encoder, pair, source, texts, asked) -> Queries:
     extra = [(i, t) for i in sorted(texts) for t in texts[i]]
     kind_names = sorted({t.kind for _, t in extra if t.kind})
     targets = pair.target_concepts["description"].tolist()
-    sources = pair.source_concepts["description"].tolist()
-    subsets = [kind_rows(targets, sources, kind)[1] for kind in kind_names]
+    subsets = [kind_rows(targets, kind)[1] for kind in kind_names]
     # a kind no target has is searched among all targets
     index = {kind: k for k, kind in enumerate(kind_names) if len(subsets[k])}
     kind_of = [-1] * len(rows) + [index.get(t.kind, -1) for _, t in extra]
