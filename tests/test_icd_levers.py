@@ -6,6 +6,7 @@ on a tiny pair, and no lever reading the GEMs."""
 from __future__ import annotations
 
 import inspect
+import json
 
 import pandas as pd
 import pytest
@@ -226,3 +227,28 @@ def test_crossref_terms_are_the_notes_pointing_at_the_code(table):
     ]
     # alone it composes nothing: it only widens the notes' texts
     assert concept_texts(["S72001S"], [description], ["ICD10CM"], ("icd-crossref",), table) == {}
+
+
+def test_bench_map_levers_option(tmp_path, small_icd):
+    """bench-map --levers runs exactly those levers; with --no-zero-shot it is refused."""
+    from click.testing import CliRunner
+
+    from tests.helpers import run
+
+    ws = Workspace(tmp_path / "ws")
+    args = ("bench-map", "icd", "--sample", "20", "--model", "lexical", "--k", "5", "--no-known")
+    refused = run(CliRunner(), ws, *args, "--no-zero-shot", "--levers", "hubs")
+    assert refused.exit_code == 1
+    assert "Error: --levers chooses the zero-shot levers: it cannot go with --no-zero-shot" in (
+        refused.output
+    )
+    unknown = run(CliRunner(), ws, *args, "--levers", "hubs,magic")
+    assert unknown.exit_code == 1 and "unknown zero-shot lever 'magic'" in unknown.output
+
+    def top5(*extra):
+        return json.loads(run(CliRunner(), ws, *args, *extra, "--format", "json").output)["top5"]
+
+    # (the figures tests/test_cli_commands.py pins: plain 0.75, hub-corrected 0.80)
+    assert top5("--no-zero-shot") == 0.75
+    assert top5("--levers", "acronyms") == 0.75  # nothing to expand here: plain
+    assert top5("--levers", "hubs") == 0.8
