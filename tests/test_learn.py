@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from harmonize.cli import cli
 from harmonize.core import sql
 from harmonize.core.workspace import Workspace
+from harmonize.mapping.gate import choose_weight
 from harmonize.mapping.pipeline import map_sites
 from harmonize.mapping.review import decide, decide_many
 from tests.helpers import N_FAMILIES
@@ -41,11 +44,13 @@ def test_decisions_become_known_pairs(known_ws, tmp_path):
     shutil.copytree(ws.root, by_file.root)
     _review_known_pairs(ws, paths["known"])
     learned = map_sites(ws, "local", "standard", model="lexical", k=3)
-    assert learned.summary == (
+    assert learned.summary.startswith(
         f"mapped 100 of 100 'local' concepts onto 'standard' (model lexical, strategy best, "
-        f"k=3, min-score none) in {learned.seconds:.1f}s; run {learned.run_id}; against the "
-        f"previous mapping: 20 remapped, 0 new, 0 dropped, 80 unchanged; learned from 80 "
-        f"decisions (80 accepted or set, 0 rejected)"
+        f"k=3, min-score none, zero-shot: hub-corrected ranking) in {learned.seconds:.1f}s; run "
+        f"{learned.run_id}; against the previous mapping: 20 remapped, 0 new, 0 dropped, 80 "
+        f"unchanged; learned from 80 decisions (80 accepted or set, 0 rejected); ranked by the "
+        f"learned reranker fused with the zero-shot ranking (weight 0.75): out of fold it beat "
+        f"the zero-shot ranking (estimated top-1 on the undecided "
     )
     known = map_sites(by_file, "local", "standard", model="lexical", k=3, known=paths["known"])
     undecided = [f"c{f}_4" for f in range(N_FAMILIES)]
@@ -80,8 +85,8 @@ def test_a_rejected_pair_is_never_proposed_again(known_ws):
         cands = _candidates(ws, "c0_4")
         assert "T0" not in cands and len(cands) == 3
         if learn:
-            assert result.summary.endswith(
-                "; learned from 81 decisions (80 accepted or set, 1 rejected)"
+            assert "; learned from 81 decisions (80 accepted or set, 1 rejected); ranked by " in (
+                result.summary
             )
     decide(ws, "local", "standard", "c0_4", "set", target_code="T0", reviewer="bo")
     final = map_sites(ws, "local", "standard", model="lexical", k=3, learn=False)
@@ -97,3 +102,81 @@ def _candidates(ws: Workspace, code: str) -> list[str]:
             "SELECT target_code FROM candidates WHERE source_code = ? ORDER BY rank", [code]
         ).fetchall()
     return [t for (t,) in rows]
+
+
+def _gate_case(right_second: set[int], learned_flips: set[int]):
+    """40 concepts with margins 0.00-0.39 (four bins of 10, in row order), each with two
+    candidates 2i, 2i+1 that the zero-shot search ranks in that order. The even rows below 30
+    are decided (5 per bin of the first three): their right target is 2i+1 for the rows in
+    ``right_second``, else 2i. The learned reranker (out of fold on the decided rows, fitted on
+    all of them for the others) ranks 2i+1 first for the rows in ``learned_flips``."""
+    rows = range(40)
+    zero = pd.DataFrame(
+        [(i, 2 * i + r, r + 1) for i in rows for r in (0, 1)], columns=["source", "target", "rank"]
+    )
+    learned = pd.DataFrame(
+        [(i, 2 * i + (1 - r if i in learned_flips else r), r + 1) for i in rows for r in (0, 1)],
+        columns=["source", "target", "rank"],
+    )
+    known = {i: [2 * i + (i in right_second)] for i in range(0, 30, 2)}
+    out_of_fold = learned[learned["source"].isin(known.keys())]
+    rest = learned[~learned["source"].isin(known.keys())]
+    return choose_weight(zero, rest, out_of_fold, known, np.arange(40) / 100, k=2)
+
+
+def test_the_gate_trusts_learning_that_clearly_helps():
+    """The zero-shot choice is wrong on every decided concept, the learned one right, and the
+    learned ranking changes only the undecided concepts of the three bins decided in. Per bin,
+    (hits + 2 x agreement with the zero-shot choice) / (decided + 2), weighted by the bin's
+    share of the 25 undecided (5, 5, 5, 10): zero-shot 3 x 0.2 x 2/7 + 0.4 = 4/7, learned
+    3 x 0.2 x 5/7 + 0.4 = 29/35; 0.5 breaks ties to the zero-shot ranking, so 0.75 is the
+    smallest weight that gains (by 0.257, standard error 0.119)."""
+    low = set(range(30))
+    decision = _gate_case(right_second=low, learned_flips=low)
+    assert decision.weight == 0.75
+    assert decision.estimated[0.0] == pytest.approx(4 / 7)
+    assert decision.estimated[0.5] == pytest.approx(4 / 7)
+    assert decision.estimated[0.75] == decision.estimated[1.0] == pytest.approx(29 / 35)
+    assert decision.decided_top1 == {0.0: 0.0, 0.25: 0.0, 0.5: 0.0, 0.75: 1.0, 1.0: 1.0}
+    assert decision.bound[1.0] == pytest.approx(29 / 35 - 4 / 7 - np.sqrt(15 * (0.2 / 7) ** 2
+                                                + 15 * (0.4 / 35) ** 2))  # fmt: skip
+    assert decision.note == (
+        "; ranked by the learned reranker fused with the zero-shot ranking (weight 0.75): out "
+        "of fold it beat the zero-shot ranking (estimated top-1 on the undecided 0.829 against "
+        "0.571; 15 decided concepts, weighted for the review order)"
+    )
+
+
+def test_the_gate_keeps_the_zero_shot_ranking_when_learning_clearly_hurts():
+    """The zero-shot choice is right on every decided concept and the learned one changes
+    every choice: learned 0, zero-shot (3 x 0.2 x 7/7 + 0.4) = 1."""
+    decision = _gate_case(right_second=set(), learned_flips=set(range(40)))
+    assert decision.weight == 0.0
+    assert decision.estimated[0.0] == pytest.approx(1.0)
+    assert decision.estimated[1.0] == pytest.approx(0.0)
+    assert decision.note == (
+        "; kept the zero-shot ranking: learning did not beat it out of fold (estimated top-1 "
+        "on the undecided 1.000, by the learned reranker 0.000; 15 decided concepts, weighted "
+        "for the review order)"
+    )
+
+
+def test_the_gate_corrects_for_hard_first_decisions():
+    """Learning fixes 5 of the 15 decided concepts (all wrong zero-shot, all in the first bin)
+    and changes every confident undecided choice (the last bin, nobody decided there): plain
+    out of fold on the decided concepts learning wins (1/3 against 0), but weighted for the
+    undecided it loses: 0.2 x 7/7 + 2 x 0.2 x 2/7 + 0.4 x 0 = 0.314 against 4/7."""
+    decision = _gate_case(right_second=set(range(30)), learned_flips={0, 2, 4, 6, 8, *range(30, 40)})
+    assert decision.decided_top1[1.0] == pytest.approx(1 / 3) and decision.decided_top1[0.0] == 0
+    assert decision.estimated[1.0] == pytest.approx(0.2 + 0.4 * 2 / 7)
+    assert decision.weight == 0.0
+
+
+def test_the_gate_wants_a_gain_beyond_its_standard_error():
+    """One decided concept fixed, nothing else changed: a gain of 0.2/7, exactly its own
+    standard error, is not enough."""
+    decision = _gate_case(right_second=set(range(30)), learned_flips={0})
+    assert decision.estimated[1.0] - decision.estimated[0.0] == pytest.approx(0.2 / 7)
+    assert decision.bound[1.0] == pytest.approx(0.0)
+    assert decision.weight == 0.0
+    assert "by the learned reranker 0.600, gains within their standard error;" in decision.note

@@ -47,6 +47,7 @@ class Learned:
     n_rejected: int = 0  # rejected pairs still standing
     active: bool = False
     skipped: str = ""  # why the reranker does not run on them, when there are decisions
+    gate: str = ""  # what the gate (mapping.gate) decided, when the reranker ran
 
     @property
     def n_decisions(self) -> int:
@@ -59,7 +60,7 @@ class Learned:
             return ""
         counts = f"{self.n_positive} accepted or set, {self.n_rejected} rejected"
         if self.active:
-            return f"; learned from {self.n_decisions} decisions ({counts})"
+            return f"; learned from {self.n_decisions} decisions ({counts}){self.gate}"
         return f"; {self.n_decisions} decisions ({counts}), {self.skipped}"
 
 

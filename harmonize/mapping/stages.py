@@ -15,6 +15,7 @@ from harmonize.core.errors import InputError
 from harmonize.core.workspace import Workspace
 from harmonize.index.faiss_index import vectors_of
 from harmonize.mapping.choose import choose_best, choose_mutual, choose_one_to_one
+from harmonize.mapping.gate import choose_weight, fuse
 from harmonize.mapping.inputs import MapSettings, SitePair
 from harmonize.mapping.learn import rechoose_without_rejected, without_rejected
 from harmonize.mapping.rerank.pipeline import (
@@ -56,11 +57,12 @@ def search_pair(pair: SitePair, settings: MapSettings) -> Found:
 
 
 def zero_shots(pair: SitePair, settings: MapSettings) -> bool:
-    """Whether the zero-shot levers run: asked for (strategy best, one model), nothing known
-    (no file, no decisions learned from) and both sites plain, one text per concept (synonyms
-    and 'Maps to' are searched by :func:`search_pair`)."""
+    """Whether the zero-shot levers run: asked for (strategy best, one model, no known-pairs
+    file) and both sites plain, one text per concept (synonyms and 'Maps to' are searched by
+    :func:`search_pair`). With decisions learned from, :func:`gated` weighs the learned
+    reranker against the zero-shot ranking."""
     plain = all(t is None or t.plain for t in pair.texts or ())
-    return bool(settings.levers) and pair.known is None and plain
+    return bool(settings.levers) and plain
 
 
 def zero_shot_found(ws: Workspace, pair: SitePair, settings: MapSettings) -> Found:
@@ -113,17 +115,66 @@ def apply_vocabulary(pair: SitePair, settings: MapSettings, found: Found, chosen
 
 
 def choose_mappings(pair: SitePair, settings: MapSettings, found: Found) -> Chosen:
-    """One target per source concept: by the known-pairs reranker, or by the strategy (also
-    when the reranker cannot learn from people's decisions alone: too few of their targets
-    among the candidates)."""
+    """One target per source concept: by the known-pairs reranker (learned from people's
+    decisions alone, as far as :func:`gated` trusts it), or by the strategy (also when the
+    reranker cannot learn from the decisions: too few of their targets among the
+    candidates)."""
     if pair.known is not None:
         try:
-            return choose_reranked(pair, settings, found)
+            plain = found if found.zero_shot is None else search_pair(pair, settings)
+            chosen = choose_reranked(pair, settings, plain)
         except InputError as err:
             if settings.known is not None or pair.learned is None:
                 raise
             pair.known, pair.learned.active = None, False
             pair.learned.skipped = f"not learned from ({err.render({'known': 'decisions'})})"
+        else:
+            return chosen if settings.known is not None else gated(pair, settings, found, chosen)
+    return choose_by_strategy(pair, settings, found)
+
+
+def gated(pair: SitePair, settings: MapSettings, found: Found, learned: Chosen) -> Chosen:
+    """The reranker learned from the decisions (``learned``), the search's own choice
+    (zero-shot), or both fused, as :func:`~harmonize.mapping.gate.choose_weight` decides out of
+    fold; what it decided goes to the summary."""
+    zero = choose_by_strategy(pair, settings, found)
+    reranked = learned.reranked
+    known = pair.known.rows
+    scores = without_rejected(found.scores, found.ids, pair.rejected_rows)[0][:, : settings.k]
+    margins = scores[:, 0] - np.nanmax(np.nan_to_num(scores[:, 1:], nan=-np.inf), axis=1,
+                                       initial=-np.inf)  # fmt: skip
+    margins = np.where(np.isfinite(margins), margins, 1.0)  # one candidate: sure of it
+    rest = reranked.candidates[~reranked.candidates["source"].isin(known.keys())]
+    decision = choose_weight(zero.candidates, rest, reranked.out_of_fold, known, margins,
+                             settings.k)  # fmt: skip
+    pair.learned.gate = decision.note
+    if decision.weight == 0.0:
+        return zero
+    if decision.weight == 1.0:
+        return replace(learned, zero_shot=zero.zero_shot)
+    return _fused(zero, learned, decision.weight, settings)
+
+
+def _fused(zero: Chosen, learned: Chosen, weight: float, settings: MapSettings) -> Chosen:
+    """Both rankings fused with ``weight`` on the learned one; a candidate's score is its
+    cosine (the search's where it found it), a mapping's confidence the reranker's where the
+    reranker chose the same target."""
+    reranked = learned.reranked.candidates
+    fused = fuse(zero.candidates, reranked, weight, settings.k)
+    cosine = pd.concat([zero.candidates, reranked]).drop_duplicates(["source", "target"])
+    fused = fused.merge(cosine[["source", "target", "score"]], on=["source", "target"])
+    fused = fused.sort_values(["source", "rank"], kind="stable", ignore_index=True)
+    chosen = learned.reranked.chosen.set_index(["source", "target"])["confidence"]
+    top = fused[(fused["rank"] == 1) & (fused["score"] >= settings.floor)]
+    keys = zip(top["source"].tolist(), top["target"].tolist(), strict=True)
+    confidence = np.array([chosen.get(key, np.nan) for key in keys], dtype=np.float64)
+    rows = top[["source", "target", "score"]].to_numpy(dtype=object).tolist()
+    return Chosen(rows, fused, confidence, learned.reranked, zero_shot=zero.zero_shot)
+
+
+def choose_by_strategy(pair: SitePair, settings: MapSettings, found: Found) -> Chosen:
+    """One target per source concept by the strategy over the search's candidates (the
+    zero-shot search's, self-trained when asked and it pays)."""
     note = found.zero_shot.note if found.zero_shot is not None else ""
     if found.zero_shot is not None and "self-training" in settings.levers:
         if pair.rejected_rows:

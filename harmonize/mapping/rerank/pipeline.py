@@ -81,6 +81,9 @@ class KnownMapping:
     # concepts marked exact.
     n_equivalence: int = 0
     n_exact: int = 0
+    # The known concepts' candidates (source, target, rank) ranked out of fold: each by the
+    # reranker fitted without its fold (what the calibration is fitted on).
+    out_of_fold: pd.DataFrame | None = None
 
     def equivalence_note(self) -> str:
         """What the summary says of the equivalence model ("" when no pair is marked exact)."""
@@ -127,12 +130,14 @@ def map_with_known(inputs: KnownInputs, settings: RerankSettings) -> KnownMappin
     words = word_matrices(inputs, sets)
     add_word_difference_scores(sets, words)
     n_equivalence = add_equivalence_scores(inputs, sets, words)
-    model, calibration = fit_calibrated_reranker(inputs.known.rows, sets)
+    model, calibration, out_of_fold = fit_calibrated_reranker(inputs.known.rows, sets, settings.k)
     frames = [known_target_rows(inputs, settings.k)]
     if sets.unknown is not None:
         frames.insert(0, rank_unknown(model, calibration, sets, settings.k))
     candidates, chosen = candidate_table(inputs, frames)
-    return KnownMapping(candidates, chosen, n_equivalence, len(inputs.known.exact))
+    return KnownMapping(
+        candidates, chosen, n_equivalence, len(inputs.known.exact), out_of_fold
+    )
 
 
 def require_enough_known(known: dict[int, list[int]]) -> None:
@@ -281,16 +286,19 @@ def add_equivalence_scores(inputs: KnownInputs, sets: CandidateSets, words: Word
     return n_equivalence
 
 
-def fit_calibrated_reranker(known: dict[int, list[int]], sets: CandidateSets):
-    """The reranker fitted on every fold, and the calibration of its top candidate's score.
-    The kind is chosen once from all training concepts, so the calibration's fold models are
-    the same kind as the model it calibrates."""
+def fit_calibrated_reranker(known: dict[int, list[int]], sets: CandidateSets, k: int = 1):
+    """The reranker fitted on every fold, the calibration of its top candidate's score, and
+    the known concepts' top ``k`` candidates ranked out of fold (source, target, rank). The
+    kind is chosen once from all training concepts, so the calibration's fold models are the
+    same kind as the model it calibrates."""
     for cands, extra in zip(sets.folds, sets.fold_extra, strict=True):
         cands.features = np.column_stack([cands.features, *extra])
     kind = reranker_kind(len(sets.queries.train))
     model = fit_reranker(sets.folds, sets.labels, kind)
-    calibration = _top1_calibration(sets.queries.folds, sets.folds, sets.labels, known, kind)
-    return model, calibration
+    calibration, out_of_fold = _top1_calibration(
+        sets.queries.folds, sets.folds, sets.labels, known, kind, k
+    )
+    return model, calibration, out_of_fold
 
 
 def _top1_calibration(
@@ -299,7 +307,8 @@ def _top1_calibration(
     labels: list[np.ndarray],
     known: dict[int, list[int]],
     kind: str,
-) -> Calibration:
+    k: int = 1,
+) -> tuple[Calibration, pd.DataFrame]:
     """Isotonic P(top candidate is right | its reranker score), fitted on out-of-fold
     predictions: each fold ranked by a reranker fitted on the other folds. (A ranker's score
     is no probability; with the earlier classifier, its own probability also ran low for the
@@ -309,7 +318,7 @@ def _top1_calibration(
     no fixed scale, so the fold models' scales can differ a little from it (a classifier's are
     probabilities); on all held-out ICD-10-CM codes the confidence stayed well calibrated
     (Brier 0.036-0.037 on three splits)."""
-    probs, hits = [], []
+    probs, hits, ranks = [], [], []
     for i, (fold, cands) in enumerate(zip(folds, fold_cands, strict=True)):
         others = [j for j in range(len(folds)) if j != i]
         if not others:
@@ -317,12 +326,16 @@ def _top1_calibration(
                 "{known}: too few known pairs to calibrate the reranker", params=("known",)
             )
         model = fit_reranker([fold_cands[j] for j in others], [labels[j] for j in others], kind)
-        ranked = rank_candidates(model, cands, len(fold), 1)
+        ranked = rank_candidates(model, cands, len(fold), max(k, 1))
+        ranks.append(ranked.assign(source=fold[ranked["query"].to_numpy()]))
+        ranked = ranked[ranked["rank"] == 1]
         targets = ranked["target"].tolist()
         probs.append(ranked["ranker"].to_numpy())
         queries = fold[ranked["query"].to_numpy()].tolist()
         hits.append([t in known[q] for q, t in zip(queries, targets, strict=True)])
-    return fit_isotonic(np.concatenate(probs), np.concatenate(hits).astype(float))
+    calibration = fit_isotonic(np.concatenate(probs), np.concatenate(hits).astype(float))
+    out_of_fold = pd.concat(ranks, ignore_index=True)[["source", "target", "rank"]]
+    return calibration, out_of_fold
 
 
 def rank_unknown(model, calibration: Calibration, sets: CandidateSets, k: int) -> pd.DataFrame:
