@@ -166,7 +166,9 @@ def test_the_gate_corrects_for_hard_first_decisions():
     and changes every confident undecided choice (the last bin, nobody decided there): plain
     out of fold on the decided concepts learning wins (1/3 against 0), but weighted for the
     undecided it loses: 0.2 x 7/7 + 2 x 0.2 x 2/7 + 0.4 x 0 = 0.314 against 4/7."""
-    decision = _gate_case(right_second=set(range(30)), learned_flips={0, 2, 4, 6, 8, *range(30, 40)})
+    decision = _gate_case(
+        right_second=set(range(30)), learned_flips={0, 2, 4, 6, 8, *range(30, 40)}
+    )
     assert decision.decided_top1[1.0] == pytest.approx(1 / 3) and decision.decided_top1[0.0] == 0
     assert decision.estimated[1.0] == pytest.approx(0.2 + 0.4 * 2 / 7)
     assert decision.weight == 0.0

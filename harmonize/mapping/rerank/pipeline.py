@@ -135,9 +135,7 @@ def map_with_known(inputs: KnownInputs, settings: RerankSettings) -> KnownMappin
     if sets.unknown is not None:
         frames.insert(0, rank_unknown(model, calibration, sets, settings.k))
     candidates, chosen = candidate_table(inputs, frames)
-    return KnownMapping(
-        candidates, chosen, n_equivalence, len(inputs.known.exact), out_of_fold
-    )
+    return KnownMapping(candidates, chosen, n_equivalence, len(inputs.known.exact), out_of_fold)
 
 
 def require_enough_known(known: dict[int, list[int]]) -> None:
