@@ -104,56 +104,51 @@ def _candidates(ws: Workspace, code: str) -> list[str]:
     return [t for (t,) in rows]
 
 
-def _gate_case(right_second: set[int], learned_flips: set[int]):
+def _gate_case(decided: list[int], right_second: set[int], learned_flips: set[int]):
     """40 concepts with margins 0.00-0.39 (four bins of 10, in row order), each with two
-    candidates 2i, 2i+1 that the zero-shot search ranks in that order. The even rows below 30
-    are decided (5 per bin of the first three): their right target is 2i+1 for the rows in
-    ``right_second``, else 2i. The learned reranker (out of fold on the decided rows, fitted on
-    all of them for the others) ranks 2i+1 first for the rows in ``learned_flips``."""
+    candidates 2i, 2i+1 that the zero-shot search ranks in that order. The ``decided`` rows'
+    right target is 2i+1 for the rows in ``right_second``, else 2i; the learned reranker (out
+    of fold) ranks 2i+1 first for the rows in ``learned_flips``."""
     rows = range(40)
     zero = pd.DataFrame(
         [(i, 2 * i + r, r + 1) for i in rows for r in (0, 1)], columns=["source", "target", "rank"]
     )
-    learned = pd.DataFrame(
-        [(i, 2 * i + (1 - r if i in learned_flips else r), r + 1) for i in rows for r in (0, 1)],
+    known = {i: [2 * i + (i in right_second)] for i in decided}
+    out_of_fold = pd.DataFrame(
+        [(i, 2 * i + (1 - r if i in learned_flips else r), r + 1) for i in known for r in (0, 1)],
         columns=["source", "target", "rank"],
     )
-    known = {i: [2 * i + (i in right_second)] for i in range(0, 30, 2)}
-    out_of_fold = learned[learned["source"].isin(known.keys())]
-    rest = learned[~learned["source"].isin(known.keys())]
-    return choose_weight(zero, rest, out_of_fold, known, np.arange(40) / 100, k=2)
+    return choose_weight(zero, out_of_fold, known, np.arange(40) / 100)
+
+
+EVEN_LOW = list(range(0, 30, 2))  # 5 decided in each of the first three bins
 
 
 def test_the_gate_trusts_learning_that_clearly_helps():
-    """The zero-shot choice is wrong on every decided concept, the learned one right, and the
-    learned ranking changes only the undecided concepts of the three bins decided in. Per bin,
-    (hits + 2 x agreement with the zero-shot choice) / (decided + 2), weighted by the bin's
-    share of the 25 undecided (5, 5, 5, 10): zero-shot 3 x 0.2 x 2/7 + 0.4 = 4/7, learned
-    3 x 0.2 x 5/7 + 0.4 = 29/35; 0.5 breaks ties to the zero-shot ranking, so 0.75 is the
-    smallest weight that gains (by 0.257, standard error 0.119)."""
+    """The zero-shot choice is wrong on every decided concept, the learned one right. The 25
+    undecided are 5, 5, 5 and 10 in the four bins; the last bin, nobody decided in, counts as
+    the nearest (the third): weights 0.2/5, 0.2/5, 0.6/5 per decided concept. Zero-shot 0,
+    learned 1; 0.5 breaks ties to the zero-shot ranking, so 0.75 is the smallest weight that
+    gains, by 1 less its standard error sqrt(10 x 0.04^2 + 5 x 0.12^2)."""
     low = set(range(30))
-    decision = _gate_case(right_second=low, learned_flips=low)
+    decision = _gate_case(EVEN_LOW, right_second=low, learned_flips=low)
     assert decision.weight == 0.75
-    assert decision.estimated[0.0] == pytest.approx(4 / 7)
-    assert decision.estimated[0.5] == pytest.approx(4 / 7)
-    assert decision.estimated[0.75] == decision.estimated[1.0] == pytest.approx(29 / 35)
-    assert decision.decided_top1 == {0.0: 0.0, 0.25: 0.0, 0.5: 0.0, 0.75: 1.0, 1.0: 1.0}
-    assert decision.bound[1.0] == pytest.approx(29 / 35 - 4 / 7 - np.sqrt(15 * (0.2 / 7) ** 2
-                                                + 15 * (0.4 / 35) ** 2))  # fmt: skip
+    assert decision.estimated == {0.0: 0.0, 0.25: 0.0, 0.5: 0.0, 0.75: 1.0, 1.0: 1.0}
+    assert decision.decided_top1 == decision.estimated
+    assert decision.bound[1.0] == pytest.approx(1 - np.sqrt(10 * 0.04**2 + 5 * 0.12**2))
     assert decision.note == (
         "; ranked by the learned reranker fused with the zero-shot ranking (weight 0.75): out "
-        "of fold it beat the zero-shot ranking (estimated top-1 on the undecided 0.829 against "
-        "0.571; 15 decided concepts, weighted for the review order)"
+        "of fold it beat the zero-shot ranking (estimated top-1 on the undecided 1.000 against "
+        "0.000; 15 decided concepts, weighted for the review order)"
     )
 
 
 def test_the_gate_keeps_the_zero_shot_ranking_when_learning_clearly_hurts():
     """The zero-shot choice is right on every decided concept and the learned one changes
-    every choice: learned 0, zero-shot (3 x 0.2 x 7/7 + 0.4) = 1."""
-    decision = _gate_case(right_second=set(), learned_flips=set(range(40)))
+    every choice."""
+    decision = _gate_case(EVEN_LOW, right_second=set(), learned_flips=set(range(40)))
     assert decision.weight == 0.0
-    assert decision.estimated[0.0] == pytest.approx(1.0)
-    assert decision.estimated[1.0] == pytest.approx(0.0)
+    assert decision.estimated == {0.0: 1.0, 0.25: 1.0, 0.5: 1.0, 0.75: 0.0, 1.0: 0.0}
     assert decision.note == (
         "; kept the zero-shot ranking: learning did not beat it out of fold (estimated top-1 "
         "on the undecided 1.000, by the learned reranker 0.000; 15 decided concepts, weighted "
@@ -162,23 +157,25 @@ def test_the_gate_keeps_the_zero_shot_ranking_when_learning_clearly_hurts():
 
 
 def test_the_gate_corrects_for_hard_first_decisions():
-    """Learning fixes 5 of the 15 decided concepts (all wrong zero-shot, all in the first bin)
-    and changes every confident undecided choice (the last bin, nobody decided there): plain
-    out of fold on the decided concepts learning wins (1/3 against 0), but weighted for the
-    undecided it loses: 0.2 x 7/7 + 2 x 0.2 x 2/7 + 0.4 x 0 = 0.314 against 4/7."""
-    decision = _gate_case(
-        right_second=set(range(30)), learned_flips={0, 2, 4, 6, 8, *range(30, 40)}
-    )
-    assert decision.decided_top1[1.0] == pytest.approx(1 / 3) and decision.decided_top1[0.0] == 0
-    assert decision.estimated[1.0] == pytest.approx(0.2 + 0.4 * 2 / 7)
+    """All of the first bin is decided (the least sure: zero-shot wrong, learning right on
+    all 10) and 5 of the third (zero-shot right, learning wrong on 2): out of fold on the
+    decided learning wins, 13/15 against 5/15. But the undecided are in the other bins (10,
+    5, 10; the second and fourth count as the third, the nearest decided one, the surer on a
+    tie), where learning loses: 3/5 against 5/5."""
+    decided = [*range(10), 20, 22, 24, 26, 28]
+    decision = _gate_case(decided, right_second=set(range(10)), learned_flips={*range(10), 20, 22})
+    assert decision.decided_top1[1.0] == pytest.approx(13 / 15)
+    assert decision.decided_top1[0.0] == pytest.approx(5 / 15)
+    assert decision.estimated[1.0] == pytest.approx(0.6)
+    assert decision.estimated[0.0] == pytest.approx(1.0)
     assert decision.weight == 0.0
 
 
 def test_the_gate_wants_a_gain_beyond_its_standard_error():
-    """One decided concept fixed, nothing else changed: a gain of 0.2/7, exactly its own
+    """One decided concept fixed, nothing else changed: a gain of 0.2/5, exactly its own
     standard error, is not enough."""
-    decision = _gate_case(right_second=set(range(30)), learned_flips={0})
-    assert decision.estimated[1.0] - decision.estimated[0.0] == pytest.approx(0.2 / 7)
+    decision = _gate_case(EVEN_LOW, right_second=set(range(30)), learned_flips={0})
+    assert decision.estimated[1.0] - decision.estimated[0.0] == pytest.approx(0.04)
     assert decision.bound[1.0] == pytest.approx(0.0)
     assert decision.weight == 0.0
-    assert "by the learned reranker 0.600, gains within their standard error;" in decision.note
+    assert "by the learned reranker 0.040, gains within their standard error;" in decision.note

@@ -326,3 +326,27 @@ def test_decide_many_is_all_or_nothing(mapped):
     made = decide_many(mapped, "siteA", "siteB", asked[:1] + [{"code": "A2", "decision": "reject"}])
     assert [m.decision for m in made] == ["accept", "reject"]
     assert "A2" not in _mappings(mapped) and _mappings(mapped)["A1"][2] == "manual:accept"
+
+
+def test_informative_order_spreads_every_fourth_pick():
+    """Ten concepts by priority (c0 the highest, c9 the lowest) and one with no confidence of
+    a reranker learned from decisions (its confidence is ignored: the margin orders it): the
+    4th pick is the one at half the order (c5), the 8th the first not taken from a quarter on
+    (c7, as c2-c6 are taken), the others the most informative left."""
+    from harmonize.mapping.queue import priority, sort_queue
+
+    table = pd.DataFrame(
+        {
+            "source_code": [f"c{i}" for i in range(10)],
+            "margin": np.arange(10) / 100,  # c0 the narrowest
+            "confidence": np.linspace(0.9, 0.0, 10),  # learned: ignored
+            "method": "minilm:best+learned",
+            "occurrences": np.nan,
+        }
+    )
+    table["priority"] = priority(table)
+    ordered = sort_queue(table, "informative")["source_code"].tolist()
+    assert ordered == ["c0", "c1", "c2", "c5", "c3", "c4", "c6", "c7", "c8", "c9"]
+    known = table.assign(method="minilm:best+known")
+    plain = sort_queue(known.assign(priority=priority(known)), "informative")
+    assert plain["source_code"].tolist()[:4] == ["c9", "c8", "c7", "c4"]  # by 1 - confidence

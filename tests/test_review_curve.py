@@ -52,3 +52,21 @@ def test_parse_points():
     for bad in ("", "10,5", "-1,3", "a,b"):
         with pytest.raises(InputError):
             parse_points(bad)
+
+
+def test_the_random_arm_over_several_seeds(known_ws):
+    """random_seeds=2: the random arm runs from no decisions once per seed, and the table
+    shows the mean of the two."""
+    ws, paths = known_ws
+    gold = pd.concat([pd.read_csv(paths["known"]), pd.read_csv(paths["truth"])])
+    curve = review_curve(ws, "local", "standard", gold, [0, 6], model="lexical", k=3,
+                         arms=("random",), random_seeds=2)  # fmt: skip
+    frame = curve.to_frame()
+    assert frame[["seed", "reviewed"]].values.tolist() == [[0, 0], [0, 6], [1, 0], [1, 6]]
+    assert sorted(curve.reviewers["random"].read) == sorted(_decided(ws))  # seed 1's
+    table = curve.table().set_index("reviewed")
+    six = frame[frame["reviewed"] == 6]
+    assert table.loc[6, "top1_rest_random"] == pytest.approx(six["top1_rest"].mean())
+    assert table.loc[6, "top1_all_random"] == pytest.approx(six["top1_all"].mean())
+    with pytest.raises(InputError, match="must be 1 or more"):
+        review_curve(ws, "local", "standard", gold, [0], arms=("random",), random_seeds=0)

@@ -8,7 +8,8 @@ decisions), and after each batch of reviews (up to each of ``points``) re-maps t
 learns from the decisions (:mod:`harmonize.mapping.learn`), and scores it: top-1 on the gold
 concepts not reviewed yet (``top1_rest``) and on all gold concepts, reviewed ones included
 (``top1_all``). Two arms: the concepts ``review`` puts first (its informative order), against
-the same number of concepts drawn at random (seeded) from the same queue.
+the same number of concepts drawn at random (seeded) from the same queue, ``random_seeds``
+times over (each from no decisions; :meth:`ReviewCurve.table` gives their mean).
 
 ``top1_rest`` is measured on different concepts in the two arms: reviewing the hard concepts
 first also leaves easier ones to score. ``top1_all`` compares the two arms on the same concepts.
@@ -78,15 +79,16 @@ class ReviewCurve(TableResult):
     seconds: float = 0.0
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            self.rows,
-            columns=["arm", "reviewed", "n_rest", "top1_rest", "top1_all", "learned", "seconds"],
-        )
+        columns = ["arm", "seed", "reviewed", "n_rest", "top1_rest", "top1_all", "learned"]
+        return pd.DataFrame(self.rows, columns=[*columns, "seconds"])
 
     def table(self) -> pd.DataFrame:
-        """The two arms side by side: one row per number reviewed."""
+        """The two arms side by side: one row per number reviewed (the random arm's mean over
+        its seeds)."""
         frame = self.to_frame()
-        wide = frame.pivot(index="reviewed", columns="arm", values=["top1_rest", "top1_all"])
+        wide = frame.pivot_table(
+            index="reviewed", columns="arm", values=["top1_rest", "top1_all"], aggfunc="mean"
+        )
         wide.columns = [f"{metric}_{arm}" for metric, arm in wide.columns]
         return wide.reset_index()
 
@@ -126,38 +128,58 @@ def review_curve(
     echo: Callable[[str], None] = lambda _: None,
     learn: bool = True,
     order: str = "informative",
+    random_seeds: int = 1,
 ) -> ReviewCurve:
     """Simulates review of ``source`` onto ``target`` by a reviewer who answers from ``gold``
     (module docstring); each arm starts from no decisions (the pair's are deleted). Without
     ``learn`` the re-maps keep the decisions but learn nothing from them (``map --no-learn``):
-    the baseline that shows what learning adds."""
+    the baseline that shows what learning adds. The random arm runs ``random_seeds`` times,
+    seeded ``random_state``, ``random_state + 1``, ...; ``reviewers`` keeps each arm's last."""
+    if random_seeds < 1:
+        raise InputError(f"{{random_seeds}} must be 1 or more, got {random_seeds}",
+                         params=("random_seeds",))  # fmt: skip
     started = time.perf_counter()
     curve = ReviewCurve(source, target, model)
     right = gold.groupby("source_code")["target_code"].apply(set).to_dict()
     for arm in arms:
         if arm not in ARMS:
             raise InputError(f"unknown arm '{arm}': use {' or '.join(ARMS)}")
-        reviewer = curve.reviewers[arm] = GoldReviewer(gold)
-        rng = np.random.default_rng(random_state)
-        with ws.transaction() as con:
-            sql.run_internal(con, "delete_pair_decisions", source=source, target=target)
-        reviewed: list[str] = []
-        for point in points:
-            clock = time.perf_counter()
-            batch = next_batch(ws, source, target, arm, point - len(reviewed), rng, order)
-            if batch:
-                answers = [reviewer.answer(code, proposed) for code, proposed in batch]
-                decide_many(ws, source, target, answers, reviewer=REVIEWER)
-                reviewed += [code for code, _ in batch]
-            mapped = map_sites(ws, source, target, model=model, k=k, learn=learn)
-            row = score_mapping(mapped.mappings, right, set(reviewed))
-            row.update(arm=arm, reviewed=len(reviewed), learned=mapped.learned.lstrip("; "),
-                       seconds=round(time.perf_counter() - clock, 1))  # fmt: skip
-            curve.rows.append(row)
-            echo(f"  {arm}: {len(reviewed)} reviewed, top-1 {row['top1_rest']:.3f} on the "
-                 f"{row['n_rest']} not reviewed, {row['top1_all']:.3f} on all")  # fmt: skip
+        for seed in range(random_state, random_state + (random_seeds if arm == "random" else 1)):
+            reviewer = curve.reviewers[arm] = GoldReviewer(gold)
+            rng = np.random.default_rng(seed)
+            rows = simulate_arm(ws, source, target, arm, points, reviewer, right, rng, model, k,
+                                learn, order, echo)  # fmt: skip
+            curve.rows += [{**row, "seed": seed} for row in rows]
     curve.seconds = time.perf_counter() - started
     return curve
+
+
+def simulate_arm(
+    ws: Workspace, source: str, target: str, arm: str, points: Sequence[int],
+    reviewer: GoldReviewer, right: dict[str, set[str]], rng: np.random.Generator, model: str,
+    k: int, learn: bool, order: str, echo: Callable[[str], None],
+) -> list[dict]:  # fmt: skip
+    """One arm from no decisions: a batch of reviews up to each of ``points``, a re-map and
+    its score after each."""
+    with ws.transaction() as con:
+        sql.run_internal(con, "delete_pair_decisions", source=source, target=target)
+    reviewed: list[str] = []
+    rows = []
+    for point in points:
+        clock = time.perf_counter()
+        batch = next_batch(ws, source, target, arm, point - len(reviewed), rng, order)
+        if batch:
+            answers = [reviewer.answer(code, proposed) for code, proposed in batch]
+            decide_many(ws, source, target, answers, reviewer=REVIEWER)
+            reviewed += [code for code, _ in batch]
+        mapped = map_sites(ws, source, target, model=model, k=k, learn=learn)
+        row = score_mapping(mapped.mappings, right, set(reviewed))
+        row.update(arm=arm, reviewed=len(reviewed), learned=mapped.learned.lstrip("; "),
+                   seconds=round(time.perf_counter() - clock, 1))  # fmt: skip
+        rows.append(row)
+        echo(f"  {arm}: {len(reviewed)} reviewed, top-1 {row['top1_rest']:.3f} on the "
+             f"{row['n_rest']} not reviewed, {row['top1_all']:.3f} on all")  # fmt: skip
+    return rows
 
 
 def next_batch(
@@ -206,9 +228,11 @@ def demo_review_curve(
     random_state: int = RANDOM_STATE,
     echo: Callable[[str], None] = lambda _: None,
     progress: bool = False,
+    **options,
 ) -> ReviewCurve:
     """The curve on the demo's two sites (with their sampled patients' events, which weight
-    the review order), mapping target onto source against the demo's true mapping."""
+    the review order), mapping target onto source against the demo's true mapping;
+    ``options`` go to :func:`review_curve` (learn, random_seeds, order)."""
     from harmonize.datasets.demo import SOURCE_VOCAB, TARGET_TRUTH, TARGET_VOCAB, demo_world
     from harmonize.index.site_index import build_site_index
     from harmonize.sites.registry import add_site
@@ -221,7 +245,7 @@ def demo_review_curve(
     truth = pd.read_csv(TARGET_TRUTH, dtype=str)
     gold = pd.DataFrame({"source_code": truth["target_code"], "target_code": truth["source_code"]})
     return review_curve(ws, "target", "source", gold, points, model, k, random_state=random_state,
-                        echo=echo)  # fmt: skip
+                        echo=echo, **options)  # fmt: skip
 
 
 def icd_review_curve(
@@ -234,9 +258,11 @@ def icd_review_curve(
     random_state: int = RANDOM_STATE,
     echo: Callable[[str], None] = lambda _: None,
     progress: bool = False,
+    **options,
 ) -> ReviewCurve:
     """The curve on ``sample`` held-out codes of ``bench-map icd`` (no known pairs: the
-    source site holds only them), against their GEM pairs."""
+    source site holds only them), against their GEM pairs; ``options`` go to
+    :func:`review_curve`."""
     from harmonize.benchmarks.map_quality import (
         DIRECTIONS,
         held_out_codes,
@@ -259,4 +285,4 @@ def icd_review_curve(
         for part in model.split("+"):
             echo(build_site_index(ws, site, part, progress=progress).message)
     return review_curve(ws, files.source_site, target, files.gold_test, points, model, k,
-                        random_state=random_state, echo=echo)  # fmt: skip
+                        random_state=random_state, echo=echo, **options)  # fmt: skip

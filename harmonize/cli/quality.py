@@ -123,6 +123,20 @@ def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
     "after each batch (learning from the decisions); top-1 on the concepts not yet reviewed, "
     "against as many reviewed at random. The only mode of 'demo'.",
 )
+@click.option(
+    "--random-seeds",
+    type=int,
+    default=1,
+    show_default=True,
+    help="With --review-curve: run the random arm this many times (seeds SEED, SEED+1, ...) "
+    "and show its mean.",
+)
+@click.option(
+    "--learn/--no-learn",
+    default=True,
+    show_default=True,
+    help="With --review-curve: map learns from the decisions (--no-learn: as map --no-learn).",
+)
 @format_option()
 @pass_state
 def bench_map_cmd(
@@ -138,6 +152,8 @@ def bench_map_cmd(
     zero_shot: bool,
     levers: str | None,
     review_curve: str | None,
+    random_seeds: int,
+    learn: bool,
     fmt: str,
 ) -> None:
     """Map ICD-10-CM onto ICD-9-CM (or back) and score against the CMS GEMs, on held-out codes;
@@ -151,7 +167,9 @@ def bench_map_cmd(
       harmonize --workspace curve bench-map demo --review-curve 0,10,25,50
     """
     if review_curve is not None or benchmark == "demo":
-        _review_curve(state, benchmark, review_curve, direction, sample, model, k, seed, fmt)
+        options = {"random_seeds": random_seeds, "learn": learn}
+        _review_curve(state, benchmark, review_curve, direction, sample, model, k, seed, fmt,
+                      options)  # fmt: skip
         return
     from harmonize.benchmarks.map_quality import bench_icd
     from harmonize.benchmarks.tables import map_quality_document, map_quality_text
@@ -204,8 +222,10 @@ def _review_curve(
     k: int,
     seed: int,
     fmt: str,
+    options: dict,
 ) -> None:
-    """bench-map --review-curve: the simulated review's learning curve, both arms."""
+    """bench-map --review-curve: the simulated review's learning curve, both arms
+    (``options``: random_seeds, learn)."""
     from harmonize.benchmarks import review_curve as curves
     from harmonize.core.errors import InputError
     from harmonize.core.render import render
@@ -218,7 +238,7 @@ def _review_curve(
     points = curves.parse_points(review_curve)
     echo = (lambda _: None) if state.quiet or fmt != "table" else click.echo
     common = {"model": model, "k": k, "random_state": seed, "echo": echo,
-              "progress": not state.quiet}  # fmt: skip
+              "progress": not state.quiet, **options}  # fmt: skip
     if benchmark == "demo":
         curve = curves.demo_review_curve(state.ws, points, **common)
     else:
@@ -228,7 +248,8 @@ def _review_curve(
         click.echo(
             f"top-1 of '{curve.source}' onto '{curve.target}' (model {model}) after each number "
             f"of simulated reviews: on the concepts not reviewed (rest) and on all; review "
-            f"order against random; {curve.seconds:.0f}s"
+            f"order against random (mean of {options['random_seeds']} seeds)"
+            f"{'' if options['learn'] else ', map --no-learn'}; {curve.seconds:.0f}s"
         )
     else:
         click.echo(render(curve.to_frame(), fmt), nl=False)

@@ -26,8 +26,9 @@ from harmonize.core.config import VOCABULARY_COLUMNS
     default="informative",
     show_default=True,
     help="informative: what a decision would teach most (least confident first, weighted by "
-    "how often the code occurs); frequency: most frequent source codes first; confidence: "
-    "least confident first; code: by source code.",
+    "how often the code occurs, every 4th concept picked from further down the order so that "
+    "decisions also cover surer mappings); frequency: most frequent source codes first; "
+    "confidence: least confident first; code: by source code.",
 )
 @click.option(
     "--candidates",

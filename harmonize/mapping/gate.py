@@ -12,15 +12,16 @@ weight), out of fold:
 - corrected for which concepts were decided: ``review`` puts the least sure first, where the
   zero-shot choice is most often wrong, so a plain out-of-fold top-1 on them favours learning.
   The concepts are cut into GATE_BINS bins by the zero-shot margin (the best cosine's lead
-  over the second, what the review order reads) and each bin's top-1 is weighted by its share
-  of the undecided concepts (importance weighting by the selection). Within a bin the
-  decided concepts' hits are pooled with GATE_PRIOR pseudo-decisions: the undecided concepts
-  of the bin with the zero-shot choice taken as right (so a bin nobody decided in counts
-  every change of a zero-shot choice as a loss, and the more decisions a bin holds, the less
-  the pseudo-decisions weigh);
-- and only where the gain is larger than its standard error (each concept whose hit changes
-  counted as an independent +-1 of its weight): on the demo, 47 random decisions estimated a
-  gain of 3 points that was a loss of 9 on the rest.
+  over the second, what the review order reads) and each bin's top-1 on its decided concepts
+  is weighted by the bin's share of the undecided ones (importance weighting by the
+  selection); a bin nobody decided in counts as the nearest bin somebody did (the review
+  order's spread picks, :func:`~harmonize.mapping.queue.spread_order`, leave few such bins).
+  Pooling each bin with pseudo-decisions, the undecided concepts with their zero-shot choice
+  taken as right, was tried and not kept: on ICD the zero-shot choice is wrong for most
+  confident concepts too (top-1 0.285), and the gate then never let learning run;
+- and only where the gain is larger than its standard error (each decided concept whose hit
+  changes counted as an independent +-1 of its weight): on the demo, 47 random decisions
+  estimated a gain of 3 points that was a loss of 9 on the rest.
 
 >>> zero = pd.DataFrame({"source": [0, 0], "target": [5, 6], "rank": [1, 2]})
 >>> learned = pd.DataFrame({"source": [0, 0], "target": [6, 5], "rank": [1, 2]})
@@ -37,7 +38,6 @@ import pandas as pd
 
 GATE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 GATE_BINS = 4
-GATE_PRIOR = 2.0
 
 
 def long_ranking(ids: np.ndarray) -> pd.DataFrame:
@@ -131,45 +131,51 @@ class GateDecision:
 
 def choose_weight(
     zero: pd.DataFrame,
-    learned: pd.DataFrame,
     out_of_fold: pd.DataFrame,
     known: dict[int, list[int]],
     margins: np.ndarray,
-    k: int,
     weights: tuple[float, ...] = GATE_WEIGHTS,
 ) -> GateDecision:
     """The fusion weight whose corrected out-of-fold top-1 beats the zero-shot ranking's by
     the most once its standard error is taken off (0, the first of ``weights``, when none
-    does; module docstring): ``zero`` ranks every source row, ``learned`` every undecided row
-    (the reranker learned from all decisions), ``out_of_fold`` the decided rows in ``known``;
-    ``margins`` are every row's zero-shot margin."""
+    does; module docstring): ``zero`` ranks every source row, ``out_of_fold`` the decided rows
+    in ``known`` (each by the reranker fitted without its fold); ``margins`` are every row's
+    zero-shot margin."""
     bins = margin_bins(margins)
     decided = sorted(set(out_of_fold["source"].tolist()) & known.keys())
     undecided = np.array([s for s in range(len(margins)) if s not in known], dtype=np.int64)
-    u_bins = bins[undecided]
-    share = np.bincount(u_bins, minlength=GATE_BINS) / max(len(undecided), 1)
+    share = np.bincount(bins[undecided], minlength=GATE_BINS) / max(len(undecided), 1)
     d_bins = bins[np.array(decided, dtype=np.int64)]
     n_b = np.bincount(d_bins, minlength=GATE_BINS).astype(float)
+    if n_b.any():
+        share = _nearest_decided(share, n_b)
+    weight = (share / np.maximum(n_b, 1))[d_bins]  # each decided concept's weight
     zero_d = zero[zero["source"].isin(decided)]
-    zero_u = zero[zero["source"].isin(set(undecided.tolist()))]
-    zero_top = top1(zero_u)
-    u_count = np.bincount(u_bins, minlength=GATE_BINS)
-    weight_d = (share / (n_b + GATE_PRIOR))[d_bins]  # each decided concept's weight
-    weight_u = (share * GATE_PRIOR / (n_b + GATE_PRIOR) / np.maximum(u_count, 1))[u_bins]
-    base_hits = None
     estimated, decided_top1, bound = {}, {}, {}
+    base = np.zeros(len(decided))
     for w in weights:
         picked = top1(fuse(zero_d, out_of_fold, w, 1))
         hits = np.array([picked.get(s, -1) in known[s] for s in decided], dtype=float)
-        chosen = top1(fuse(zero_u, learned, w, 1))
-        agree = np.array([chosen.get(s) == zero_top.get(s) for s in undecided.tolist()], float)
-        estimated[w] = float(weight_d @ hits + weight_u @ agree)
+        base = hits if w == weights[0] else base
+        estimated[w] = float(weight @ hits)
         decided_top1[w] = float(hits.mean()) if len(hits) else float("nan")
-        if base_hits is None:
-            base_hits = hits
-        # The gain over the zero-shot ranking less its standard error (each concept whose
-        # hit changed counted as an independent +-1 of its weight).
-        changed = np.concatenate([weight_d * (hits != base_hits), weight_u * (agree < 1)])
+        # The gain over the zero-shot ranking less its standard error.
+        changed = weight * (hits != base)
         bound[w] = estimated[w] - estimated[weights[0]] - float(np.sqrt(changed @ changed))
     best = max(weights, key=lambda w: (round(bound[w], 9), -w))
     return GateDecision(best, estimated, bound, decided_top1, len(decided))
+
+
+def _nearest_decided(share: np.ndarray, n_b: np.ndarray) -> np.ndarray:
+    """``share`` with each bin nobody decided in moved to the nearest bin somebody did (the
+    surer one on a tie).
+
+    >>> _nearest_decided(np.array([0.1, 0.2, 0.3, 0.4]), np.array([5.0, 0.0, 2.0, 0.0])).tolist()
+    [0.1, 0.0, 0.9, 0.0]
+    """
+    moved = np.zeros_like(share)
+    have = np.flatnonzero(n_b > 0)
+    for b, value in enumerate(share):
+        distance = np.abs(have - b) - have * 1e-6  # ties to the surer bin
+        moved[have[np.argmin(distance)]] += value
+    return moved

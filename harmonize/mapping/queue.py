@@ -32,6 +32,8 @@ from harmonize.core.results import TableResult
 from harmonize.core.workspace import Workspace
 
 ORDERS = ("informative", "frequency", "confidence", "code")
+# Every SPREAD_EVERY-th concept of the informative order is a spread pick (see spread_order).
+SPREAD_EVERY = 4
 STATUSES = ("approved", "rejected", "undecided", "unmapped")
 
 
@@ -156,13 +158,60 @@ def priority(table: pd.DataFrame) -> np.ndarray:
     return uncertainty(table) * (1.0 + np.log1p(n) / np.log1p(n.max())) / 2.0
 
 
+def spread_order(n: int, every: int = SPREAD_EVERY) -> list[int]:
+    """The positions 0..n-1 of a priority order, reordered so that every ``every``-th one is a
+    spread pick: the first not yet taken at or after the next quantile of the van der Corput
+    sequence (1/2, 1/4, 3/4, 1/8, 5/8, ...) of the order, the others the most informative
+    left. Decisions then also cover the concepts the mapping is surer of: the reranker learns
+    from concepts like the rest, and the gate on learning (:mod:`harmonize.mapping.gate`) has
+    decisions in every margin bin to judge it on.
+
+    >>> spread_order(10)
+    [0, 1, 2, 5, 3, 4, 6, 7, 8, 9]
+    """
+    taken = np.zeros(n, dtype=bool)
+    picked: list[int] = []
+    j, head = 1, 0
+    while len(picked) < n:
+        if every > 0 and len(picked) % every == every - 1:
+            start = int(_van_der_corput(j) * n)
+            j += 1
+            free = np.flatnonzero(~taken[start:])
+            if len(free):
+                picked.append(start + int(free[0]))
+                taken[picked[-1]] = True
+                continue
+        while taken[head]:
+            head += 1
+        picked.append(head)
+        taken[head] = True
+    return picked
+
+
+def _van_der_corput(j: int) -> float:
+    """The ``j``-th term of the base-2 van der Corput sequence: 1/2, 1/4, 3/4, 1/8, ...
+
+    >>> [_van_der_corput(j) for j in range(1, 5)]
+    [0.5, 0.25, 0.75, 0.125]
+    """
+    value, denominator = 0.0, 1.0
+    while j:
+        denominator *= 2
+        value += (j % 2) / denominator
+        j //= 2
+    return value
+
+
 def sort_queue(table: pd.DataFrame, order: str) -> pd.DataFrame:
-    """``table`` in ``order``; ties by source code."""
+    """``table`` in ``order``; ties by source code. The informative order by priority, with
+    spread picks (:func:`spread_order`)."""
     if order == "code":
         return table.sort_values("source_code", kind="stable")
     if order == "informative":
-        keys, ascending = ["priority", "source_code"], [False, True]
-    elif order == "frequency":
+        ranked = table.sort_values(["priority", "source_code"], ascending=[False, True],
+                                   kind="stable")  # fmt: skip
+        return ranked.iloc[spread_order(len(ranked))]
+    if order == "frequency":
         table = table.assign(_n=table["occurrences"].fillna(0.0), _c=table["confidence"])
         keys, ascending = ["_n", "_c", "score", "source_code"], [False, True, True, True]
     else:

@@ -144,9 +144,7 @@ def gated(pair: SitePair, settings: MapSettings, found: Found, learned: Chosen) 
     margins = scores[:, 0] - np.nanmax(np.nan_to_num(scores[:, 1:], nan=-np.inf), axis=1,
                                        initial=-np.inf)  # fmt: skip
     margins = np.where(np.isfinite(margins), margins, 1.0)  # one candidate: sure of it
-    rest = reranked.candidates[~reranked.candidates["source"].isin(known.keys())]
-    decision = choose_weight(zero.candidates, rest, reranked.out_of_fold, known, margins,
-                             settings.k)  # fmt: skip
+    decision = choose_weight(zero.candidates, reranked.out_of_fold, known, margins)
     pair.learned.gate = decision.note
     if decision.weight == 0.0:
         return zero
