@@ -217,7 +217,7 @@ class _Bar:
         pass
 
 
-@pytest.mark.parametrize("scenarios", [("nb-eb",), ("nb-eb", "nb-prior", "prior", "ensemble")])
+@pytest.mark.parametrize("scenarios", [("nb-eb",), ("nb-eb", "stacked-nb", "nb-prior", "ensemble")])
 def test_nb_eb_never_reads_the_test_labels(scenarios):
     """Poisoned (shuffled and flipped) test labels change every test AUROC but no choice,
     no setting and no inner-CV AUROC."""
@@ -240,6 +240,9 @@ def test_nb_eb_never_reads_the_test_labels(scenarios):
     assert [[r[k] for k in keys] for r in runs[0]] == [[r[k] for k in keys] for r in runs[1]]
     assert all(a["auroc"] != b["auroc"] for a, b in zip(*runs, strict=True))
     assert "nb-eb" in {r["scenario"] for r in runs[0]}
+    if "ensemble" in scenarios:  # the mean of the chosen stacked-nb and nb-eb models
+        settings = {r["setting"] for r in runs[0] if r["scenario"] == "ensemble"}
+        assert settings == {"stacked-nb+nb-eb"}
 
 
 def test_a_concept_the_source_never_recorded_borrows_the_most_alike_concepts_prior():
