@@ -39,6 +39,7 @@ FLATS = (0.5,)  # flat priors' pseudo-counts per category (0.5: nb-local's m = 1
 STRENGTHS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0)
 SOURCE_SMOOTHING = 0.5  # pseudo-count per category of the source's own distributions
 EM_ITERATIONS = 200
+MAX_LEVEL_TEXTS = 2000  # single texts merge_levels compares pairwise
 
 
 def concept_of(text: str) -> str:
@@ -78,6 +79,8 @@ def merge_levels(groups: list[np.ndarray], ids: np.ndarray, n_texts: int) -> lis
     frequent, a candidate group takes each next text that no patient holds with a member,
     and is kept only if it covers every patient once. Other groups are unchanged."""
     single = [int(g[0]) for g in groups if len(g) == 1]
+    if len(single) > MAX_LEVEL_TEXTS:  # the pairwise table would be large; keep them single
+        return groups
     X = text_counts(ids, n_texts)[:, single].tocsc()
     held = np.asarray(X.sum(axis=0)).ravel()
     together = (X.T @ X).toarray() > 0
