@@ -125,11 +125,11 @@ EVEN_LOW = list(range(0, 30, 2))  # 5 decided in each of the first three bins
 
 
 def test_the_gate_trusts_learning_that_clearly_helps():
-    """The zero-shot choice is wrong on every decided concept, the learned one right. The 25
-    undecided are 5, 5, 5 and 10 in the four bins; the last bin, nobody decided in, counts as
-    the nearest (the third): weights 0.2/5, 0.2/5, 0.6/5 per decided concept. Zero-shot 0,
-    learned 1; 0.5 breaks ties to the zero-shot ranking, so 0.75 is the smallest weight that
-    gains, by 1 less its standard error sqrt(10 x 0.04^2 + 5 x 0.12^2)."""
+    """The zero-shot choice is wrong on every decided concept, the learned one right. Bins of
+    5 decided concepts each in margin order: rows 0-9, 10-19, 20-39, holding 5, 5 and 15 of the
+    25 undecided: weights 0.2/5, 0.2/5, 0.6/5 per decided concept. Zero-shot 0, learned 1; 0.5
+    breaks ties to the zero-shot ranking, so 0.75 is the smallest weight that gains, by 1 less
+    its standard error sqrt(10 x 0.04^2 + 5 x 0.12^2)."""
     low = set(range(30))
     decision = _gate_case(EVEN_LOW, right_second=low, learned_flips=low)
     assert decision.weight == 0.75
@@ -157,17 +157,17 @@ def test_the_gate_keeps_the_zero_shot_ranking_when_learning_clearly_hurts():
 
 
 def test_the_gate_corrects_for_hard_first_decisions():
-    """All of the first bin is decided (the least sure: zero-shot wrong, learning right on
-    all 10) and 5 of the third (zero-shot right, learning wrong on 2): out of fold on the
-    decided learning wins, 13/15 against 5/15. But the undecided are in the other bins (10,
-    5, 10; the second and fourth count as the third, the nearest decided one, the surer on a
-    tie), where learning loses: 3/5 against 5/5."""
-    decided = [*range(10), 20, 22, 24, 26, 28]
-    decision = _gate_case(decided, right_second=set(range(10)), learned_flips={*range(10), 20, 22})
-    assert decision.decided_top1[1.0] == pytest.approx(13 / 15)
+    """Ten hard concepts decided first (rows 0-9, the narrowest margins: zero-shot wrong,
+    learning right) and five spread picks (rows 20, 25, 30, 35, 39: zero-shot right, learning
+    wrong). Out of fold on the decided learning wins, 10/15 against 5/15. The bins of 5 decided
+    (rows 0-4, 5-19, 20-39) hold 0, 10 and 15 of the undecided, so the estimate is
+    0.4 x 1 + 0.6 x 0 = 0.4 for learning against 0.4 x 0 + 0.6 x 1 = 0.6 for zero-shot."""
+    decided = [*range(10), 20, 25, 30, 35, 39]
+    decision = _gate_case(decided, right_second=set(range(10)), learned_flips=set(decided))
+    assert decision.decided_top1[1.0] == pytest.approx(10 / 15)
     assert decision.decided_top1[0.0] == pytest.approx(5 / 15)
-    assert decision.estimated[1.0] == pytest.approx(0.6)
-    assert decision.estimated[0.0] == pytest.approx(1.0)
+    assert decision.estimated[1.0] == pytest.approx(0.4)
+    assert decision.estimated[0.0] == pytest.approx(0.6)
     assert decision.weight == 0.0
 
 

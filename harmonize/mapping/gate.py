@@ -11,11 +11,17 @@ weight), out of fold:
   (``KnownMapping.out_of_fold``) and by the zero-shot search, which learns nothing;
 - corrected for which concepts were decided: ``review`` puts the least sure first, where the
   zero-shot choice is most often wrong, so a plain out-of-fold top-1 on them favours learning.
-  The concepts are cut into GATE_BINS bins by the zero-shot margin (the best cosine's lead
-  over the second, what the review order reads) and each bin's top-1 on its decided concepts
-  is weighted by the bin's share of the undecided ones (importance weighting by the
-  selection); a bin nobody decided in counts as the nearest bin somebody did (the review
-  order's spread picks, :func:`~harmonize.mapping.queue.spread_order`, leave few such bins).
+  The concepts are ordered by the zero-shot margin (the best cosine's lead over the second,
+  what the review order reads) and cut into bins of GATE_PER_BIN decided concepts each (at
+  most GATE_MAX_BINS), a bin running up to the next bin's first decided concept; each bin's
+  top-1 on its decided concepts is weighted by the bin's share of the undecided ones
+  (importance weighting by the selection, the density ratio estimated on bins that follow the
+  decisions). Hard-first decisions crowd the narrowest margins into bins that hold few
+  undecided concepts, and the review order's spread picks
+  (:func:`~harmonize.mapping.queue.spread_order`) stand for the rest. Fixed bins (four
+  quartiles of the margin) were tried first: within the first quartile the decided concepts
+  were still far harder than the undecided (on ICD, 100 reviews: zero-shot estimated 0.162 on
+  the undecided where it scored 0.45, and a fusion that cost 12 points let through).
   Pooling each bin with pseudo-decisions, the undecided concepts with their zero-shot choice
   taken as right, was tried and not kept: on ICD the zero-shot choice is wrong for most
   confident concepts too (top-1 0.285), and the gate then never let learning run;
@@ -37,7 +43,8 @@ import numpy as np
 import pandas as pd
 
 GATE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-GATE_BINS = 4
+GATE_PER_BIN = 5
+GATE_MAX_BINS = 10
 
 
 def long_ranking(ids: np.ndarray) -> pd.DataFrame:
@@ -83,18 +90,24 @@ def top1(ranking: pd.DataFrame) -> dict[int, int]:
     return dict(zip(first["source"].tolist(), first["target"].tolist(), strict=True))
 
 
-def margin_bins(margins: np.ndarray, n_bins: int = GATE_BINS) -> np.ndarray:
-    """Each concept's bin (0: the narrowest margins) among ``n_bins`` of (near) equal size;
-    a missing margin counts as 0.
+def selection_bins(margins: np.ndarray, decided: list[int]) -> np.ndarray:
+    """Each concept's bin: the concepts in margin order (a missing margin counts as 0) cut
+    before every GATE_PER_BIN-th decided concept (at most GATE_MAX_BINS bins).
 
-    >>> margin_bins(np.array([0.3, 0.0, 0.1, np.nan]), 2).tolist()
-    [1, 0, 1, 0]
+    >>> selection_bins(np.arange(8) / 10, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9][:8]).tolist()
+    [0, 0, 0, 0, 0, 0, 0, 0]
+    >>> m = np.arange(20) / 100
+    >>> selection_bins(m, [0, 1, 2, 3, 4, 10, 12, 14, 16, 18]).tolist()
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
     """
     values = np.nan_to_num(np.asarray(margins, dtype=float), nan=0.0)
     order = np.argsort(values, kind="stable")
     position = np.empty(len(values), dtype=np.int64)
     position[order] = np.arange(len(values))
-    return position * n_bins // max(len(values), 1)
+    placed = np.sort(position[np.array(decided, dtype=np.int64)])
+    n_bins = max(1, min(GATE_MAX_BINS, len(placed) // GATE_PER_BIN))
+    cuts = placed[[len(placed) * j // n_bins for j in range(1, n_bins)]]
+    return np.searchsorted(cuts, position, side="right")
 
 
 @dataclass
@@ -141,14 +154,13 @@ def choose_weight(
     does; module docstring): ``zero`` ranks every source row, ``out_of_fold`` the decided rows
     in ``known`` (each by the reranker fitted without its fold); ``margins`` are every row's
     zero-shot margin."""
-    bins = margin_bins(margins)
     decided = sorted(set(out_of_fold["source"].tolist()) & known.keys())
     undecided = np.array([s for s in range(len(margins)) if s not in known], dtype=np.int64)
-    share = np.bincount(bins[undecided], minlength=GATE_BINS) / max(len(undecided), 1)
+    bins = selection_bins(margins, decided)
+    n_bins = int(bins.max()) + 1 if len(bins) else 1
+    share = np.bincount(bins[undecided], minlength=n_bins) / max(len(undecided), 1)
     d_bins = bins[np.array(decided, dtype=np.int64)]
-    n_b = np.bincount(d_bins, minlength=GATE_BINS).astype(float)
-    if n_b.any():
-        share = _nearest_decided(share, n_b)
+    n_b = np.bincount(d_bins, minlength=n_bins).astype(float)
     weight = (share / np.maximum(n_b, 1))[d_bins]  # each decided concept's weight
     zero_d = zero[zero["source"].isin(decided)]
     estimated, decided_top1, bound = {}, {}, {}
@@ -164,18 +176,3 @@ def choose_weight(
         bound[w] = estimated[w] - estimated[weights[0]] - float(np.sqrt(changed @ changed))
     best = max(weights, key=lambda w: (round(bound[w], 9), -w))
     return GateDecision(best, estimated, bound, decided_top1, len(decided))
-
-
-def _nearest_decided(share: np.ndarray, n_b: np.ndarray) -> np.ndarray:
-    """``share`` with each bin nobody decided in moved to the nearest bin somebody did (the
-    surer one on a tie).
-
-    >>> _nearest_decided(np.array([0.1, 0.2, 0.3, 0.4]), np.array([5.0, 0.0, 2.0, 0.0])).tolist()
-    [0.1, 0.0, 0.9, 0.0]
-    """
-    moved = np.zeros_like(share)
-    have = np.flatnonzero(n_b > 0)
-    for b, value in enumerate(share):
-        distance = np.abs(have - b) - have * 1e-6  # ties to the surer bin
-        moved[have[np.argmin(distance)]] += value
-    return moved
