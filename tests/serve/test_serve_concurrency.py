@@ -25,8 +25,9 @@ from harmonize.cli import cli
 import harmonize.mapping.review  # imported before the start, so both writers start together
 ws, codes = sys.argv[1], sys.argv[2:]
 print("ready", flush=True)
-sys.stdin.readline()
-for code in codes:
+for i, code in enumerate(codes):
+    if i in (0, len(codes) // 2):  # waits to be told to go: first, and again halfway
+        sys.stdin.readline()
     cli.main(["--workspace", ws, "-q", "accept", "--source", "target", "--target", "source",
               code, "--reviewer", "cli"], prog_name="harmonize", standalone_mode=False)
     print("done", code, flush=True)
@@ -49,17 +50,29 @@ def test_server_and_cli_writing_at_once_lose_nothing(demo_ws, monkeypatch):
         client = Client(running.url, running.token)
         assert writer.stdout.readline().strip() == "ready"
 
-        def web() -> None:
-            for code in by_web:
+        def web(codes: list[str]) -> None:
+            for code in codes:
                 body = {"source": "target", "target": "source", "code": code, "action": "accept"}
                 answers.append(client.post("/api/decisions", body).status)
 
-        thread = threading.Thread(target=web)
+        # Each writer's first half in turn, then both second halves at once: the decisions
+        # interleave whatever the machine's load, and the second halves race for the file.
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        firsts: list[str] = []
+        while sum(line.startswith("done") for line in firsts) < N // 2:
+            line = writer.stdout.readline()
+            if not line:  # the writer died: its stderr says why below
+                break
+            firsts.append(line.strip())
+        web(by_web[: N // 2])
+        thread = threading.Thread(target=web, args=(by_web[N // 2 :],))
         writer.stdin.write("go\n")
         writer.stdin.flush()
         thread.start()
         out, err = writer.communicate(timeout=300)
         thread.join(timeout=300)
+    out = "\n".join([*firsts, out])
     assert writer.returncode == 0, err
     assert [line for line in out.splitlines() if line.startswith("done")] == [
         f"done {code}" for code in by_cli
@@ -68,7 +81,7 @@ def test_server_and_cli_writing_at_once_lose_nothing(demo_ws, monkeypatch):
     made = sorted((d[1], d[4], d[5]) for d in decisions(demo_ws))
     expected = [(c, "accept", "cli") for c in by_cli] + [(c, "accept", "web") for c in by_web]
     assert made == sorted(expected)
-    # they really wrote at the same time: the two writers' decisions interleave
+    # both wrote while the other was writing: the two writers' decisions interleave
     order = [d[5] for d in decisions(demo_ws)]
     assert order.index("web") < len(order) - 1 - order[::-1].index("cli")
     assert order.index("cli") < len(order) - 1 - order[::-1].index("web")
