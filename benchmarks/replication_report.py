@@ -96,12 +96,12 @@ def timing_section(g: Grid) -> list[str]:
     lines = [
         "## Where the time goes",
         "",
-        f"Machine: {m['machine']}, shared with six other helpers' jobs (load average "
-        f"{m['load_average_at_end'][0]} at the end; this grid ran at `nice -n 10`, on "
+        f"Machine: {m['machine']}, {m.get('load_note', 'shared with other jobs')} (load "
+        f"average {m['load_average_at_end'][0]} at the end; the grid ran at `nice`, on "
         f"{m.get('workers', 1)} worker processes, torch on one thread each). Wall time {wall}; "
         + (
-            f"CPU time {cpu / 60:.1f} min for {n} trained and scored models, "
-            f"{cpu / n:.2f} CPU s per model."
+            f"CPU time {cpu / 60:.1f} min for {m.get('n_models_timed', n)} trained and scored "
+            f"models, {cpu / m.get('n_models_timed', n):.2f} CPU s per model."
             if cpu
             else f"{n} models."
         ),
