@@ -319,8 +319,11 @@ def test_code_lookup_before_search(tmp_path, small_folder, small_tables, fake_en
     got = mapped(ws, "local", "omop")
     assert got["578.9"][0][1] == "code-lookup:ICD9CM+maps-to"
     assert got["K922"][0][1].startswith("fake:best")  # not an ICD-9-CM code: searched
-    with pytest.raises(InputError, match="code_system ICD10: target 'omop' has no concept"):
+    with pytest.raises(InputError, match="code_system ICD10: target 'omop' has no concept") as err:
         map_sites(ws, "local", "omop", model="fake", device="cpu", code_system="ICD10")
+    # the refusal names each of the target's vocabularies once, in order
+    systems = sorted(set(stored(ws, "omop")["system"].dropna()))
+    assert len(systems) > 1 and f"(it has {', '.join(systems)})" in str(err.value)
 
 
 def test_csv_site_synonyms_column(tmp_path, fake_encoder):

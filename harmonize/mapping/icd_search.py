@@ -81,7 +81,7 @@ def icd_queries(
     if not asked:
         return Queries.plain(source)
     with ws.connect(read_only=True) as con:
-        systems = sql.run_internal(con, "site_systems", site=pair.source).df()["system"]
+        systems = sql.run_internal(con, "site_concept_systems", site=pair.source).df()["system"]
     if not (systems == ICD10CM).any():
         return Queries.plain(source)
     if not icd_tabular.available():

@@ -1,6 +1,3 @@
--- site_systems: one site's concepts' code systems (e.g. ICD10CM, or NULL) in index order.
+-- site_systems: the systems (vocabulary_ids) of a site's concepts.
 -- params: site
-SELECT system
-FROM concepts
-WHERE site = $site
-ORDER BY concept_id;
+SELECT DISTINCT system FROM concepts WHERE site = $site AND system IS NOT NULL ORDER BY system;
