@@ -268,6 +268,7 @@ def test_read_only_set_is_complete():
         "site_links",
         "code_lookup",
         "site_systems",
+        "site_concept_systems",
     }
 
 
