@@ -409,3 +409,14 @@ def test_bench_quick_runs_every_stage_on_small_sizes(runner, workspace, monkeypa
     assert enc["agreement_probe"]["top1_agreement_icd"] >= 0.98
     assert enc["single_thread"]["n_texts"] == 40
     assert torch.get_num_threads() == threads  # the one-thread comparison puts it back
+
+
+def test_bench_map_levers_help_names_every_lever(runner, workspace):
+    from harmonize.core.config import ALL_ZERO_SHOT_LEVERS
+
+    result = run_cli(runner, workspace, "bench-map", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())  # click wraps the help
+    listed = re.search(r"--levers LIST .*?\((.*?)\)", text)
+    assert listed is not None
+    assert [w.strip() for w in listed.group(1).split(",")] == list(ALL_ZERO_SHOT_LEVERS)

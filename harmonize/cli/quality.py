@@ -103,15 +103,16 @@ def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
     default=True,
     show_default=True,
     help="With --no-known: map's zero-shot levers (acronyms, hub correction, ICD-10-CM "
-    "7th characters and notes); --no-zero-shot measures plain nearest neighbour.",
+    "7th characters, notes and cross-references); --no-zero-shot measures plain nearest "
+    "neighbour.",
 )
 @click.option(
     "--levers",
     default=None,
     metavar="LIST",
     help="With --no-known and --zero-shot: exactly these zero-shot levers, comma-separated "
-    "(acronyms, hubs, contrast, self-training, icd-inclusion, icd-seventh, icd-notes), to "
-    "measure each alone or together; default: map's.",
+    "(acronyms, hubs, contrast, self-training, icd-inclusion, icd-seventh, icd-notes, "
+    "icd-crossref), to measure each alone or together; default: map's.",
 )
 @click.option(
     "--review-curve",
