@@ -10,8 +10,8 @@ gives plain nearest-neighbour search).
   unambiguous matches teach the known-pairs reranker, cross-fitted so that no concept teaches
   itself;
 - the ICD-10-CM levers of :mod:`harmonize.mapping.icd_levers` ("icd-inclusion", "icd-seventh",
-  "icd-notes"), for source concepts whose system is ICD10CM: texts read from the ICD-10-CM
-  tabular list that the concept is searched by (its best text wins).
+  "icd-notes", "icd-crossref"), for source concepts whose system is ICD10CM: texts read from
+  the ICD-10-CM tabular list that the concept is searched by (its best text wins).
 
 Their gains, and the levers tried and not kept, are in reports/mapping-quality.md.
 """
