@@ -51,6 +51,7 @@ class Tabular:
     codes: dict[str, TabularCode] = field(default_factory=dict)
     chapters: dict[str, str] = field(default_factory=dict)
     notes: list[tuple[str, str, str]] = field(default_factory=list)
+    references: dict[str, list[str]] | None = None  # :func:`references`, once worked out
 
 
 def tabular_path() -> Path | None:
@@ -201,14 +202,15 @@ def reference_prefixes(refs: str) -> list[str]:
     return [p for p in out if p]
 
 
-@functools.cache
-def references() -> dict[str, list[str]]:
-    """Code prefix -> the terms of the tabular's notes "<term> (<codes>)" that point at it,
-    in file order, each once: what the list calls those codes elsewhere ("traumatic
-    fracture (S12.-, ..., S92.-)" under M84.4, "fracture of lower leg and ankle (S82.-)");
-    not instructions ("current injury - see injury of ...")."""
+def references(table: Tabular) -> dict[str, list[str]]:
+    """Code prefix -> the terms of ``table``'s notes "<term> (<codes>)" that point at it, in
+    file order, each once: what the list calls those codes elsewhere ("traumatic fracture
+    (S12.-, ..., S92.-)" under M84.4, "fracture of lower leg and ankle (S82.-)"); not
+    instructions ("current injury - see injury of ..."). Worked out once per table."""
+    if table.references is not None:
+        return table.references
     out: dict[str, list[str]] = {}
-    for _code, _kind, text in tabular().notes:
+    for _code, _kind, text in table.notes:
         match = REFERENCE.match(text)
         if match is None:
             continue
@@ -219,6 +221,7 @@ def references() -> dict[str, list[str]]:
             terms = out.setdefault(prefix, [])
             if term not in terms:
                 terms.append(term)
+    table.references = out
     return out
 
 
@@ -227,7 +230,7 @@ def referenced_terms(code: str, table: Tabular, limit: int = 3) -> list[str]:
     longest prefix first, at most ``limit``."""
     found = seventh_character(code, table)
     base = found[0] if found else code
-    index = references()
+    index = references(table)
     terms: list[str] = []
     for end in range(len(base), 2, -1):
         terms += [t for t in index.get(base[:end], []) if t not in terms]
