@@ -43,11 +43,11 @@ MAX_LEVEL_TEXTS = 2000  # single texts merge_levels compares pairwise
 
 
 def concept_of(text: str) -> str:
-    """The concept a state text belongs to: ``Not X`` and ``X: level`` are states of ``X``."""
-    if text.startswith("Not "):
-        return text[4:]
-    head, sep, _ = text.rpartition(": ")
-    return head if sep else text
+    """The concept a state text belongs to: ``Not X`` and ``X: level`` are states of ``X``
+    (:func:`harmonize.transfer.encounters.parse_state_text`)."""
+    from harmonize.transfer.encounters import parse_state_text  # encounters imports pandas
+
+    return parse_state_text(text)[0]
 
 
 def concept_groups(texts: list[str], *patients: np.ndarray) -> list[np.ndarray]:

@@ -45,6 +45,28 @@ def state_text(
     return f"{description}: {value}"
 
 
+def parse_state_text(text: str) -> tuple[str, str]:
+    """``(description, value)`` of a state text: the inverse of :func:`state_text` (with
+    ``missing="separate"``) for texts it built from a description without ``": "``. ``Not X``
+    is absent (``"A"``, checked first, so ``Not X: high`` is the absent state of ``X: high``),
+    ``X: missing`` missing (``"M"``), ``X: level`` the level, anything else present (``"P"``).
+    A declared level text is read by its wording alike.
+
+    >>> [parse_state_text(state_text("fever", v, missing="separate")) for v in "PAM"]
+    [('fever', 'P'), ('fever', 'A'), ('fever', 'M')]
+    >>> parse_state_text(state_text("temperature", "high"))
+    ('temperature', 'high')
+    >>> parse_state_text("Not temperature: high"), parse_state_text("")
+    (('temperature: high', 'A'), ('', 'P'))
+    """
+    if text.startswith("Not "):
+        return text[4:], "A"
+    head, sep, level = text.rpartition(": ")
+    if not sep:
+        return text, "P"
+    return head, "M" if level == "missing" else level
+
+
 @dataclass
 class Encounters:
     """Patients of one site as indices into ``texts``.

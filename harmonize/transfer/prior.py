@@ -47,13 +47,16 @@ def negation_vectors(vectors: np.ndarray, texts: list[str] | None) -> np.ndarray
     >>> negation_vectors(np.array([[1.0, 2.0], [1.0, 1.9]]), ["fever", "Not fever"]).tolist()
     [[1.0, 2.0], [-1.0, -2.0]]
     """
+    from harmonize.transfer.encounters import parse_state_text  # encounters imports pandas
+
     if texts is None:
         return vectors
     out = np.array(vectors, dtype=np.float64)
     index = {t: i for i, t in enumerate(texts)}
     for i, text in enumerate(texts):
-        if text.startswith("Not ") and text[4:] in index:
-            out[i] = -out[index[text[4:]]]
+        present, value = parse_state_text(text)
+        if value == "A" and present in index:
+            out[i] = -out[index[present]]
     return out
 
 
