@@ -42,7 +42,7 @@ import numpy as np
 
 from harmonize.transfer.bayes import NaiveBayes, class_frequencies
 from harmonize.transfer.eb import EBNaiveBayes, class_text_counts, concept_groups
-from harmonize.transfer.prior import PriorLogistic, prior_precision, text_counts
+from harmonize.transfer.prior import PriorLogistic, prior_precision
 from harmonize.transfer.selection import Candidate, Selection, out_of_fold, select
 
 FAMILIES = (
@@ -90,11 +90,9 @@ def fit_source(
     ``texts`` lets the prior read ``Not X`` as the opposite of ``X``)."""
     precision = prior_precision(vectors, tie, texts, power) if tie > 0 else None
     model = PriorLogistic(SOURCE_LAMBDA, precision=precision).fit(vectors, ids, y)
-    X = text_counts(ids, len(vectors))
-    frequencies = class_frequencies(X, y)
-    unseen = np.asarray(X.sum(axis=0)).ravel() == 0
-    frequencies[:, unseen] = 0.5
     counts, totals = class_text_counts(ids, y, len(vectors))
+    frequencies = class_frequencies(counts, totals)
+    frequencies[:, counts.sum(axis=0) == 0] = 0.5  # no source patient holds the text
     names = texts if texts is not None else [str(i) for i in range(len(vectors))]
     groups = concept_groups(names, ids)
     return SourceFit(model, precision, frequencies, counts, totals, groups)

@@ -25,15 +25,15 @@ from harmonize.transfer.prior import text_counts
 FLOOR = 1e-4  # no frequency is exactly 0 or 1
 
 
-def class_frequencies(X, y: np.ndarray, smoothing: float = 0.5) -> np.ndarray:
-    """(2, n_texts): smoothed frequency of each text among the negatives and the positives."""
-    out = np.zeros((2, X.shape[1]))
-    for cls in (0, 1):
-        rows = X[y == cls]
-        out[cls] = (np.asarray(rows.sum(axis=0)).ravel() + smoothing) / (
-            rows.shape[0] + 2 * smoothing
-        )
-    return out
+def class_frequencies(counts: np.ndarray, totals: np.ndarray, smoothing: float = 0.5) -> np.ndarray:
+    """(2, n_texts): smoothed frequency of each text among the negatives and the positives,
+    from ``counts`` (2, n_texts) patients of each class holding each text and ``totals`` (2,)
+    patients of each class (:func:`harmonize.transfer.eb.class_text_counts`).
+
+    >>> class_frequencies(np.array([[0.0, 2.0], [1.0, 1.0]]), np.array([2.0, 1.0])).tolist()
+    [[0.16666666666666666, 0.8333333333333334], [0.75, 0.75]]
+    """
+    return (counts + smoothing) / (totals[:, None] + 2 * smoothing)
 
 
 class NaiveBayes:
