@@ -405,10 +405,22 @@ def headroom_section(args) -> list[str]:
 
 
 def heterogeneous_section(args) -> list[str]:
+    """The heterogeneous sites (heterogeneous.py): best transfer against best target-only,
+    ``auto``, and the best model of each scenario by reading."""
     name = f"heterogeneous-sites{args.suffix}"
     if not (args.reports / f"{name}.csv").exists():
         return ["## Heterogeneous sites", "", f"(no {name}.csv yet)", ""]
     h = Grid(args.reports, name, extra_key=("reading",))
+    sizes = h.meta["settings"]["sizes"]
+    return [
+        *heterogeneous_best_lines(h),
+        *heterogeneous_auto_lines(h),
+        *heterogeneous_reading_lines(h, sizes),
+    ]
+
+
+def heterogeneous_best_lines(h: Grid) -> list[str]:
+    """The sites described, then per size the best transfer row minus the best target-only."""
     s = h.meta["settings"]
     lines = [
         "## Heterogeneous sites: 6 of 14 findings shared",
@@ -436,23 +448,35 @@ def heterogeneous_section(args) -> list[str]:
             f"{c_i['model']} {c_i['embedding']} {c_i['scenario']} ({c_i['reading']}) "
             f"{c_i['auroc']:.3f} | {fmt_ci(*h.diff(i, j), sign=True)} |"
         )
+    return lines
+
+
+def heterogeneous_auto_lines(h: Grid) -> list[str]:
+    """``auto`` minus the best target-only model, per size, reading and embedding (none
+    without ``auto`` rows)."""
     auto = h.select(model="auto")
-    if not auto.empty:
-        lines += [
-            "",
-            "`auto` (inner CV on the target sample picks the model, as `evaluate` does) minus the "
-            "best target-only model:",
-            "",
-            "| n | reading | embedding | auto | auto - best target-only |",
-            "| ---: | --- | --- | --- | --- |",
-        ]
-        for i, c in auto.sort_values(["target_train_size", "reading", "embedding"]).iterrows():
-            local = h.select(scenario="local", target_train_size=c["target_train_size"])
-            lines.append(
-                f"| {c['target_train_size']} | {c['reading']} | {c['embedding']} | "
-                f"{c['auroc']:.3f} | {fmt_ci(*h.diff(i, best(local)), sign=True)} |"
-            )
-    lines += [
+    if auto.empty:
+        return []
+    lines = [
+        "",
+        "`auto` (inner CV on the target sample picks the model, as `evaluate` does) minus the "
+        "best target-only model:",
+        "",
+        "| n | reading | embedding | auto | auto - best target-only |",
+        "| ---: | --- | --- | --- | --- |",
+    ]
+    for i, c in auto.sort_values(["target_train_size", "reading", "embedding"]).iterrows():
+        local = h.select(scenario="local", target_train_size=c["target_train_size"])
+        lines.append(
+            f"| {c['target_train_size']} | {c['reading']} | {c['embedding']} | "
+            f"{c['auroc']:.3f} | {fmt_ci(*h.diff(i, best(local)), sign=True)} |"
+        )
+    return lines
+
+
+def heterogeneous_reading_lines(h: Grid, sizes: list[int]) -> list[str]:
+    """The best model of each scenario and size in each reading, AUROC [95 %]."""
+    lines = [
         "",
         "By reading: the best model of each scenario (any model and embedding), AUROC [95 %]:",
         "",
@@ -460,19 +484,24 @@ def heterogeneous_section(args) -> list[str]:
         "| --- | ---: | --- | --- | --- |",
     ]
     for scenario in ("direct", "finetune-all", "finetune-head", "pooled", "transfer", "local"):
-        for n in [0] if scenario == "direct" else s["sizes"]:
-            cells = []
-            for reading in ("native", "mapped", "oracle"):
-                sub = h.select(scenario=scenario, target_train_size=n, reading=reading)
-                if sub.empty:
-                    cells.append("-")
-                    continue
-                i = best(sub)
-                c = h.configs.loc[i]
-                cells.append(f"{fmt_ci(c['auroc'], *h.ci(i))} {c['model']} {c['embedding']}")
+        for n in [0] if scenario == "direct" else sizes:
+            cells = [
+                _best_cell(h, scenario, n, reading) for reading in ("native", "mapped", "oracle")
+            ]
             lines.append(f"| {scenario} | {n} | " + " | ".join(cells) + " |")
     lines.append("")
     return lines
+
+
+def _best_cell(h: Grid, scenario: str, n: int, reading: str) -> str:
+    """The best row of one scenario, size and reading: AUROC [95 %], model, embedding; "-"
+    where there is none."""
+    sub = h.select(scenario=scenario, target_train_size=n, reading=reading)
+    if sub.empty:
+        return "-"
+    i = best(sub)
+    c = h.configs.loc[i]
+    return f"{fmt_ci(c['auroc'], *h.ci(i))} {c['model']} {c['embedding']}"
 
 
 def full_section(g: Grid) -> list[str]:
