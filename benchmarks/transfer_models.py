@@ -79,7 +79,7 @@ def per_seed(result, source: str) -> pd.DataFrame:
     return cmp
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", default="same,ita06,ita16")
     parser.add_argument("--sizes", default="50,100,200")
@@ -89,41 +89,39 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=200)
     parser.add_argument("--tie", type=float, default=0.0)
     parser.add_argument("--out", type=Path, help="CSV of every size x seed row")
-    args = parser.parse_args()
-    sources = args.sources.split(",")
-    sizes = tuple(int(s) for s in args.sizes.split(","))
-    started = time.perf_counter()
-    frames = []
-    with tempfile.TemporaryDirectory() as tmp:
-        ws = Workspace(Path(tmp) / "ws")
-        build(ws, Path(tmp), sources)
-        print(f"sites built in {time.perf_counter() - started:.0f}s", flush=True)
-        for source in sources:
-            t0 = time.perf_counter()
-            config = EvalConfig(
-                source,
-                "target",
-                embedding="onehot",
-                model="auto",
-                target_sizes=sizes,
-                seeds=args.seeds - args.first_seed,
-                first_seed=args.first_seed,
-                bootstrap=args.bootstrap,
-                tie=args.tie,
-            )
-            frame = per_seed(run_evaluation(ws, config), source)
-            frames.append(frame)
-            print(f"{source}: {time.perf_counter() - t0:.0f}s", flush=True)
-            show = ["row", "target_train_size", "seed", "versus", "auroc", "difference"]
-            print(
-                frame[show + ["difference_low", "difference_high"]].round(4).to_string(index=False),
-                flush=True,
-            )
-    table = pd.concat(frames, ignore_index=True)
-    if args.out:
-        table.to_csv(args.out, index=False)
-    reported = table[table["seed"] >= args.report_from]
-    summary = (
+    return parser.parse_args()
+
+
+def evaluate_source(ws: Workspace, source: str, sizes: tuple[int, ...], args) -> pd.DataFrame:
+    """:func:`per_seed` of ``evaluate --classifier auto`` from ``source`` to the target,
+    printed with its time."""
+    t0 = time.perf_counter()
+    config = EvalConfig(
+        source,
+        "target",
+        embedding="onehot",
+        model="auto",
+        target_sizes=sizes,
+        seeds=args.seeds - args.first_seed,
+        first_seed=args.first_seed,
+        bootstrap=args.bootstrap,
+        tie=args.tie,
+    )
+    frame = per_seed(run_evaluation(ws, config), source)
+    print(f"{source}: {time.perf_counter() - t0:.0f}s", flush=True)
+    show = ["row", "target_train_size", "seed", "versus", "auroc", "difference"]
+    print(
+        frame[show + ["difference_low", "difference_high"]].round(4).to_string(index=False),
+        flush=True,
+    )
+    return frame
+
+
+def summarise(table: pd.DataFrame, report_from: int) -> pd.DataFrame:
+    """Per source, size and row, over the seeds from ``report_from``: the mean AUROCs and
+    difference, and how many seeds' intervals lie above or below 0."""
+    reported = table[table["seed"] >= report_from]
+    return (
         reported.groupby(["source", "target_train_size", "row"], sort=False)
         .agg(
             seeds=("seed", "count"),
@@ -137,6 +135,22 @@ def main() -> None:
         )
         .reset_index()
     )
+
+
+def main() -> None:
+    args = parse_args()
+    sources = args.sources.split(",")
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace(Path(tmp) / "ws")
+        build(ws, Path(tmp), sources)
+        print(f"sites built in {time.perf_counter() - started:.0f}s", flush=True)
+        frames = [evaluate_source(ws, source, sizes, args) for source in sources]
+    table = pd.concat(frames, ignore_index=True)
+    if args.out:
+        table.to_csv(args.out, index=False)
+    summary = summarise(table, args.report_from)
     print(
         f"\nseeds {args.report_from}..{args.seeds - 1} (not used for tuning); machine: "
         f"{platform.machine()}, {os.cpu_count()} CPU cores (shared); "
