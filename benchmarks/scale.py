@@ -118,8 +118,11 @@ def _load_events(con, events: Path, truth) -> float:
     seconds = time.perf_counter() - started
     con.register("truth_df", truth)
     con.execute(
-        "INSERT INTO mappings SELECT 'target', target_code, 'source', source_code, 1.0, "
-        "'truth', 'bench', now(), NULL FROM truth_df"
+        # Columns named: the table has grown columns (predicate) since this was written.
+        "INSERT INTO mappings (source_site, source_code, target_site, target_code, score, "
+        "method, run_id, created_at) "
+        "SELECT 'target', target_code, 'source', source_code, 1.0, 'truth', 'bench', now() "
+        "FROM truth_df"
     )
     return seconds
 
