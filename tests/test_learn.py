@@ -104,7 +104,7 @@ def _candidates(ws: Workspace, code: str) -> list[str]:
     return [t for (t,) in rows]
 
 
-def _gate_case(decided: list[int], right_second: set[int], learned_flips: set[int]):
+def _gate_case(decided: list[int], right_second: set[int], learned_flips: set[int], probes=None):
     """40 concepts with margins 0.00-0.39 (four bins of 10, in row order), each with two
     candidates 2i, 2i+1 that the zero-shot search ranks in that order. The ``decided`` rows'
     right target is 2i+1 for the rows in ``right_second``, else 2i; the learned reranker (out
@@ -118,7 +118,7 @@ def _gate_case(decided: list[int], right_second: set[int], learned_flips: set[in
         [(i, 2 * i + (1 - r if i in learned_flips else r), r + 1) for i in known for r in (0, 1)],
         columns=["source", "target", "rank"],
     )
-    return choose_weight(zero, out_of_fold, known, np.arange(40) / 100)
+    return choose_weight(zero, out_of_fold, known, np.arange(40) / 100, probes=probes)
 
 
 EVEN_LOW = list(range(0, 30, 2))  # 5 decided in each of the first three bins
@@ -169,6 +169,33 @@ def test_the_gate_corrects_for_hard_first_decisions():
     assert decision.estimated[1.0] == pytest.approx(0.4)
     assert decision.estimated[0.0] == pytest.approx(0.6)
     assert decision.weight == 0.0
+
+
+def test_the_gate_judges_on_the_decided_probes_when_there_are_enough():
+    """Rows 0-29 decided, learning changing every choice. By the margin bins only rows 25-29
+    count (the last bin holds every undecided row, 30-39), and there learning is right: it
+    would fuse. The review order's probe picks, the first GATE_MIN_PROBES rows, say the
+    zero-shot choice is right and learning wrong; with them the gate keeps the zero-shot
+    ranking. With one fewer they are too few and the bins decide again."""
+    from harmonize.mapping.gate import GATE_MIN_PROBES
+
+    decided = list(range(30))
+    right = set(range(20, 30))
+    by_bins = _gate_case(decided, right_second=right, learned_flips=set(decided))
+    assert by_bins.weight == 0.75 and not by_bins.probes
+    assert by_bins.estimated[1.0] == 1.0 and by_bins.estimated[0.0] == 0.0
+    probes = list(range(GATE_MIN_PROBES))
+    on_probes = _gate_case(decided, right, set(decided), probes=probes)
+    assert on_probes.weight == 0.0 and on_probes.probes
+    assert on_probes.n_decided == GATE_MIN_PROBES
+    assert on_probes.estimated[0.0] == pytest.approx(1.0)
+    assert on_probes.estimated[1.0] == pytest.approx(0.0)
+    assert on_probes.note.endswith(
+        "(estimated top-1 on the undecided 1.000, by the learned reranker 0.000; "
+        f"{GATE_MIN_PROBES} decided concepts that the review order drew at random)"
+    )
+    too_few = _gate_case(decided, right, set(decided), probes=probes[:-1])
+    assert too_few.weight == 0.75 and not too_few.probes
 
 
 def test_the_gate_wants_a_gain_beyond_its_standard_error():

@@ -328,11 +328,21 @@ def test_decide_many_is_all_or_nothing(mapped):
     assert "A2" not in _mappings(mapped) and _mappings(mapped)["A1"][2] == "manual:accept"
 
 
-def test_informative_order_spreads_every_fourth_pick():
-    """Ten concepts by priority (c0 the highest, c9 the lowest) and one with no confidence of
-    a reranker learned from decisions (its confidence is ignored: the margin orders it): the
-    4th pick is the one at half the order (c5), the 8th the first not taken from a quarter on
-    (c7, as c2-c6 are taken), the others the most informative left."""
+def _probe_order(codes):
+    """The probe order recomputed independently: by the first 8 bytes of each code's
+    BLAKE2b digest as a big-endian integer."""
+    import hashlib
+
+    key = {c: int.from_bytes(hashlib.blake2b(c.encode(), digest_size=8).digest(), "big")
+           for c in codes}  # fmt: skip
+    return sorted(codes, key=key.get)
+
+
+def test_informative_order_makes_every_second_pick_a_probe():
+    """Ten concepts by priority (c0 the highest, c9 the lowest), with the confidence of a
+    reranker learned from decisions (ignored: the margin orders them). Their probe order is
+    c2, c4, c7, c1, c3, c6, c0, c9, c8, c5: every 2nd pick is the first of it not taken (the
+    8th c6, as c1 and c3 are), the others the most informative left."""
     from harmonize.mapping.queue import priority, sort_queue
 
     table = pd.DataFrame(
@@ -344,9 +354,35 @@ def test_informative_order_spreads_every_fourth_pick():
             "occurrences": np.nan,
         }
     )
+    probe = ["c2", "c4", "c7", "c1", "c3", "c6", "c0", "c9", "c8", "c5"]
+    assert _probe_order(table["source_code"].tolist()) == probe
     table["priority"] = priority(table)
     ordered = sort_queue(table, "informative")["source_code"].tolist()
-    assert ordered == ["c0", "c1", "c2", "c5", "c3", "c4", "c6", "c7", "c8", "c9"]
-    known = table.assign(method="minilm:best+known")
+    assert ordered == ["c0", "c2", "c1", "c4", "c3", "c7", "c5", "c6", "c8", "c9"]
+    known = table.assign(method="minilm:best+known")  # a --known confidence is read
     plain = sort_queue(known.assign(priority=priority(known)), "informative")
-    assert plain["source_code"].tolist()[:4] == ["c9", "c8", "c7", "c4"]  # by 1 - confidence
+    assert plain["source_code"].tolist()[:4] == ["c9", "c2", "c8", "c4"]  # by 1 - confidence
+
+
+def test_the_decided_lead_of_the_probe_order_is_found_again():
+    """Forty concepts reviewed in the informative order, ten at a time, the order recomputed
+    after each batch (as a person working through ``review`` does): the decided lead of the
+    probe order holds every probe pick, and stops at the first concept nobody decided."""
+    from harmonize.mapping.queue import decided_probe_prefix, probe_picks
+
+    codes = [f"x{i:03d}" for i in range(200)]
+    undecided = list(codes)  # in priority order: the list's order
+    decided, probe_picked = [], []
+    for _ in range(4):
+        picks = probe_picks(undecided)[:10]
+        probe_picked += [undecided[p] for i, p in enumerate(picks) if i % 2 == 1]
+        decided += [undecided[p] for p in picks]
+        undecided = [c for c in undecided if c not in set(decided)]
+    rows = {c: i for i, c in enumerate(codes)}
+    lead = decided_probe_prefix(codes, {rows[c] for c in decided}, set(range(200)))
+    probe = _probe_order(codes)
+    assert [codes[r] for r in lead] == probe[: len(lead)]
+    assert set(probe_picked) <= {codes[r] for r in lead}
+    assert probe[len(lead)] not in decided
+    not_eligible = decided_probe_prefix(codes, set(), set())
+    assert not_eligible == []

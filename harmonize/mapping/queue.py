@@ -7,7 +7,8 @@ decision is a rejection come back once ``map`` proposes another target), in one 
 - ``informative`` (the default): how much a decision would teach, the concepts the mapping is
   least sure of first, weighted by how often the code occurs where counts exist
   (:func:`priority`): ``1 - p``, ``p`` the mapping's confidence (``map --known``, learned
-  decisions or a calibration), else :func:`uncertainty`'s stand-in from the cosines;
+  decisions or a calibration), else :func:`uncertainty`'s stand-in from the cosines; every
+  2nd concept a probe pick instead (:func:`probe_picks`), a random sample;
 - ``frequency``: the codes that occur most first (as Usagi orders by source frequency);
 - ``confidence``: least confident first (by cosine where the pair has no confidence);
 - ``code``: by source code.
@@ -20,6 +21,8 @@ undecided, or unmapped.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +35,8 @@ from harmonize.core.results import TableResult
 from harmonize.core.workspace import Workspace
 
 ORDERS = ("informative", "frequency", "confidence", "code")
-# Every SPREAD_EVERY-th concept of the informative order is a spread pick (see spread_order).
-SPREAD_EVERY = 4
+# Every PROBE_EVERY-th concept of the informative order is a probe pick (see probe_picks).
+PROBE_EVERY = 2
 STATUSES = ("approved", "rejected", "undecided", "unmapped")
 
 
@@ -158,59 +161,86 @@ def priority(table: pd.DataFrame) -> np.ndarray:
     return uncertainty(table) * (1.0 + np.log1p(n) / np.log1p(n.max())) / 2.0
 
 
-def spread_order(n: int, every: int = SPREAD_EVERY) -> list[int]:
-    """The positions 0..n-1 of a priority order, reordered so that every ``every``-th one is a
-    spread pick: the first not yet taken at or after the next quantile of the van der Corput
-    sequence (1/2, 1/4, 3/4, 1/8, 5/8, ...) of the order, the others the most informative
-    left. Decisions then also cover the concepts the mapping is surer of: the reranker learns
-    from concepts like the rest, and the gate on learning (:mod:`harmonize.mapping.gate`) has
-    decisions in every margin bin to judge it on.
+def probe_keys(codes: Sequence[str]) -> np.ndarray:
+    """Each code's place in the pair's fixed pseudo-random *probe order*: the first 8 bytes of
+    its BLAKE2b digest, the same on every run and machine (Python's ``hash`` is salted).
 
-    >>> spread_order(10)
-    [0, 1, 2, 5, 3, 4, 6, 7, 8, 9]
+    >>> keys = probe_keys(["a", "b", "a"])
+    >>> bool(keys[0] == keys[2]), bool(keys[0] == keys[1])
+    (True, False)
     """
+    digests = (hashlib.blake2b(str(c).encode(), digest_size=8).digest() for c in codes)
+    return np.fromiter((int.from_bytes(d, "big") for d in digests), dtype=np.uint64,
+                       count=len(codes))  # fmt: skip
+
+
+def probe_picks(codes: Sequence[str], every: int = PROBE_EVERY) -> list[int]:
+    """The positions 0..n-1 of a priority order (``codes`` in it), reordered so that every
+    ``every``-th one is a *probe pick*: the first not yet taken in the probe order
+    (:func:`probe_keys`), the others the most informative left. The probe picks are a random
+    sample of the concepts that ``review`` leaves undecided, fixed by the codes alone, so
+    decisions also cover the concepts the mapping is surer of (the reranker learns from
+    concepts like the rest), and the gate on learning (:mod:`harmonize.mapping.gate`) can
+    find them again without anything recorded: in the probe order, every concept up to the
+    first undecided one has been decided, whoever picked it.
+
+    >>> codes = [f"c{i}" for i in range(10)]  # in priority order
+    >>> [codes[i] for i in np.argsort(probe_keys(codes), kind="stable")][:3]
+    ['c2', 'c4', 'c7']
+    >>> [codes[i] for i in probe_picks(codes)]  # every 2nd: c2, c4, c7, then c6 (c1, c3 taken)
+    ['c0', 'c2', 'c1', 'c4', 'c3', 'c7', 'c5', 'c6', 'c8', 'c9']
+    """
+    n = len(codes)
+    probes = np.argsort(probe_keys(codes), kind="stable").tolist() if every > 0 else []
     taken = np.zeros(n, dtype=bool)
     picked: list[int] = []
-    j, head = 1, 0
+    head = probe = 0
     while len(picked) < n:
         if every > 0 and len(picked) % every == every - 1:
-            start = int(_van_der_corput(j) * n)
-            j += 1
-            free = np.flatnonzero(~taken[start:])
-            if len(free):
-                picked.append(start + int(free[0]))
-                taken[picked[-1]] = True
-                continue
-        while taken[head]:
-            head += 1
-        picked.append(head)
-        taken[head] = True
+            while taken[probes[probe]]:
+                probe += 1
+            nxt = probes[probe]
+        else:
+            while taken[head]:
+                head += 1
+            nxt = head
+        picked.append(nxt)
+        taken[nxt] = True
     return picked
 
 
-def _van_der_corput(j: int) -> float:
-    """The ``j``-th term of the base-2 van der Corput sequence: 1/2, 1/4, 3/4, 1/8, ...
+def decided_probe_prefix(codes: Sequence[str], decided: set[int], eligible: set[int]) -> list[int]:
+    """The rows of ``codes`` that lead the probe order (:func:`probe_keys`; only ``eligible``
+    rows, those ``review`` can list) up to the first one not in ``decided``: a random sample
+    of the eligible concepts, all decided, however the decisions were ordered (a review that
+    follows ``review``'s order decides them in this order, by its probe picks or before).
 
-    >>> [_van_der_corput(j) for j in range(1, 5)]
-    [0.5, 0.25, 0.75, 0.125]
+    >>> codes = ["a", "b", "c", "d"]
+    >>> order = np.argsort(probe_keys(codes), kind="stable").tolist()
+    >>> decided_probe_prefix(codes, set(order[:2]), set(range(4))) == order[:2]
+    True
+    >>> decided_probe_prefix(codes, set(order[1:]), set(range(4)))
+    []
     """
-    value, denominator = 0.0, 1.0
-    while j:
-        denominator *= 2
-        value += (j % 2) / denominator
-        j //= 2
-    return value
+    prefix = []
+    for row in np.argsort(probe_keys(codes), kind="stable").tolist():
+        if row not in eligible:
+            continue
+        if row not in decided:
+            break
+        prefix.append(row)
+    return prefix
 
 
 def sort_queue(table: pd.DataFrame, order: str) -> pd.DataFrame:
     """``table`` in ``order``; ties by source code. The informative order by priority, with
-    spread picks (:func:`spread_order`)."""
+    probe picks (:func:`probe_picks`)."""
     if order == "code":
         return table.sort_values("source_code", kind="stable")
     if order == "informative":
         ranked = table.sort_values(["priority", "source_code"], ascending=[False, True],
                                    kind="stable")  # fmt: skip
-        return ranked.iloc[spread_order(len(ranked))]
+        return ranked.iloc[probe_picks(ranked["source_code"].tolist())]
     if order == "frequency":
         table = table.assign(_n=table["occurrences"].fillna(0.0), _c=table["confidence"])
         keys, ascending = ["_n", "_c", "score", "source_code"], [False, True, True, True]

@@ -18,6 +18,7 @@ from harmonize.mapping.choose import choose_best, choose_mutual, choose_one_to_o
 from harmonize.mapping.gate import choose_weight, fuse
 from harmonize.mapping.inputs import MapSettings, SitePair
 from harmonize.mapping.learn import rechoose_without_rejected, without_rejected
+from harmonize.mapping.queue import decided_probe_prefix
 from harmonize.mapping.rerank.pipeline import (
     KnownInputs,
     KnownMapping,
@@ -69,7 +70,8 @@ def zero_shot_found(ws: Workspace, pair: SitePair, settings: MapSettings) -> Fou
     """The zero-shot search (:func:`~harmonize.mapping.zeroshot.zero_shot_search`) as a
     :class:`Found` (its vectors stand for the index's); it finds as many more candidates as
     the most targets rejected for one concept, as :func:`search_pair` does."""
-    depth = settings.depth("self-training" in settings.levers) + pair.most_rejected
+    reranks = "self-training" in settings.levers or pair.known is not None
+    depth = settings.depth(reranks) + pair.most_rejected
     searched = zero_shot_search(ws, pair, depth, settings.levers)
     forward = [(searched.source_vectors, pair.indexes[0][1])]
     ids = searched.ids
@@ -121,8 +123,10 @@ def choose_mappings(pair: SitePair, settings: MapSettings, found: Found) -> Chos
     candidates)."""
     if pair.known is not None:
         try:
-            plain = found if found.zero_shot is None else search_pair(pair, settings)
-            chosen = choose_reranked(pair, settings, plain)
+            # Decisions alone rerank the zero-shot search's candidates (a --known file turns
+            # the levers off): they hold the right target more often (top-10 0.77 against
+            # 0.50 on the GEMs), so more decisions teach and more concepts can be fixed.
+            chosen = choose_reranked(pair, settings, found)
         except InputError as err:
             if settings.known is not None or pair.learned is None:
                 raise
@@ -144,7 +148,10 @@ def gated(pair: SitePair, settings: MapSettings, found: Found, learned: Chosen) 
     margins = scores[:, 0] - np.nanmax(np.nan_to_num(scores[:, 1:], nan=-np.inf), axis=1,
                                        initial=-np.inf)  # fmt: skip
     margins = np.where(np.isfinite(margins), margins, 1.0)  # one candidate: sure of it
-    decision = choose_weight(zero.candidates, reranked.out_of_fold, known, margins)
+    decided = set(known) | set(pair.rejected_rows)
+    eligible = set(zero.candidates["source"].tolist())
+    probes = decided_probe_prefix(pair.source_codes.tolist(), decided, eligible)
+    decision = choose_weight(zero.candidates, reranked.out_of_fold, known, margins, probes=probes)
     pair.learned.gate = decision.note
     if decision.weight == 0.0:
         return zero
