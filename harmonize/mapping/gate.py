@@ -172,6 +172,22 @@ def choose_weight(
     sample = sorted(set(probes or ()) & set(decided))
     on_probes = len(sample) >= GATE_MIN_PROBES
     decided = sample if on_probes else decided
+    estimated, bound, decided_top1 = _estimates(zero, out_of_fold, known, margins, decided, weights)
+    best = max(weights, key=lambda w: (round(bound[w], 9), -w))
+    return GateDecision(best, estimated, bound, decided_top1, len(decided), on_probes)
+
+
+def _estimates(
+    zero: pd.DataFrame,
+    out_of_fold: pd.DataFrame,
+    known: dict[int, list[int]],
+    margins: np.ndarray,
+    decided: list[int],
+    weights: tuple[float, ...],
+) -> tuple[dict[float, float], dict[float, float], dict[float, float]]:
+    """Per weight, the top-1 on the undecided estimated from ``decided`` (weighted by the
+    margin bins), its gain over the first weight's less the gain's standard error, and the
+    plain top-1 on ``decided``."""
     undecided = np.array([s for s in range(len(margins)) if s not in known], dtype=np.int64)
     bins = selection_bins(margins, decided)
     n_bins = int(bins.max()) + 1 if len(bins) else 1
@@ -191,5 +207,4 @@ def choose_weight(
         # The gain over the zero-shot ranking less its standard error.
         changed = weight * (hits != base)
         bound[w] = estimated[w] - estimated[weights[0]] - float(np.sqrt(changed @ changed))
-    best = max(weights, key=lambda w: (round(bound[w], 9), -w))
-    return GateDecision(best, estimated, bound, decided_top1, len(decided), on_probes)
+    return estimated, bound, decided_top1
