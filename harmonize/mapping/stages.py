@@ -149,7 +149,7 @@ def gated(pair: SitePair, settings: MapSettings, found: Found, learned: Chosen) 
                                        initial=-np.inf)  # fmt: skip
     margins = np.where(np.isfinite(margins), margins, 1.0)  # one candidate: sure of it
     decided = set(known) | set(pair.rejected_rows)
-    eligible = set(zero.candidates["source"].tolist())
+    eligible = {row[0] for row in zero.rows}  # those with a mapping: review lists only them
     probes = decided_probe_prefix(pair.source_codes.tolist(), decided, eligible)
     decision = choose_weight(zero.candidates, reranked.out_of_fold, known, margins, probes=probes)
     pair.learned.gate = decision.note
