@@ -82,12 +82,15 @@ def review_queue(
         raise InputError(f"unknown order '{order}': use one of {', '.join(ORDERS)}")
     if top < 0:
         raise InputError(f"{{top}} must be 0 or more, got {top}", params=("top",))
-    pair = {"source": source, "target": target}
-    table, counts, candidates = _read_pair(
-        ws, source, target,
-        ("review", pair), ("site_code_counts", {"site": source}),
-        ("review_candidates", {**pair, "top": top}),
-    )  # fmt: skip
+    ws.require()
+    with ws.connect(read_only=True) as con:
+        ws.require_site(con, source)
+        ws.require_site(con, target)
+        table = sql.run_internal(con, "review", source=source, target=target).df()
+        counts = sql.run_internal(con, "site_code_counts", site=source).df()
+        candidates = sql.run_internal(
+            con, "review_candidates", source=source, target=target, top=top
+        ).df()
     table["occurrences"] = table["source_code"].map(occurrences(counts))
     table["priority"] = priority(table)
     table = sort_queue(table, order).reset_index(drop=True)
@@ -283,11 +286,12 @@ def coverage(ws: Workspace, source: str, target: str) -> Coverage:
     >>> coverage(ws, "b", "a").message
     "'b' onto 'a': 100.0% of concepts (the site counts no occurrences) mapped, 50.0% approved"
     """
-    status, counts = _read_pair(
-        ws, source, target,
-        ("review_status", {"source": source, "target": target}),
-        ("site_code_counts", {"site": source}),
-    )  # fmt: skip
+    ws.require()
+    with ws.connect(read_only=True) as con:
+        ws.require_site(con, source)
+        ws.require_site(con, target)
+        status = sql.run_internal(con, "review_status", source=source, target=target).df()
+        counts = sql.run_internal(con, "site_code_counts", site=source).df()
     status["occurrences"] = status["source_code"].map(occurrences(counts))
     counted = bool(status["occurrences"].notna().any())
     grouped = status.groupby("status").agg(
@@ -304,15 +308,3 @@ def coverage(ws: Workspace, source: str, target: str) -> Coverage:
     else:
         table["occurrences"] = None
     return Coverage(source, target, table, counted, mapped)
-
-
-def _read_pair(
-    ws: Workspace, source: str, target: str, *queries: tuple[str, dict]
-) -> list[pd.DataFrame]:
-    """The frames of the package's ``queries`` (statement name, parameters), read in one
-    read-only connection once both sites are known to exist."""
-    ws.require()
-    with ws.connect(read_only=True) as con:
-        ws.require_site(con, source)
-        ws.require_site(con, target)
-        return [sql.run_internal(con, name, **params).df() for name, params in queries]
