@@ -186,7 +186,8 @@ def test_query_unmapped_and_list(runner, indexed):
         ),
         (
             ["map", "--source", "siteB", "--target", "siteA", "--model", "nosuch"],
-            "Error: unknown model 'nosuch'. Use minilm, minilm-int8, lexical, hf-cls:PATH, "
+            "Error: unknown model 'nosuch'. Use minilm, minilm-int8, minilm-adapted, lexical, "
+            "hf-cls:PATH, "
             "hf-mean:PATH, precomputed:FILE.parquet, or the path of a local "
             "sentence-transformers folder.\n",
         ),

@@ -39,8 +39,8 @@ from harmonize.core.config import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 MODEL_HELP = (
-    "minilm, minilm-int8 (int8, CPU, ~2.5x faster), lexical, hf-cls:PATH, hf-mean:PATH, "
-    "precomputed:FILE, or a folder."
+    "minilm, minilm-int8 (int8, CPU, ~2.5x faster), minilm-adapted (once built by "
+    "adapt-encoder), lexical, hf-cls:PATH, hf-mean:PATH, precomputed:FILE, or a folder."
 )
 
 

@@ -54,6 +54,10 @@ def get_encoder(spec: str) -> Encoder:
         from harmonize.embed.quantized import QuantizedEncoder
 
         return QuantizedEncoder("minilm-int8", minilm_path())
+    if spec == "minilm-adapted":
+        from harmonize.embed.adapted import adapted_encoder
+
+        return adapted_encoder()
     if spec == "lexical":
         return LexicalEncoder()
     kind, sep, rest = spec.partition(":")
@@ -68,7 +72,7 @@ def get_encoder(spec: str) -> Encoder:
     if path.is_dir() and (path / "modules.json").is_file():
         return SentenceTransformerEncoder(spec, path.resolve())
     raise ModelError(
-        f"unknown model '{spec}'. Use minilm, minilm-int8, lexical, hf-cls:PATH, "
-        "hf-mean:PATH, precomputed:FILE.parquet, or the path of a local "
+        f"unknown model '{spec}'. Use minilm, minilm-int8, minilm-adapted, lexical, "
+        "hf-cls:PATH, hf-mean:PATH, precomputed:FILE.parquet, or the path of a local "
         "sentence-transformers folder."
     )
