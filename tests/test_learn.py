@@ -206,3 +206,27 @@ def test_the_gate_wants_a_gain_beyond_its_standard_error():
     assert decision.bound[1.0] == pytest.approx(0.0)
     assert decision.weight == 0.0
     assert "by the learned reranker 0.040, gains within their standard error;" in decision.note
+
+
+@pytest.mark.parametrize("head", [True, False])
+def test_map_judges_learning_on_the_probe_order_s_decided_lead(known_ws, head):
+    """30 concepts decided from their right targets: the first 30 of the probe order (as
+    review's probe picks decide them) or the last 30 (with fewer, too few of the targets are
+    among the candidates to learn from). Only the first are a random sample the
+    gate can find again, and map's summary says which it judged on."""
+    from harmonize.mapping.queue import probe_keys
+
+    ws, paths = known_ws
+    gold = dict(pd.read_csv(paths["known"]).itertuples(index=False))
+    gold.update({f"c{f}_4": f"T{f}" for f in range(N_FAMILIES)})  # the undecided's targets
+    codes = sorted(pd.read_csv(paths["local"])["code"])
+    assert set(codes) == set(gold)
+    order = [codes[i] for i in np.argsort(probe_keys(codes), kind="stable")]
+    picked = order[:30] if head else order[-30:]
+    asked = [{"code": c, "decision": "set", "target_code": gold[c]} for c in picked]
+    decide_many(ws, "local", "standard", asked, reviewer="ana")
+    summary = map_sites(ws, "local", "standard", model="lexical", k=3).summary
+    assert "learned from 30 decisions (30 accepted or set, 0 rejected)" in summary
+    judged = "30 decided concepts that the review order drew at random)"
+    assert (judged in summary) == head
+    assert ("decided concepts, weighted for the review order)" in summary) == (not head)
