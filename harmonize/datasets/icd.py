@@ -37,6 +37,8 @@ CODE_FILES = {
     "icd9": "ICD_9_CM_v32_master_descriptions/CMS32_DESC_LONG_DX.txt",
     "icd10": "ICD_10_CM_2024_release/icd10cm-codes-2024.txt",
 }
+# ICD-9-CM's abbreviated titles ("Cholera NOS"), the same layout as CODE_FILES["icd9"].
+ICD9_SHORT_TITLES = "ICD_9_CM_v32_master_descriptions/CMS32_DESC_SHORT_DX.txt"
 # direction -> (GEM file, its source column, its target column, source vocab, target vocab)
 GEM_FILES = {
     "10to9": ("icd10cmtoicd9gem.csv", "icd10cm", "icd9cm", "icd10", "icd9"),
@@ -91,15 +93,26 @@ def _parent(code: str, known: set[str]) -> str | None:
     return None
 
 
-@functools.cache
-def _load_vocab(version: str) -> pd.DataFrame:
-    """Parsed once per process (~0.3 s for ICD-10-CM); callers get copies."""
-    text = _data_file(CODE_FILES[version]).read_text(encoding="latin-1")
-    rows: dict[str, str] = {}  # code -> description, in file order, first line wins
+def read_code_file(relative: str) -> dict[str, str]:
+    """A diagnosis file of the package (``CODE_FILES``, ``ICD9_SHORT_TITLES``) as code ->
+    description, in file order, the first line of a code winning.
+
+    >>> read_code_file(ICD9_SHORT_TITLES)["0019"]
+    'Cholera NOS'
+    """
+    text = _data_file(relative).read_text(encoding="latin-1")
+    rows: dict[str, str] = {}
     for fields in (line.split(None, 1) for line in text.splitlines()):
         # A line without a description (or a blank line) is no usable concept.
         if len(fields) == 2 and fields[1].strip():
             rows.setdefault(fields[0], fields[1].strip())
+    return rows
+
+
+@functools.cache
+def _load_vocab(version: str) -> pd.DataFrame:
+    """Parsed once per process (~0.3 s for ICD-10-CM); callers get copies."""
+    rows = read_code_file(CODE_FILES[version])
     codes = list(rows)
     # The files hold billable codes only; their categories are the hierarchy's real parents.
     known = set(codes) | {_category(c, version) for c in codes}

