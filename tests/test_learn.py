@@ -214,14 +214,14 @@ def test_map_judges_learning_on_the_probe_order_s_decided_lead(known_ws, head):
     review's probe picks decide them) or the last 30 (with fewer, too few of the targets are
     among the candidates to learn from). Only the first are a random sample the
     gate can find again, and map's summary says which it judged on."""
-    from harmonize.mapping.queue import probe_keys
+    from harmonize.mapping.queue import probe_order
 
     ws, paths = known_ws
     gold = dict(pd.read_csv(paths["known"]).itertuples(index=False))
     gold.update({f"c{f}_4": f"T{f}" for f in range(N_FAMILIES)})  # the undecided's targets
     codes = sorted(pd.read_csv(paths["local"])["code"])
     assert set(codes) == set(gold)
-    order = [codes[i] for i in np.argsort(probe_keys(codes), kind="stable")]
+    order = [codes[i] for i in probe_order(codes)]
     picked = order[:30] if head else order[-30:]
     asked = [{"code": c, "decision": "set", "target_code": gold[c]} for c in picked]
     decide_many(ws, "local", "standard", asked, reviewer="ana")

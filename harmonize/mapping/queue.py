@@ -161,23 +161,24 @@ def priority(table: pd.DataFrame) -> np.ndarray:
     return uncertainty(table) * (1.0 + np.log1p(n) / np.log1p(n.max())) / 2.0
 
 
-def probe_keys(codes: Sequence[str]) -> np.ndarray:
-    """Each code's place in the pair's fixed pseudo-random *probe order*: the first 8 bytes of
-    its BLAKE2b digest, the same on every run and machine (Python's ``hash`` is salted).
+def probe_order(codes: Sequence[str]) -> list[int]:
+    """The rows of ``codes`` in the pair's fixed pseudo-random *probe order*: by the first 8
+    bytes of each code's BLAKE2b digest, the same on every run and machine (Python's ``hash``
+    is salted); the same code always takes the same place.
 
-    >>> keys = probe_keys(["a", "b", "a"])
-    >>> bool(keys[0] == keys[2]), bool(keys[0] == keys[1])
-    (True, False)
+    >>> probe_order(["c0", "c1", "c2", "c3", "c4"])
+    [2, 4, 1, 3, 0]
     """
     digests = (hashlib.blake2b(str(c).encode(), digest_size=8).digest() for c in codes)
-    return np.fromiter((int.from_bytes(d, "big") for d in digests), dtype=np.uint64,
+    keys = np.fromiter((int.from_bytes(d, "big") for d in digests), dtype=np.uint64,
                        count=len(codes))  # fmt: skip
+    return np.argsort(keys, kind="stable").tolist()
 
 
 def probe_picks(codes: Sequence[str], every: int = PROBE_EVERY) -> list[int]:
     """The positions 0..n-1 of a priority order (``codes`` in it), reordered so that every
     ``every``-th one is a *probe pick*: the first not yet taken in the probe order
-    (:func:`probe_keys`), the others the most informative left. The probe picks are a random
+    (:func:`probe_order`), the others the most informative left. The probe picks are a random
     sample of the concepts that ``review`` leaves undecided, fixed by the codes alone, so
     decisions also cover the concepts the mapping is surer of (the reranker learns from
     concepts like the rest), and the gate on learning (:mod:`harmonize.mapping.gate`) can
@@ -185,13 +186,13 @@ def probe_picks(codes: Sequence[str], every: int = PROBE_EVERY) -> list[int]:
     first undecided one has been decided, whoever picked it.
 
     >>> codes = [f"c{i}" for i in range(10)]  # in priority order
-    >>> [codes[i] for i in np.argsort(probe_keys(codes), kind="stable")][:3]
+    >>> [codes[i] for i in probe_order(codes)][:3]
     ['c2', 'c4', 'c7']
     >>> [codes[i] for i in probe_picks(codes)]  # every 2nd: c2, c4, c7, then c6 (c1, c3 taken)
     ['c0', 'c2', 'c1', 'c4', 'c3', 'c7', 'c5', 'c6', 'c8', 'c9']
     """
     n = len(codes)
-    probes = np.argsort(probe_keys(codes), kind="stable").tolist() if every > 0 else []
+    probes = probe_order(codes) if every > 0 else []
     taken = np.zeros(n, dtype=bool)
     picked: list[int] = []
     head = probe = 0
@@ -210,20 +211,20 @@ def probe_picks(codes: Sequence[str], every: int = PROBE_EVERY) -> list[int]:
 
 
 def decided_probe_prefix(codes: Sequence[str], decided: set[int], eligible: set[int]) -> list[int]:
-    """The rows of ``codes`` that lead the probe order (:func:`probe_keys`; only ``eligible``
+    """The rows of ``codes`` that lead the probe order (:func:`probe_order`; only ``eligible``
     rows, those ``review`` can list) up to the first one not in ``decided``: a random sample
     of the eligible concepts, all decided, however the decisions were ordered (a review that
     follows ``review``'s order decides them in this order, by its probe picks or before).
 
     >>> codes = ["a", "b", "c", "d"]
-    >>> order = np.argsort(probe_keys(codes), kind="stable").tolist()
+    >>> order = probe_order(codes)
     >>> decided_probe_prefix(codes, set(order[:2]), set(range(4))) == order[:2]
     True
     >>> decided_probe_prefix(codes, set(order[1:]), set(range(4)))
     []
     """
     prefix = []
-    for row in np.argsort(probe_keys(codes), kind="stable").tolist():
+    for row in probe_order(codes):
         if row not in eligible:
             continue
         if row not in decided:
