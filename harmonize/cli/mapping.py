@@ -305,4 +305,4 @@ def adapt_encoder_cmd(state: State, pairs: int, threads: int, rebuild: bool, see
     from harmonize.mapping.adapt import build_adapted
 
     result = build_adapted(pairs, threads, seed, rebuild, not state.quiet, state.say)
-    click.echo(result.message.replace(f"--model {result.output}", "--model minilm-adapted"))
+    click.echo(result.message)

@@ -117,5 +117,5 @@ def build_adapted(
         if output.exists():
             shutil.rmtree(output)
         (folder / "model").rename(output)
-    result.output = output
+    result.output, result.spec = output, SPEC
     return result

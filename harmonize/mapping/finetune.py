@@ -81,6 +81,7 @@ class FineTuneResult:
     seconds: float
     base_top1: float | None
     tuned_top1: float | None
+    spec: str | None = None  # the --model spec that names the model, when not its folder
 
     @property
     def message(self) -> str:
@@ -94,7 +95,7 @@ class FineTuneResult:
                 f"({self.n_holdout} known source concepts kept out of training): "
                 f"{self.base_top1:.1%} with {self.base}, {self.tuned_top1:.1%} fine-tuned"
             )
-        return text + f"\nuse it with: --model {self.output}"
+        return text + f"\nuse it with: --model {self.spec or self.output}"
 
 
 @dataclass(frozen=True)
