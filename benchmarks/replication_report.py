@@ -12,15 +12,13 @@ of their difference; a mean over seeds (or sources) is the mean of the replicate
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+from replication_heterogeneous import headroom_section, heterogeneous_section
+from replication_stats import TRANSFER, Grid, best, fmt_ci, name_of
 
 ROOT = Path(__file__).resolve().parents[1]
-KEY = ["model", "embedding", "scenario", "source_site", "target_train_size"]
-TRANSFER = ("direct", "finetune-head", "finetune-all", "pooled", "transfer")
 REFERENCE = {  # one-hot logistic regression trained on the source (shared/README.md)
     "same": 0.975,
     "ita06": 0.954,
@@ -30,61 +28,6 @@ REFERENCE = {  # one-hot logistic regression trained on the source (shared/READM
     "ita29": 0.607,
 }
 TUNED_ON = ("ita06", "ita13")  # cnn_tuning.py's sources (seed 10, target pool patients)
-
-
-class Grid:
-    """One grid's rows and replicates, averaged over seeds per configuration."""
-
-    def __init__(self, folder: Path, name: str, extra_key: tuple[str, ...] = ()):
-        rows = pd.read_csv(folder / f"{name}.csv", keep_default_na=False, na_values=[""])
-        rows["source_site"] = rows["source_site"].fillna("").astype(str)
-        boot = np.load(folder / f"{name}-boot.npz")["auroc"].astype(np.float64) / 65535
-        self.meta = json.loads((folder / f"{name}-times.json").read_text())
-        self.key = [*extra_key, *KEY]
-        groups = rows.groupby(self.key, sort=False)
-        index = list(groups.indices.items())
-        self.configs = pd.DataFrame([k for k, _ in index], columns=self.key)
-        self.configs["auroc"] = [rows["auroc"].to_numpy()[i].mean() for _, i in index]
-        self.configs["seeds"] = [len(i) for _, i in index]
-        self.boot = np.stack([boot[i].mean(axis=0) for _, i in index])
-        self.rows = rows
-
-    def select(self, **where) -> pd.DataFrame:
-        mask = np.ones(len(self.configs), dtype=bool)
-        for column, value in where.items():
-            values = value if isinstance(value, (list, tuple, set)) else [value]
-            mask &= self.configs[column].isin(values).to_numpy()
-        return self.configs[mask]
-
-    def ci(self, index) -> tuple[float, float]:
-        """Interval of one configuration, or of the mean of several (their replicates' mean)."""
-        reps = self.boot[np.atleast_1d(index)].mean(axis=0)
-        return tuple(np.percentile(reps, [2.5, 97.5]))
-
-    def diff(self, a, b) -> tuple[float, float, float]:
-        """(mean AUROC of a - of b, paired 95 % interval)."""
-        ia, ib = np.atleast_1d(a), np.atleast_1d(b)
-        d = self.boot[ia].mean(axis=0) - self.boot[ib].mean(axis=0)
-        point = (
-            self.configs["auroc"].to_numpy()[ia].mean()
-            - self.configs["auroc"].to_numpy()[ib].mean()
-        )
-        low, high = np.percentile(d, [2.5, 97.5])
-        return point, low, high
-
-
-def fmt_ci(point: float, low: float, high: float, sign: bool = False) -> str:
-    f = "{:+.3f}" if sign else "{:.3f}"
-    return f"{f.format(point)} [{f.format(low)}, {f.format(high)}]"
-
-
-def best(frame: pd.DataFrame) -> int:
-    return int(frame["auroc"].idxmax())
-
-
-def name_of(g: Grid, i: int) -> str:
-    c = g.configs.loc[i]
-    return f"{c['model']} {c['embedding']} {c['scenario']}"
 
 
 def timing_section(g: Grid) -> list[str]:
@@ -367,141 +310,6 @@ def tuning_section(g: Grid, sources: list[str]) -> list[str]:
             )
     lines.append("")
     return lines
-
-
-def headroom_section(args) -> list[str]:
-    """The room the heterogeneous sites leave for transfer (heterogeneous_headroom.py)."""
-    path = args.reports / f"heterogeneous-headroom{args.suffix}.json"
-    if not path.exists():
-        return []
-    h = json.loads(path.read_text(encoding="utf-8"))
-    lines = [
-        "### How much room these sites leave for transfer",
-        "",
-        "`benchmarks/heterogeneous_headroom.py`, fresh samples of the same networks "
-        f"({h['test']:,} target test patients, {h['seeds']} seeds): naive Bayes on "
-        f"{h['pool']:,} target patients reaches {h['ceiling']:.4f}, in effect the ceiling of these "
-        "14 findings (the networks are naive Bayes in the 4-class diagnosis). nb-eb given "
-        "the source prior through the TRUE mapping (a merged finding: the source's frequency of "
-        "either part present, target-only findings flat), the best a perfect mapping could lend, "
-        "against naive Bayes on the target sample alone (m = 1), paired, mean +- standard error:",
-        "",
-        "| n | naive Bayes, target only | nb-eb, true mapping | difference |",
-        "| ---: | ---: | ---: | --- |",
-    ]
-    for r in h["rows"]:
-        lines.append(
-            f"| {r['n']} | {r['nb_local']:.4f} | {r['nb_eb_true']:.4f} | "
-            f"{r['diff']:+.4f} +- {r['diff_se']:.4f} |"
-        )
-    lines += [
-        "",
-        "With 100 or more target patients the ita16 source lends these 14 findings nothing the "
-        "target sample does not already give, even through a perfect mapping: the benchmark's "
-        "n = 100 and 200 ties are the sites, not the mapping or the model.",
-        "",
-    ]
-    return lines
-
-
-def heterogeneous_section(args) -> list[str]:
-    """The heterogeneous sites (heterogeneous.py): best transfer against best target-only,
-    ``auto``, and the best model of each scenario by reading."""
-    name = f"heterogeneous-sites{args.suffix}"
-    if not (args.reports / f"{name}.csv").exists():
-        return ["## Heterogeneous sites", "", f"(no {name}.csv yet)", ""]
-    h = Grid(args.reports, name, extra_key=("reading",))
-    sizes = h.meta["settings"]["sizes"]
-    return [
-        *heterogeneous_best_lines(h),
-        *heterogeneous_auto_lines(h),
-        *heterogeneous_reading_lines(h, sizes),
-    ]
-
-
-def heterogeneous_best_lines(h: Grid) -> list[str]:
-    """The sites described, then per size the best transfer row minus the best target-only."""
-    s = h.meta["settings"]
-    lines = [
-        "## Heterogeneous sites: 6 of 14 findings shared",
-        "",
-        "`harmonize.datasets.heterogeneous`: the source records 14 findings, the target 14, of "
-        "which 6 are the source's; 3 are renamed, 2 merge two source findings each, 3 are the "
-        "target's own, and one source finding is missing at the target. Source patients from the "
-        f"ita16 network ({s['n_source']}), target patients from the target network "
-        f"({s['n_target'] // 2} training pool, {s['n_target'] // 2} test). `native` embeds the "
-        "target's own descriptions; `mapped` recodes the target into source codes through the "
-        "MiniLM mapping (`harmonize map`); `oracle` through the true mapping (target-only "
-        "findings drop out). Best of each kind, mean of three seeds, 95 % intervals.",
-        "",
-        "| n | best target-only | best transfer (reading) | transfer - target-only |",
-        "| ---: | --- | --- | --- |",
-    ]
-    for n in s["sizes"]:
-        local = h.select(scenario="local", target_train_size=n)
-        transfer = h.select(scenario=list(TRANSFER))
-        transfer = transfer[transfer["target_train_size"].isin([0, n])]
-        i, j = best(transfer), best(local)
-        c_i, c_j = h.configs.loc[i], h.configs.loc[j]
-        lines.append(
-            f"| {n} | {c_j['model']} {c_j['embedding']} ({c_j['reading']}) {c_j['auroc']:.3f} | "
-            f"{c_i['model']} {c_i['embedding']} {c_i['scenario']} ({c_i['reading']}) "
-            f"{c_i['auroc']:.3f} | {fmt_ci(*h.diff(i, j), sign=True)} |"
-        )
-    return lines
-
-
-def heterogeneous_auto_lines(h: Grid) -> list[str]:
-    """``auto`` minus the best target-only model, per size, reading and embedding (none
-    without ``auto`` rows)."""
-    auto = h.select(model="auto")
-    if auto.empty:
-        return []
-    lines = [
-        "",
-        "`auto` (inner CV on the target sample picks the model, as `evaluate` does) minus the "
-        "best target-only model:",
-        "",
-        "| n | reading | embedding | auto | auto - best target-only |",
-        "| ---: | --- | --- | --- | --- |",
-    ]
-    for i, c in auto.sort_values(["target_train_size", "reading", "embedding"]).iterrows():
-        local = h.select(scenario="local", target_train_size=c["target_train_size"])
-        lines.append(
-            f"| {c['target_train_size']} | {c['reading']} | {c['embedding']} | "
-            f"{c['auroc']:.3f} | {fmt_ci(*h.diff(i, best(local)), sign=True)} |"
-        )
-    return lines
-
-
-def heterogeneous_reading_lines(h: Grid, sizes: list[int]) -> list[str]:
-    """The best model of each scenario and size in each reading, AUROC [95 %]."""
-    lines = [
-        "",
-        "By reading: the best model of each scenario (any model and embedding), AUROC [95 %]:",
-        "",
-        "| scenario | n | native | mapped | oracle |",
-        "| --- | ---: | --- | --- | --- |",
-    ]
-    for scenario in ("direct", "finetune-all", "finetune-head", "pooled", "transfer", "local"):
-        for n in [0] if scenario == "direct" else sizes:
-            cells = [
-                _best_cell(h, scenario, n, reading) for reading in ("native", "mapped", "oracle")
-            ]
-            lines.append(f"| {scenario} | {n} | " + " | ".join(cells) + " |")
-    lines.append("")
-    return lines
-
-
-def _best_cell(h: Grid, scenario: str, n: int, reading: str) -> str:
-    """The best row of one scenario, size and reading: AUROC [95 %], model, embedding; "-"
-    where there is none."""
-    sub = h.select(scenario=scenario, target_train_size=n, reading=reading)
-    if sub.empty:
-        return "-"
-    i = best(sub)
-    c = h.configs.loc[i]
-    return f"{fmt_ci(c['auroc'], *h.ci(i))} {c['model']} {c['embedding']}"
 
 
 def full_section(g: Grid) -> list[str]:
