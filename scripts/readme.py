@@ -111,7 +111,8 @@ class Shell:
         for line in self.proc.stdout:
             if line.rstrip("\n") == sentinel:
                 break
-            out.append(line.rstrip("\n").rstrip())
+            # Paths inside the checkout are shown relative to it: the same from every clone.
+            out.append(line.rstrip("\n").rstrip().replace(f"{ROOT}/", ""))
         if out and out[-1] == "":
             out.pop()  # the newline echoed before the sentinel
         return out
