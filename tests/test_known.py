@@ -79,6 +79,28 @@ def test_target_known_uses_counts_the_known_pairs_given():
     assert cands.features[:, CANDIDATE_FEATURES.index("vote")].tolist() == [1.0, 0.0]
 
 
+def test_cosine_lead_is_the_lead_over_the_best_other_candidate():
+    # Query s0 = (1, 0) against t0 = (0.8, 0.6), t1 = (0.6, 0.8), t2 = (0, 1): cosines 0.8,
+    # 0.6, 0; its first candidate leads by 0.2, the others trail the first by 0.2 and 0.8.
+    # Query s1 = (0, 1) has one candidate (t2): no other to lead, so 0.
+    source = np.array([[1.0, 0.0], [0.0, 1.0]])
+    target = np.array([[0.8, 0.6], [0.6, 0.8], [0.0, 1.0]])
+    codes = np.array(["s0", "s1"], dtype=object)
+    lex = csr_matrix(np.eye(2)), csr_matrix(np.zeros((3, 2)))
+    no_parents = np.array([None, None], dtype=object)
+    votes = hierarchy_votes(source, codes, no_parents, {}, np.array([0, 1]))
+    pair = Pair(
+        source, target, *lex, ["s0", "s1"], ["t0", "t1", "t2"],
+        np.array([None] * 3, dtype=object), reverse_neighbours(source, target, [0, 1, 2]),
+    )  # fmt: skip
+    cands = build_candidates(np.array([0, 1]), pair, np.array([[0, 1, 2], [2, -1, -1]]), votes, {})
+    lead = cands.features[:, CANDIDATE_FEATURES.index("cosine_lead")]
+    assert list(zip(cands.query.tolist(), cands.target.tolist(), strict=True)) == [
+        (0, 0), (0, 1), (0, 2), (1, 2)
+    ]  # fmt: skip
+    assert lead.tolist() == pytest.approx([0.2, -0.2, -0.8, 0.0])
+
+
 def test_reverse_features_worked_by_hand():
     # Sources s0 = (1, 0), s1 = (0.6, 0.8); targets t0 = (0.8, 0.6), t1 = (0, 1).
     # Cosines: s0.t0 = 0.8, s1.t0 = 0.96, s0.t1 = 0, s1.t1 = 0.8.
@@ -203,10 +225,10 @@ def _spy_on_the_reranker(monkeypatch) -> dict[str, list]:
         seen["columns"].append(set(exact_known))
         return real_columns(query, target, scores, exact_known, n_targets)
 
-    def fit_spy(parts, labels, kind):
+    def fit_spy(parts, labels, kind, *prior):
         seen["widths"].extend(c.features.shape[1] for c in parts)
         seen["kinds"].append(kind)
-        return real_fit(parts, labels, kind)
+        return real_fit(parts, labels, kind, *prior)
 
     def train_spy(known, limit):
         seen["order"].append(real_train(known, limit))
@@ -319,6 +341,38 @@ def test_ranker_groups_each_parts_rows_by_query():
         fit_reranker(parts, labels, "rankr")
 
 
+def test_a_first_candidate_prior_moves_only_the_first_candidates_log_odds():
+    """With ``first_prior`` the classifier is the one fitted without it, the search's first
+    candidates' log-odds moved by logit(prior) - logit(their share right in the answered
+    training queries), worked out here by hand."""
+    from harmonize.mapping.rerank.candidates import Candidates
+    from harmonize.mapping.rerank.model import fit_reranker
+
+    rng = np.random.default_rng(1)
+    n_queries, width = 60, 4
+    query = np.repeat(np.arange(n_queries), width)
+    features = rng.random((len(query), len(CANDIDATE_FEATURES)))
+    rank_col = CANDIDATE_FEATURES.index("dense_rank")
+    features[:, rank_col] = np.tile(np.arange(width), n_queries)
+    right_place = rng.integers(0, width + 1, n_queries)  # width: no right candidate
+    labels = features[:, rank_col] == right_place[query]
+    cands = [Candidates(query, np.arange(len(query)), features)]
+    plain = fit_reranker(cands, [labels], "classifier")
+    shifted = fit_reranker(cands, [labels], "classifier", first_prior=0.9)
+    answered = right_place < width
+    share = float(np.mean(right_place[answered] == 0))
+    assert 0.1 < share < 0.5
+    shift = np.log(0.9 / 0.1) - np.log(share / (1 - share))
+
+    def logit(p):
+        return np.log(p / (1 - p))
+
+    first = features[:, rank_col] == 0
+    moved = logit(shifted.predict(features)) - logit(plain.predict(features))
+    np.testing.assert_allclose(moved[first], shift, rtol=1e-6)
+    np.testing.assert_allclose(moved[~first], 0.0, atol=1e-9)
+
+
 def test_the_reranker_kind_follows_the_number_of_training_concepts(known_ws, monkeypatch):
     """80 known concepts train the per-row classifier, whose probabilities are those of the
     gradient-boosted classifier fitted by hand; with the threshold lowered, the ranker runs
@@ -335,17 +389,24 @@ def test_the_reranker_kind_follows_the_number_of_training_concepts(known_ws, mon
     features = rng.random((200, 3))
     labels = features[:, 0] > 0.7
     model = fit_reranker([Candidates(query, np.arange(200), features)], [labels], "classifier")
+    # Only the queries with a right candidate are learned from (as LambdaRank does).
+    answered = np.isin(query, np.unique(query[labels]))
+    assert 0 < answered.sum() < len(query)  # some queries have no right candidate
     by_hand = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=0)
-    expected = by_hand.fit(features, labels).predict_proba(features)[:, 1]
-    np.testing.assert_allclose(model.predict(features), expected)
+    by_hand.fit(features[answered], labels[answered])
+    np.testing.assert_allclose(model.predict(features), by_hand.predict_proba(features)[:, 1])
+    # A fit on every row gives another model (so the check above can fail).
+    every_row = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=0)
+    every_row.fit(features, labels)
+    assert not np.allclose(model.predict(features), every_row.predict_proba(features)[:, 1])
 
     ws, paths = known_ws
     kinds = []
     real_fit = known_module.fit_reranker
 
-    def fit_spy(parts, labels, kind):
+    def fit_spy(parts, labels, kind, *prior):
         kinds.append(kind)
-        return real_fit(parts, labels, kind)
+        return real_fit(parts, labels, kind, *prior)
 
     monkeypatch.setattr(known_module, "fit_reranker", fit_spy)
     # 70: the 80 training concepts reach it, each calibration fold's 64 do not, so a kind

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import numpy as np
@@ -229,4 +230,10 @@ def test_map_judges_learning_on_the_probe_order_s_decided_lead(known_ws, head):
     assert "learned from 30 decisions (30 accepted or set, 0 rejected)" in summary
     judged = "30 decided concepts that the review order drew at random)"
     assert (judged in summary) == head
+    # The probes also set how far the learned classifier trusts the search's first candidate.
+    prior = re.search(r"first candidate from (\d+) decided concepts that the review "
+                      r"order drew at random \(right for (\d+)%\)", summary)  # fmt: skip
+    assert (prior is not None) == head
+    if head:
+        assert 10 <= int(prior[1]) <= 30
     assert ("decided concepts, weighted for the review order)" in summary) == (not head)

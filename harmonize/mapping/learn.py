@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from harmonize.core.config import KNOWN_MIN_PAIRS
+from harmonize.mapping.gate import GATE_MIN_PROBES
+from harmonize.mapping.queue import decided_probe_prefix
 from harmonize.mapping.rerank.equivalence import equivalence_rows
 from harmonize.mapping.rerank.known_pairs import KnownPairs
 from harmonize.mapping.rerank.pipeline import KnownMapping
@@ -48,6 +50,7 @@ class Learned:
     active: bool = False
     skipped: str = ""  # why the reranker does not run on them, when there are decisions
     gate: str = ""  # what the gate (mapping.gate) decided, when the reranker ran
+    prior: str = ""  # the first candidates' prior from the decided probes, when there is one
 
     @property
     def n_decisions(self) -> int:
@@ -60,7 +63,7 @@ class Learned:
             return ""
         counts = f"{self.n_positive} accepted or set, {self.n_rejected} rejected"
         if self.active:
-            return f"; learned from {self.n_decisions} decisions ({counts}){self.gate}"
+            return f"; learned from {self.n_decisions} decisions ({counts}){self.prior}{self.gate}"
         return f"; {self.n_decisions} decisions ({counts}), {self.skipped}"
 
 
@@ -192,3 +195,49 @@ def rechoose_without_rejected(
     top["confidence"] = [chosen.get(key, np.nan) for key in keys]
     reranked.candidates, reranked.chosen = candidates, top
     return reranked
+
+
+@dataclass
+class FirstPrior:
+    """How often the search's first candidate is right on the decided probes (``share``, of
+    ``n`` probes whose right target is among the search's candidates)."""
+
+    share: float
+    n: int
+
+    @property
+    def note(self) -> str:
+        return (
+            f"; prior on the search's first candidate from {self.n} decided concepts that the "
+            f"review order drew at random (right for {self.share:.0%})"
+        )
+
+
+def first_prior(
+    source_codes: np.ndarray,
+    known: dict[int, list[int]],
+    decided: set[int],
+    eligible: set[int],
+    ids: np.ndarray,
+) -> FirstPrior | None:
+    """The share of the decided probes (:func:`~harmonize.mapping.queue.decided_probe_prefix`)
+    whose search's first candidate (``ids``: per source row, the search's candidates, best
+    first) is right, among those whose right target (``known``) is a candidate: the prior of
+    the classifier learned from the decisions (:func:`~harmonize.mapping.rerank.model.
+    first_shift`). None with fewer than GATE_MIN_PROBES such probes.
+
+    >>> codes = np.array([f"c{i}" for i in range(30)])
+    >>> ids = np.tile(np.arange(3), (30, 1))  # every concept's candidates: 0, 1, 2
+    >>> known = {i: [0 if i % 4 else 1] for i in range(30)}  # first candidate right for 3 in 4
+    >>> prior = first_prior(codes, known, set(range(30)), set(range(30)), ids)
+    >>> prior.n, round(prior.share, 3)
+    (30, 0.733)
+    >>> first_prior(codes, known, set(range(5)), set(range(30)), ids) is None  # prefix short
+    True
+    """
+    probes = decided_probe_prefix(source_codes.tolist(), decided, eligible)
+    answered = [s for s in probes if s in known and set(known[s]) & set(ids[s].tolist())]
+    if len(answered) < GATE_MIN_PROBES:
+        return None
+    share = float(np.mean([int(ids[s, 0]) in known[s] for s in answered]))
+    return FirstPrior(share, len(answered))

@@ -17,7 +17,7 @@ from harmonize.index.faiss_index import vectors_of
 from harmonize.mapping.choose import choose_best, choose_mutual, choose_one_to_one
 from harmonize.mapping.gate import choose_weight, fuse
 from harmonize.mapping.inputs import MapSettings, SitePair
-from harmonize.mapping.learn import rechoose_without_rejected, without_rejected
+from harmonize.mapping.learn import first_prior, rechoose_without_rejected, without_rejected
 from harmonize.mapping.queue import decided_probe_prefix
 from harmonize.mapping.rerank.pipeline import (
     KnownInputs,
@@ -238,7 +238,11 @@ def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chos
         dense_ids=found.ids,
         usage=pair.usage,
     )
-    wider = RerankSettings(settings.k + pair.most_rejected, train_max=settings.train_max)
+    prior = decisions_prior(pair, settings, found)
+    wider = RerankSettings(
+        settings.k + pair.most_rejected, train_max=settings.train_max,
+        first_prior=None if prior is None else prior.share,
+    )  # fmt: skip
     reranked = rechoose_without_rejected(
         map_with_known(inputs, wider), pair.rejected_rows, settings.k
     )
@@ -247,6 +251,21 @@ def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chos
     confidence = picked["confidence"].to_numpy(dtype=np.float64)
     note = reranked.equivalence_note()
     return Chosen(rows, reranked.candidates, confidence, reranked, note=note)
+
+
+def decisions_prior(pair: SitePair, settings: MapSettings, found: Found):
+    """When the known pairs are decisions, how often the search's first candidate is right on
+    the decided probes (:func:`~harmonize.mapping.learn.first_prior`; the eligible concepts
+    are those whose first candidate reaches ``min_score``, as in :func:`gated`); it goes to
+    the summary. None with a known-pairs file, which is no sample picked as the least sure."""
+    if settings.known is not None or pair.learned is None:
+        return None
+    scores, ids = without_rejected(found.scores, found.ids, pair.rejected_rows)
+    eligible = set(np.flatnonzero(scores[:, 0] >= settings.floor).tolist())
+    decided = set(pair.known.rows) | set(pair.rejected_rows)
+    prior = first_prior(pair.source_codes, pair.known.rows, decided, eligible, found.ids)
+    pair.learned.prior = "" if prior is None else prior.note
+    return prior
 
 
 def run_method(pair: SitePair, settings: MapSettings) -> str:

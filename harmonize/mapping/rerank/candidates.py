@@ -55,6 +55,7 @@ from harmonize.mapping.rerank.qualifiers import conflicts
 CANDIDATE_FEATURES = (
     "cosine",
     "cosine_gap",
+    "cosine_lead",
     "dense_rank",
     "vote",
     "max_vote",
@@ -310,7 +311,15 @@ def add_similarity_columns(
         pair.source_lexical[src].multiply(pair.target_lexical[tgt]).sum(axis=1)
     ).ravel()
     by_query = frame.groupby("pos")
-    frame["cosine_gap"] = by_query["cosine"].transform("max") - frame["cosine"]
+    best = by_query["cosine"].transform("max")
+    frame["cosine_gap"] = best - frame["cosine"]
+    # The lead over the best other candidate (the margin on the query's first row): lets the
+    # model trust a first candidate by how far ahead it is, as the review order picks by it.
+    ordered = frame.sort_values(["pos", "cosine"], ascending=[True, False], kind="stable")
+    place = ordered.groupby("pos").cumcount()
+    second = ordered["cosine"].where(place == 1).groupby(ordered["pos"]).max()
+    second = frame["pos"].map(second).fillna(best).to_numpy()  # one candidate: no lead
+    frame["cosine_lead"] = frame["cosine"] - np.where(frame["cosine"] >= best, second, best)
     frame["lexical_gap"] = by_query["lexical"].transform("max") - frame["lexical"]
 
 

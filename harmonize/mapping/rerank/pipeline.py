@@ -68,6 +68,9 @@ class RerankSettings:
     k: int
     tau: float = KNOWN_TAU
     train_max: int = KNOWN_TRAIN_MAX
+    # The share of a random sample of concepts whose search's first candidate is right, for
+    # the classifier's prior (rerank.model.first_shift); None: as the known concepts have it.
+    first_prior: float | None = None
 
 
 @dataclass
@@ -130,7 +133,9 @@ def map_with_known(inputs: KnownInputs, settings: RerankSettings) -> KnownMappin
     words = word_matrices(inputs, sets)
     add_word_difference_scores(sets, words)
     n_equivalence = add_equivalence_scores(inputs, sets, words)
-    model, calibration, out_of_fold = fit_calibrated_reranker(inputs.known.rows, sets, settings.k)
+    model, calibration, out_of_fold = fit_calibrated_reranker(
+        inputs.known.rows, sets, settings.k, settings.first_prior
+    )
     frames = [known_target_rows(inputs, settings.k)]
     if sets.unknown is not None:
         frames.insert(0, rank_unknown(model, calibration, sets, settings.k))
@@ -284,17 +289,22 @@ def add_equivalence_scores(inputs: KnownInputs, sets: CandidateSets, words: Word
     return n_equivalence
 
 
-def fit_calibrated_reranker(known: dict[int, list[int]], sets: CandidateSets, k: int = 1):
+def fit_calibrated_reranker(
+    known: dict[int, list[int]],
+    sets: CandidateSets,
+    k: int = 1,
+    first_prior: float | None = None,
+):
     """The reranker fitted on every fold, the calibration of its top candidate's score, and
     the known concepts' top ``k`` candidates ranked out of fold (source, target, rank). The
     kind is chosen once from all training concepts, so the calibration's fold models are the
-    same kind as the model it calibrates."""
+    same kind as the model it calibrates (and have the same ``first_prior``)."""
     for cands, extra in zip(sets.folds, sets.fold_extra, strict=True):
         cands.features = np.column_stack([cands.features, *extra])
     kind = reranker_kind(len(sets.queries.train))
-    model = fit_reranker(sets.folds, sets.labels, kind)
+    model = fit_reranker(sets.folds, sets.labels, kind, first_prior)
     calibration, out_of_fold = _top1_calibration(
-        sets.queries.folds, sets.folds, sets.labels, known, kind, k
+        sets.queries.folds, sets.folds, sets.labels, known, kind, k, first_prior
     )
     return model, calibration, out_of_fold
 
@@ -306,6 +316,7 @@ def _top1_calibration(
     known: dict[int, list[int]],
     kind: str,
     k: int = 1,
+    first_prior: float | None = None,
 ) -> tuple[Calibration, pd.DataFrame]:
     """Isotonic P(top candidate is right | its reranker score), fitted on out-of-fold
     predictions: each fold ranked by a reranker fitted on the other folds. (A ranker's score
@@ -323,7 +334,8 @@ def _top1_calibration(
             raise InputError(
                 "{known}: too few known pairs to calibrate the reranker", params=("known",)
             )
-        model = fit_reranker([fold_cands[j] for j in others], [labels[j] for j in others], kind)
+        parts, part_labels = [fold_cands[j] for j in others], [labels[j] for j in others]
+        model = fit_reranker(parts, part_labels, kind, first_prior)
         ranked = rank_candidates(model, cands, len(fold), max(k, 1))
         ranks.append(ranked.assign(source=fold[ranked["query"].to_numpy()]))
         ranked = ranked[ranked["rank"] == 1]
