@@ -17,7 +17,12 @@ from harmonize.index.faiss_index import vectors_of
 from harmonize.mapping.choose import choose_best, choose_mutual, choose_one_to_one
 from harmonize.mapping.gate import choose_weight, fuse
 from harmonize.mapping.inputs import MapSettings, SitePair
-from harmonize.mapping.learn import first_prior, rechoose_without_rejected, without_rejected
+from harmonize.mapping.learn import (
+    FirstPrior,
+    first_prior,
+    rechoose_without_rejected,
+    without_rejected,
+)
 from harmonize.mapping.queue import decided_probe_prefix
 from harmonize.mapping.rerank.pipeline import (
     KnownInputs,
@@ -253,14 +258,14 @@ def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chos
     return Chosen(rows, reranked.candidates, confidence, reranked, note=note)
 
 
-def decisions_prior(pair: SitePair, settings: MapSettings, found: Found):
+def decisions_prior(pair: SitePair, settings: MapSettings, found: Found) -> FirstPrior | None:
     """When the known pairs are decisions, how often the search's first candidate is right on
     the decided probes (:func:`~harmonize.mapping.learn.first_prior`; the eligible concepts
     are those whose first candidate reaches ``min_score``, as in :func:`gated`); it goes to
     the summary. None with a known-pairs file, which is no sample picked as the least sure."""
     if settings.known is not None or pair.learned is None:
         return None
-    scores, ids = without_rejected(found.scores, found.ids, pair.rejected_rows)
+    scores = without_rejected(found.scores, found.ids, pair.rejected_rows)[0]
     eligible = set(np.flatnonzero(scores[:, 0] >= settings.floor).tolist())
     decided = set(pair.known.rows) | set(pair.rejected_rows)
     prior = first_prior(pair.source_codes, pair.known.rows, decided, eligible, found.ids)
