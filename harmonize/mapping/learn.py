@@ -31,7 +31,6 @@ import pandas as pd
 
 from harmonize.core.config import KNOWN_MIN_PAIRS
 from harmonize.mapping.gate import GATE_MIN_PROBES
-from harmonize.mapping.queue import decided_probe_prefix
 from harmonize.mapping.rerank.equivalence import equivalence_rows
 from harmonize.mapping.rerank.known_pairs import KnownPairs
 from harmonize.mapping.rerank.pipeline import KnownMapping
@@ -214,28 +213,23 @@ class FirstPrior:
 
 
 def first_prior(
-    source_codes: np.ndarray,
-    known: dict[int, list[int]],
-    decided: set[int],
-    eligible: set[int],
-    ids: np.ndarray,
+    probes: list[int], known: dict[int, list[int]], ids: np.ndarray
 ) -> FirstPrior | None:
-    """The share of the decided probes (:func:`~harmonize.mapping.queue.decided_probe_prefix`)
-    whose search's first candidate (``ids``: per source row, the search's candidates, best
-    first) is right, among those whose right target (``known``) is a candidate: the prior of
-    the classifier learned from the decisions (:func:`~harmonize.mapping.rerank.model.
-    first_shift`). None with fewer than GATE_MIN_PROBES such probes.
+    """The share of the decided ``probes`` (the decided lead of the probe order,
+    :func:`~harmonize.mapping.queue.decided_probe_prefix`) whose search's first candidate
+    (``ids``: per source row, the search's candidates, best first) is right, among those whose
+    right target (``known``) is a candidate: the prior of the classifier learned from the
+    decisions (:func:`~harmonize.mapping.rerank.model.first_shift`). None with fewer than
+    GATE_MIN_PROBES such probes.
 
-    >>> codes = np.array([f"c{i}" for i in range(30)])
     >>> ids = np.tile(np.arange(3), (30, 1))  # every concept's candidates: 0, 1, 2
     >>> known = {i: [0 if i % 4 else 1] for i in range(30)}  # first candidate right for 3 in 4
-    >>> prior = first_prior(codes, known, set(range(30)), set(range(30)), ids)
+    >>> prior = first_prior(list(range(30)), known, ids)
     >>> prior.n, round(prior.share, 3)
     (30, 0.733)
-    >>> first_prior(codes, known, set(range(5)), set(range(30)), ids) is None  # prefix short
+    >>> first_prior(list(range(5)), known, ids) is None  # too few probes
     True
     """
-    probes = decided_probe_prefix(source_codes.tolist(), decided, eligible)
     answered = [s for s in probes if s in known and set(known[s]) & set(ids[s].tolist())]
     if len(answered) < GATE_MIN_PROBES:
         return None

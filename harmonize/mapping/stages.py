@@ -17,12 +17,7 @@ from harmonize.index.faiss_index import vectors_of
 from harmonize.mapping.choose import choose_best, choose_mutual, choose_one_to_one
 from harmonize.mapping.gate import choose_weight, fuse
 from harmonize.mapping.inputs import MapSettings, SitePair
-from harmonize.mapping.learn import (
-    FirstPrior,
-    first_prior,
-    rechoose_without_rejected,
-    without_rejected,
-)
+from harmonize.mapping.learn import first_prior, rechoose_without_rejected, without_rejected
 from harmonize.mapping.queue import decided_probe_prefix
 from harmonize.mapping.rerank.pipeline import (
     KnownInputs,
@@ -126,36 +121,54 @@ def choose_mappings(pair: SitePair, settings: MapSettings, found: Found) -> Chos
     decisions alone, as far as :func:`gated` trusts it), or by the strategy (also when the
     reranker cannot learn from the decisions: too few of their targets among the
     candidates)."""
-    if pair.known is not None:
-        try:
-            # Decisions alone rerank the zero-shot search's candidates (a --known file turns
-            # the levers off): they hold the right target more often (top-10 0.77 against
-            # 0.50 on the GEMs), so more decisions teach and more concepts can be fixed.
-            chosen = choose_reranked(pair, settings, found)
-        except InputError as err:
-            if settings.known is not None or pair.learned is None:
-                raise
-            pair.known, pair.learned.active = None, False
-            pair.learned.skipped = f"not learned from ({err.render({'known': 'decisions'})})"
-        else:
-            return chosen if settings.known is not None else gated(pair, settings, found, chosen)
-    return choose_by_strategy(pair, settings, found)
+    if pair.known is None:
+        return choose_by_strategy(pair, settings, found)
+    # With decisions, the zero-shot choice and the decided probes serve the first
+    # candidate's prior, the gate, and the fallback when the reranker cannot learn.
+    learning = settings.known is None and pair.learned is not None
+    zero = choose_by_strategy(pair, settings, found) if learning else None
+    probes = decided_probes(pair, zero) if learning else None
+    try:
+        # Decisions alone rerank the zero-shot search's candidates (a --known file turns
+        # the levers off): they hold the right target more often (top-10 0.77 against
+        # 0.50 on the GEMs), so more decisions teach and more concepts can be fixed.
+        chosen = choose_reranked(pair, settings, found, probes)
+    except InputError as err:
+        if not learning:
+            raise
+        pair.known, pair.learned.active = None, False
+        pair.learned.skipped = f"not learned from ({err.render({'known': 'decisions'})})"
+        return zero
+    return gated(pair, settings, found, chosen, zero, probes) if learning else chosen
 
 
-def gated(pair: SitePair, settings: MapSettings, found: Found, learned: Chosen) -> Chosen:
+def decided_probes(pair: SitePair, zero: Chosen) -> list[int]:
+    """The decided lead of the pair's probe order
+    (:func:`~harmonize.mapping.queue.decided_probe_prefix`) among the concepts with a
+    zero-shot mapping (``zero``; review lists only them): a random sample of them."""
+    decided = set(pair.known.rows) | set(pair.rejected_rows)
+    eligible = {row[0] for row in zero.rows}
+    return decided_probe_prefix(pair.source_codes.tolist(), decided, eligible)
+
+
+def gated(
+    pair: SitePair,
+    settings: MapSettings,
+    found: Found,
+    learned: Chosen,
+    zero: Chosen,
+    probes: list[int],
+) -> Chosen:
     """The reranker learned from the decisions (``learned``), the search's own choice
-    (zero-shot), or both fused, as :func:`~harmonize.mapping.gate.choose_weight` decides out of
-    fold; what it decided goes to the summary."""
-    zero = choose_by_strategy(pair, settings, found)
+    (``zero``), or both fused, as :func:`~harmonize.mapping.gate.choose_weight` decides out of
+    fold (on the decided ``probes`` when there are enough); what it decided goes to the
+    summary."""
     reranked = learned.reranked
     known = pair.known.rows
     scores = without_rejected(found.scores, found.ids, pair.rejected_rows)[0][:, : settings.k]
     margins = scores[:, 0] - np.nanmax(np.nan_to_num(scores[:, 1:], nan=-np.inf), axis=1,
                                        initial=-np.inf)  # fmt: skip
     margins = np.where(np.isfinite(margins), margins, 1.0)  # one candidate: sure of it
-    decided = set(known) | set(pair.rejected_rows)
-    eligible = {row[0] for row in zero.rows}  # those with a mapping: review lists only them
-    probes = decided_probe_prefix(pair.source_codes.tolist(), decided, eligible)
     decision = choose_weight(zero.candidates, reranked.out_of_fold, known, margins, probes=probes)
     pair.learned.gate = decision.note
     if decision.weight == 0.0:
@@ -229,8 +242,13 @@ def _chosen_self_trained(mapping: KnownMapping, settings: MapSettings, note: str
     return Chosen(rows, candidates, reranked=mapping, zero_shot=note)
 
 
-def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chosen:
-    """The reranker's top candidate of each concept at or above ``min_score``."""
+def choose_reranked(
+    pair: SitePair, settings: MapSettings, found: Found, probes: list[int] | None = None
+) -> Chosen:
+    """The reranker's top candidate of each concept at or above ``min_score``. With the
+    decided ``probes`` (decisions, not a known-pairs file, which is no sample picked as the
+    least sure), the classifier's prior on the search's first candidate comes from them
+    (:func:`~harmonize.mapping.learn.first_prior`) and the summary says so."""
     inputs = KnownInputs(
         known=pair.known,
         source_codes=pair.source_codes,
@@ -243,7 +261,9 @@ def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chos
         dense_ids=found.ids,
         usage=pair.usage,
     )
-    prior = decisions_prior(pair, settings, found)
+    prior = None if probes is None else first_prior(probes, pair.known.rows, found.ids)
+    if probes is not None:
+        pair.learned.prior = "" if prior is None else prior.note
     wider = RerankSettings(
         settings.k + pair.most_rejected, train_max=settings.train_max,
         first_prior=None if prior is None else prior.share,
@@ -256,21 +276,6 @@ def choose_reranked(pair: SitePair, settings: MapSettings, found: Found) -> Chos
     confidence = picked["confidence"].to_numpy(dtype=np.float64)
     note = reranked.equivalence_note()
     return Chosen(rows, reranked.candidates, confidence, reranked, note=note)
-
-
-def decisions_prior(pair: SitePair, settings: MapSettings, found: Found) -> FirstPrior | None:
-    """When the known pairs are decisions, how often the search's first candidate is right on
-    the decided probes (:func:`~harmonize.mapping.learn.first_prior`; the eligible concepts
-    are those whose first candidate reaches ``min_score``, as in :func:`gated`); it goes to
-    the summary. None with a known-pairs file, which is no sample picked as the least sure."""
-    if settings.known is not None or pair.learned is None:
-        return None
-    scores = without_rejected(found.scores, found.ids, pair.rejected_rows)[0]
-    eligible = set(np.flatnonzero(scores[:, 0] >= settings.floor).tolist())
-    decided = set(pair.known.rows) | set(pair.rejected_rows)
-    prior = first_prior(pair.source_codes, pair.known.rows, decided, eligible, found.ids)
-    pair.learned.prior = "" if prior is None else prior.note
-    return prior
 
 
 def run_method(pair: SitePair, settings: MapSettings) -> str:
