@@ -4,6 +4,7 @@ deterministic, metrics computed by hand or with plain loops (tests/helpers.refer
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 
@@ -420,3 +421,26 @@ def test_bench_map_levers_help_names_every_lever(runner, workspace):
     listed = re.search(r"--levers LIST .*?\((.*?)\)", text)
     assert listed is not None
     assert [w.strip() for w in listed.group(1).split(",")] == list(ALL_ZERO_SHOT_LEVERS)
+
+
+def test_bench_map_review_curve_table_shows_the_random_spread(small_icd, runner, workspace):
+    """With several random seeds the table gives the random arm's lowest and highest rest
+    top-1 beside its mean, each row from the run's own per-seed figures (the csv)."""
+    args = ("bench-map", "icd", "--sample", "20", "--model", "lexical", "--k", "5",
+            "--review-curve", "0,4", "--random-seeds", "2")  # fmt: skip
+    rows = run(runner, workspace, "--quiet", *args, "--format", "csv")
+    assert rows.exit_code == 0, rows.output
+    per_seed = pd.read_csv(io.StringIO(rows.output))
+    result = run(runner, workspace, "--quiet", *args)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == [
+        "reviewed", "top1_all_random", "top1_all_review", "top1_rest_random", "top1_rest_review",
+        "top1_rest_random_min", "top1_rest_random_max",
+    ]  # fmt: skip
+    random = per_seed[(per_seed["arm"] == "random") & (per_seed["reviewed"] == 4)]
+    four = lines[3].split()
+    assert four[0] == "4"
+    assert four[5:] == [f"{random['top1_rest'].min():.3f}", f"{random['top1_rest'].max():.3f}"]
+    assert random["top1_rest"].min() < random["top1_rest"].max()  # the two draws differ
+    assert "mean of 2 seeds, and the lowest and highest rest" in lines[-1]

@@ -68,5 +68,11 @@ def test_the_random_arm_over_several_seeds(known_ws):
     six = frame[frame["reviewed"] == 6]
     assert table.loc[6, "top1_rest_random"] == pytest.approx(six["top1_rest"].mean())
     assert table.loc[6, "top1_all_random"] == pytest.approx(six["top1_all"].mean())
+    assert table.loc[6, "top1_rest_random_min"] == six["top1_rest"].min()
+    assert table.loc[6, "top1_rest_random_max"] == six["top1_rest"].max()
+    assert table.loc[0, "top1_rest_random_min"] == table.loc[0, "top1_rest_random"]
+    one = review_curve(ws, "local", "standard", gold, [0, 6], model="lexical", k=3,
+                       arms=("random",))  # fmt: skip
+    assert "top1_rest_random_min" not in one.table().columns  # one seed: no spread
     with pytest.raises(InputError, match="must be 1 or more"):
         review_curve(ws, "local", "standard", gold, [0], arms=("random",), random_seeds=0)

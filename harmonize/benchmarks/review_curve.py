@@ -84,12 +84,18 @@ class ReviewCurve(TableResult):
 
     def table(self) -> pd.DataFrame:
         """The two arms side by side: one row per number reviewed (the random arm's mean over
-        its seeds)."""
+        its seeds); with several seeds, also the random arm's lowest and highest rest top-1
+        (``top1_rest_random_min``, ``_max``), so that a difference between the arms can be
+        read against how far one random draw lands from another."""
         frame = self.to_frame()
         wide = frame.pivot_table(
             index="reviewed", columns="arm", values=["top1_rest", "top1_all"], aggfunc="mean"
         )
         wide.columns = [f"{metric}_{arm}" for metric, arm in wide.columns]
+        random = frame[frame["arm"] == "random"]
+        if random["seed"].nunique() > 1:
+            spread = random.groupby("reviewed")["top1_rest"].agg(["min", "max"])
+            wide[["top1_rest_random_min", "top1_rest_random_max"]] = spread
         return wide.reset_index()
 
 

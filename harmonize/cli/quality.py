@@ -249,7 +249,8 @@ def _review_curve(
         click.echo(
             f"top-1 of '{curve.source}' onto '{curve.target}' (model {model}) after each number "
             f"of simulated reviews: on the concepts not reviewed (rest) and on all; review "
-            f"order against random (mean of {options['random_seeds']} seeds)"
+            f"order against random (mean of {options['random_seeds']} seeds"
+            f"{', and the lowest and highest rest' if options['random_seeds'] > 1 else ''})"
             f"{'' if options['learn'] else ', map --no-learn'}; {curve.seconds:.0f}s"
         )
     else:

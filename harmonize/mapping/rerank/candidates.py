@@ -315,12 +315,25 @@ def add_similarity_columns(
     frame["cosine_gap"] = best - frame["cosine"]
     # The lead over the best other candidate (the margin on the query's first row): lets the
     # model trust a first candidate by how far ahead it is, as the review order picks by it.
+    frame["cosine_lead"] = lead_over_others(frame, best)
+    frame["lexical_gap"] = by_query["lexical"].transform("max") - frame["lexical"]
+
+
+def lead_over_others(frame: pd.DataFrame, best: pd.Series) -> np.ndarray:
+    """Each row's ``cosine`` minus the best cosine of the other candidates of its query
+    (``pos``; ``best`` is the query's best per row): the margin on the first row, the
+    (negative) gap below the best on the others, 0 for a query's only candidate.
+
+    >>> frame = pd.DataFrame({"pos": [0, 0, 0, 1], "cosine": [0.9, 0.7, 0.6, 0.5]})
+    >>> best = frame.groupby("pos")["cosine"].transform("max")
+    >>> lead_over_others(frame, best).round(2).tolist()
+    [0.2, -0.2, -0.3, 0.0]
+    """
     ordered = frame.sort_values(["pos", "cosine"], ascending=[True, False], kind="stable")
     place = ordered.groupby("pos").cumcount()
     second = ordered["cosine"].where(place == 1).groupby(ordered["pos"]).max()
     second = frame["pos"].map(second).fillna(best).to_numpy()  # one candidate: no lead
-    frame["cosine_lead"] = frame["cosine"] - np.where(frame["cosine"] >= best, second, best)
-    frame["lexical_gap"] = by_query["lexical"].transform("max") - frame["lexical"]
+    return (frame["cosine"] - np.where(frame["cosine"] >= best, second, best)).to_numpy()
 
 
 def add_vote_columns(frame: pd.DataFrame, pair: Pair, votes: list[Votes], tgt: np.ndarray) -> None:
