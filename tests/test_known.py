@@ -19,6 +19,7 @@ from harmonize.mapping.rerank.candidates import (
     build_candidates,
     families,
     hierarchy_votes,
+    lead_over_others,
     reverse_neighbours,
 )
 from harmonize.mapping.rerank.equivalence import EQUIVALENCE_FEATURES
@@ -99,6 +100,28 @@ def test_cosine_lead_is_the_lead_over_the_best_other_candidate():
         (0, 0), (0, 1), (0, 2), (1, 2)
     ]  # fmt: skip
     assert lead.tolist() == pytest.approx([0.2, -0.2, -0.8, 0.0])
+
+
+def test_lead_over_others_against_a_loop_over_each_query():
+    """Random queries of 1-5 candidates, cosines on a coarse grid so that ties at the top and
+    below it occur, rows shuffled across queries: each row's lead equals its cosine minus the
+    best of the other rows of its query (0 for a lone candidate), computed one row at a time."""
+    rng = np.random.default_rng(3)
+    pos = rng.permutation(np.repeat(np.arange(200), rng.integers(1, 6, 200)))
+    frame = pd.DataFrame({"pos": pos, "cosine": rng.integers(0, 6, len(pos)) / 5})
+    frame.index = rng.permutation(len(frame)) + 1000  # not a range index
+    best = frame.groupby("pos")["cosine"].transform("max")
+    want = []
+    for row, (query, cosine) in enumerate(zip(frame["pos"], frame["cosine"], strict=True)):
+        others = [c for r, (q, c) in enumerate(zip(frame["pos"], frame["cosine"], strict=True))
+                  if q == query and r != row]  # fmt: skip
+        want.append(cosine - max(others) if others else 0.0)
+    got = lead_over_others(frame, best)
+    assert got.tolist() == pytest.approx(want)
+    # The draw holds what the loop's definition turns on: lone candidates and tied tops.
+    sizes = frame.groupby("pos").size()
+    n_top = frame[frame["cosine"] == best].groupby("pos").size()
+    assert (sizes == 1).sum() > 10 and (n_top[sizes > 1] > 1).sum() > 10
 
 
 def test_reverse_features_worked_by_hand():

@@ -329,11 +329,17 @@ def lead_over_others(frame: pd.DataFrame, best: pd.Series) -> np.ndarray:
     >>> lead_over_others(frame, best).round(2).tolist()
     [0.2, -0.2, -0.3, 0.0]
     """
-    ordered = frame.sort_values(["pos", "cosine"], ascending=[True, False], kind="stable")
-    place = ordered.groupby("pos").cumcount()
-    second = ordered["cosine"].where(place == 1).groupby(ordered["pos"]).max()
-    second = frame["pos"].map(second).fillna(best).to_numpy()  # one candidate: no lead
-    return (frame["cosine"] - np.where(frame["cosine"] >= best, second, best)).to_numpy()
+    # Two group maxima instead of a sort (on the full ICD benchmark's frame 0.009 s against
+    # 0.077 s; benchmarks/candidate_lead.py): a query's best other candidate is the best
+    # again where two or more tie at the top, else the best of the rest.
+    cosine, top_cosine = frame["cosine"].to_numpy(), np.asarray(best, dtype=np.float64)
+    query = frame["pos"].to_numpy()
+    top = cosine >= top_cosine
+    n_top = pd.Series(top).groupby(query).transform("sum").to_numpy()
+    rest = pd.Series(np.where(top, np.nan, cosine)).groupby(query).transform("max").to_numpy()
+    second = np.where(n_top >= 2, top_cosine, rest)
+    second = np.where(np.isnan(second), top_cosine, second)  # one candidate: no lead
+    return cosine - np.where(top, second, top_cosine)
 
 
 def add_vote_columns(frame: pd.DataFrame, pair: Pair, votes: list[Votes], tgt: np.ndarray) -> None:
