@@ -118,6 +118,9 @@ def test_lead_over_others_against_a_loop_over_each_query():
         want.append(cosine - max(others) if others else 0.0)
     got = lead_over_others(frame, best)
     assert got.tolist() == pytest.approx(want)
+    single = frame.astype({"cosine": np.float32})  # the search's cosines are float32
+    lead32 = lead_over_others(single, single.groupby("pos")["cosine"].transform("max"))
+    assert lead32.dtype == np.float32 and lead32.tolist() == pytest.approx(want, abs=1e-6)
     # The draw holds what the loop's definition turns on: lone candidates and tied tops.
     sizes = frame.groupby("pos").size()
     n_top = frame[frame["cosine"] == best].groupby("pos").size()

@@ -332,7 +332,8 @@ def lead_over_others(frame: pd.DataFrame, best: pd.Series) -> np.ndarray:
     # Two group maxima instead of a sort (on the full ICD benchmark's frame 0.009 s against
     # 0.077 s; benchmarks/candidate_lead.py): a query's best other candidate is the best
     # again where two or more tie at the top, else the best of the rest.
-    cosine, top_cosine = frame["cosine"].to_numpy(), np.asarray(best, dtype=np.float64)
+    cosine = frame["cosine"].to_numpy()
+    top_cosine = np.asarray(best, dtype=cosine.dtype)  # float32 stays float32: bit for bit the sort
     query = frame["pos"].to_numpy()
     top = cosine >= top_cosine
     n_top = pd.Series(top).groupby(query).transform("sum").to_numpy()
