@@ -130,7 +130,7 @@ def calibrate_cmd(state: State, source: str, target: str, gold: Path) -> None:
     default=1,
     show_default=True,
     help="With --review-curve: run the random arm this many times (seeds SEED, SEED+1, ...) "
-    "and show its mean.",
+    "and show its mean (with more than one, also its lowest and highest rest top-1).",
 )
 @click.option(
     "--learn/--no-learn",
