@@ -119,18 +119,29 @@ def fit_reranker(
             params=("known",),
         )
     if kind == "classifier":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        from threadpoolctl import threadpool_limits
+        return _fit_classifier(features, y, first_prior)
+    return _fit_ranker(parts, features, y)
 
-        classifier = HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.05, random_state=RANDOM_STATE
-        )
-        with threadpool_limits(1):  # one thread, as for the ranker below
-            classifier.fit(features, y)
-        if first_prior is None:
-            return _RowClassifier(classifier)
-        first = y[features[:, DENSE_RANK] == 0]  # the answered queries' first candidates
-        return _RowClassifier(classifier, first_shift(first, first_prior))
+
+def _fit_classifier(features: np.ndarray, y: np.ndarray, first_prior: float | None):
+    """scikit-learn's gradient-boosted trees on the rows, with the prior shift of
+    :func:`first_shift` when there is a ``first_prior``."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
+
+    classifier = HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.05, random_state=RANDOM_STATE
+    )
+    with threadpool_limits(1):  # one thread, as for the ranker
+        classifier.fit(features, y)
+    if first_prior is None:
+        return _RowClassifier(classifier)
+    first = y[features[:, DENSE_RANK] == 0]  # the answered queries' first candidates
+    return _RowClassifier(classifier, first_shift(first, first_prior))
+
+
+def _fit_ranker(parts: list[Candidates], features: np.ndarray, y: np.ndarray):
+    """LightGBM LambdaRank over each query's candidates together."""
     import lightgbm
 
     # Rows of a query are consecutive within each part (build_candidates): one group each.
