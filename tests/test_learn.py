@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from harmonize.cli import cli
 from harmonize.core import sql
 from harmonize.core.workspace import Workspace
-from harmonize.mapping.gate import choose_weight
+from harmonize.mapping.gate import GATE_ERRORS, choose_weight
 from harmonize.mapping.pipeline import map_sites
 from harmonize.mapping.review import decide, decide_many
 from tests.helpers import N_FAMILIES
@@ -105,7 +105,10 @@ def _candidates(ws: Workspace, code: str) -> list[str]:
     return [t for (t,) in rows]
 
 
-def _gate_case(decided: list[int], right_second: set[int], learned_flips: set[int], probes=None):
+def _gate_case(
+    decided: list[int], right_second: set[int], learned_flips: set[int], probes=None,
+    errors: float = GATE_ERRORS,
+):  # fmt: skip
     """40 concepts with margins 0.00-0.39 (four bins of 10, in row order), each with two
     candidates 2i, 2i+1 that the zero-shot search ranks in that order. The ``decided`` rows'
     right target is 2i+1 for the rows in ``right_second``, else 2i; the learned reranker (out
@@ -119,7 +122,8 @@ def _gate_case(decided: list[int], right_second: set[int], learned_flips: set[in
         [(i, 2 * i + (1 - r if i in learned_flips else r), r + 1) for i in known for r in (0, 1)],
         columns=["source", "target", "rank"],
     )
-    return choose_weight(zero, out_of_fold, known, np.arange(40) / 100, probes=probes)
+    margins = np.arange(40) / 100
+    return choose_weight(zero, out_of_fold, known, margins, probes=probes, errors=errors)
 
 
 EVEN_LOW = list(range(0, 30, 2))  # 5 decided in each of the first three bins
@@ -130,13 +134,15 @@ def test_the_gate_trusts_learning_that_clearly_helps():
     5 decided concepts each in margin order: rows 0-9, 10-19, 20-39, holding 5, 5 and 15 of the
     25 undecided: weights 0.2/5, 0.2/5, 0.6/5 per decided concept. Zero-shot 0, learned 1; 0.5
     breaks ties to the zero-shot ranking, so 0.75 is the smallest weight that gains, by 1 less
-    its standard error sqrt(10 x 0.04^2 + 5 x 0.12^2)."""
+    GATE_ERRORS of its standard error sqrt(10 x 0.04^2 + 5 x 0.12^2)."""
     low = set(range(30))
     decision = _gate_case(EVEN_LOW, right_second=low, learned_flips=low)
     assert decision.weight == 0.75
     assert decision.estimated == {0.0: 0.0, 0.25: 0.0, 0.5: 0.0, 0.75: 1.0, 1.0: 1.0}
     assert decision.decided_top1 == decision.estimated
-    assert decision.bound[1.0] == pytest.approx(1 - np.sqrt(10 * 0.04**2 + 5 * 0.12**2))
+    assert decision.bound[1.0] == pytest.approx(
+        1 - GATE_ERRORS * np.sqrt(10 * 0.04**2 + 5 * 0.12**2)
+    )
     assert decision.note == (
         "; ranked by the learned reranker fused with the zero-shot ranking (weight 0.75): out "
         "of fold it beat the zero-shot ranking (estimated top-1 on the undecided 1.000 against "
@@ -166,7 +172,7 @@ def test_once_a_weight_clears_its_error_the_gate_takes_the_best_estimate():
          for place, r in enumerate(learned.get(i, (0, 1, 2)))],
         columns=["source", "target", "rank"],
     )  # fmt: skip
-    decision = choose_weight(zero, out_of_fold, right, np.arange(40) / 100)
+    decision = choose_weight(zero, out_of_fold, right, np.arange(40) / 100, errors=1.0)
     assert decision.estimated == pytest.approx(
         {0.0: 0.65, 0.25: 0.65, 0.5: 0.75, 0.75: 0.80, 1.0: 0.80}
     )
@@ -231,14 +237,24 @@ def test_the_gate_judges_on_the_decided_probes_when_there_are_enough():
     assert too_few.weight == 0.75 and not too_few.probes
 
 
-def test_the_gate_wants_a_gain_beyond_its_standard_error():
-    """One decided concept fixed, nothing else changed: a gain of 0.2/5, exactly its own
-    standard error, is not enough."""
-    decision = _gate_case(EVEN_LOW, right_second=set(range(30)), learned_flips={0})
+@pytest.mark.parametrize(
+    ("fixed", "errors", "learns"),
+    [({0, 2}, 0.5, True), ({0, 2}, 1.0, False), ({0, 2, 4}, 0.5, False)],
+)
+def test_the_gate_wants_a_gain_beyond_half_its_standard_error(fixed, errors, learns):
+    """The learned reranker swaps the two candidates of the first bin's decided concepts 0, 2,
+    4 (and 6, 8 when ``fixed`` has three), right on ``fixed``, wrong on the others; each weighs
+    0.2/5 = 0.04. Fixed 2, broken 1: a gain of 0.04 against a standard error of sqrt(3) x 0.04
+    = 0.069, beyond half of it (the default, GATE_ERRORS), not beyond all of it. Fixed 3,
+    broken 2: 0.04 within half of sqrt(5) x 0.04 = 0.089."""
+    flips = {0, 2, 4} if len(fixed) == 2 else {0, 2, 4, 6, 8}
+    decision = _gate_case(EVEN_LOW, right_second=fixed, learned_flips=flips, errors=errors)
     assert decision.estimated[1.0] - decision.estimated[0.0] == pytest.approx(0.04)
-    assert decision.bound[1.0] == pytest.approx(0.0)
-    assert decision.weight == 0.0
-    assert "by the learned reranker 0.040, gains within their standard error;" in decision.note
+    error = np.sqrt(len(flips)) * 0.04
+    assert decision.bound[1.0] == pytest.approx(0.04 - errors * error)
+    assert decision.weight == (0.75 if learns else 0.0)
+    if not learns:
+        assert "gains too small for their standard error;" in decision.note
 
 
 @pytest.mark.parametrize("head", [True, False])
