@@ -37,10 +37,11 @@ weight), out of fold:
   on the demo, 47 random decisions estimated a gain of 3 points that was a loss of 9 on the
   rest. A whole standard error (until stop 27) was too timid where the decisions are few: on
   1,000 ICD codes, 100 decisions in review order, the gate judged on about 50 probes and kept
-  the zero-shot ranking on 9 of 14 samples, though learning paid on every one of the seven
-  replayed with the weight forced (+3.3 to +10.5 points). With half, the rest at 100 rose by
-  2.5 points in review order and 0.9 at random (14 samples), the demo's curve did not move,
-  and a sample lost more than a point in 4 of 112 cases. The standard error decides
+  the zero-shot ranking on 8 of 14 samples, though learning paid on every one of the seven
+  replayed with the weight forced (+3.3 to +10.5 points at 100 and 200). With half, the rest
+  at 100 rose by 2.5 points in review order and 0.9 at random (14 samples), the demo's curve
+  did not move, and an arm lost more than a point in 4 of 112 (sample, arm, count) cases.
+  The standard error decides
   whether to learn, not how much: a larger weight changes more concepts, so its error is
   larger, and the weight whose gain less its error is largest, or the best of those whose
   gain clears it, was 0.5 where a 0.75 estimated better paid more. On ICD (1,000 codes) that
