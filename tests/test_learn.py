@@ -239,7 +239,7 @@ def test_the_gate_judges_on_the_decided_probes_when_there_are_enough():
 
 @pytest.mark.parametrize(
     ("fixed", "errors", "learns"),
-    [({0, 2}, 0.5, True), ({0, 2}, 1.0, False), ({0, 2, 4}, 0.5, False)],
+    [({0, 2}, GATE_ERRORS, True), ({0, 2}, 1.0, False), ({0, 2, 4}, GATE_ERRORS, False)],
 )
 def test_the_gate_wants_a_gain_beyond_half_its_standard_error(fixed, errors, learns):
     """The learned reranker swaps the two candidates of the first bin's decided concepts 0, 2,

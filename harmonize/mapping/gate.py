@@ -41,12 +41,12 @@ weight), out of fold:
   replayed with the weight forced (+3.3 to +10.5 points at 100 and 200). With half, the rest
   at 100 rose by 2.5 points in review order and 0.9 at random (14 samples), an arm lost more
   than a point in 4 of 112 (sample, arm, count) cases, and on the demo the rest rose at 75
-  reviews in review order (0.840 to 0.880) and at 50 at random (0.743 to 0.757).
-  The standard error decides
-  whether to learn, not how much: a larger weight changes more concepts, so its error is
-  larger, and the weight whose gain less its error is largest, or the best of those whose
-  gain clears it, was 0.5 where a 0.75 estimated better paid more. On ICD (1,000 codes) that
-  cost 5.4 points of the rest at 200 reviews (S = 4) and 7.7 at 100 (S = 6).
+  reviews in review order (0.840 to 0.880) and at 50 at random (0.743 to 0.757). The
+  standard error decides whether to learn, not how much: a larger weight changes more
+  concepts, so its error is larger, and the weight whose gain less its error is largest, or
+  the best of those whose gain clears it, was 0.5 where a 0.75 estimated better paid more. On
+  ICD (1,000 codes) that cost 5.4 points of the rest at 200 reviews (S = 4) and 7.7 at 100
+  (S = 6).
 
 >>> zero = pd.DataFrame({"source": [0, 0], "target": [5, 6], "rank": [1, 2]})
 >>> learned = pd.DataFrame({"source": [0, 0], "target": [6, 5], "rank": [1, 2]})
