@@ -207,7 +207,7 @@ def _estimates(
     margins: np.ndarray,
     decided: list[int],
     weights: tuple[float, ...],
-    errors: float = GATE_ERRORS,
+    errors: float,
 ) -> tuple[dict[float, float], dict[float, float], dict[float, float]]:
     """Per weight, the top-1 on the undecided estimated from ``decided`` (weighted by the
     margin bins), its gain over the first weight's less ``errors`` standard errors of the
