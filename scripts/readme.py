@@ -8,8 +8,9 @@ repository's ``.venv/bin`` first on ``PATH``; it then writes each command's real
 stderr, as a terminal shows them, without progress bars) under it.
 
 ``--check`` writes nothing: it compares the README with a fresh run and exits 1 with a diff where
-they differ. Wall times, run ids and dates are masked before comparing; a block opened with
-```` ```console varies ```` (speed figures) is run but not compared.
+they differ. Wall times, run ids and dates are masked and full-precision floats rounded to 4
+decimals before comparing; a block opened with ```` ```console varies ```` (speed figures) is
+run but not compared.
 
 Usage::
 
@@ -40,6 +41,10 @@ MASKS = [
     (re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(\+\d\d:\d\d)?\b"), "<time>"),
     (re.compile(r"\b\d+(\.\d+)?( ?ms|s)\b"), "<t>"),
 ]
+# Floats printed at full precision (csv, json) are compared to 4 decimals: their last digits
+# differ between processors (a cosine of 0.5213854908943176 on one machine is
+# 0.5213855504989624 on another, from the encoder's floating point).
+LONG_FLOAT = re.compile(r"\b\d+\.\d{7,}\b")
 
 
 @dataclass
@@ -162,10 +167,16 @@ def render(lines: list[str], blocks: list[Block], fresh: list[list[list[str]]]) 
 
 
 def masked(lines: list[str]) -> list[str]:
+    """The lines with MASKS applied and long floats rounded to 4 decimals.
+
+    >>> masked(["0.5213854908943176,ok 0.25 in 3.2s"])
+    ['0.5214,ok 0.25 in <t>']
+    """
     result = []
     for line in lines:
         for pattern, token in MASKS:
             line = pattern.sub(token, line)
+        line = LONG_FLOAT.sub(lambda m: f"{float(m.group()):.4f}", line)
         result.append(line)
     return result
 
